@@ -1,0 +1,51 @@
+# LIVI pipeline. `make demo` and `make test` are the two commands a new user needs.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_out
+export LIVI_HOME := $(CURDIR)
+export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-all airflow benchmarks clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) espeak  ## create .venv and install everything (no-op when done)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: an unpinned resolve pulls a multi-GB CUDA build.
+	$(PIP) install -q torch==$$(sed -n 's/^torch==//p' requirements.txt)
+	$(PIP) install -q -r requirements.txt
+	# musicnn's own dependencies (TensorFlow 1, numpy<1.17) are not needed: we only read its weights.
+	$(PIP) install -q --no-deps musicnn==0.1.0
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+espeak:
+	@command -v espeak-ng >/dev/null || { \
+	  echo "installing espeak-ng (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng; }
+
+demo: setup  ## run the whole pipeline through Airflow on the bundled demo catalogue
+	$(VENV)/bin/livi demo --out $(DEMO_DIR)
+
+test: setup  ## run the test suite (what CI runs)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup  ## the suite including slow tests
+	$(PY) -m pytest -q
+
+airflow: setup  ## start Airflow locally (standalone, SQLite) on 127.0.0.1:8080
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/livi airflow-standalone
+
+benchmarks: setup  ## run every benchmark, writing benchmarks/results/*.json
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:  ## remove generated data (keeps .venv)
+	rm -rf data $(DEMO_DIR) airflow_home

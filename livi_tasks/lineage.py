@@ -1,0 +1,87 @@
+"""Which artifact each stage reads and writes: the pipeline's lineage in one place.
+
+A stage's fingerprint is its config section hashed with its parent's fingerprint (and any extra
+identity, such as a model checkpoint's hash), so a change anywhere upstream gives every stage
+below new keys and nothing stale is ever read. The per-catalogue ingest pointer names the
+current ingest and its shards; everything else is derived from the configuration.
+
+Artifact contents (file names without extension):
+- ingest (shard ``all``): tables ``tracks`` (track_id, work_id, uri, relpath, sha256,
+  duration_s, sample_rate, channels, format, status, shard), ``quarantine`` (track_id, work_id,
+  path, reason); JSON ``shards`` ({shard: [track_id, ...]}).
+- vocal: tables ``windows`` (track_id, window, start_s, end_s, vocalness) and ``tracks``
+  (track_id, work_id, uri, duration_s, mean_vocalness, status kept|excluded|failed, reason).
+- segments: table ``segments`` (segment_id, track_id, work_id, index, start_s, end_s,
+  region_start_s, region_end_s, pad_before_s, pad_after_s, zero_pad_s); array ``audio``
+  float16 (n_segments, segment samples at 16 kHz), rows aligned with the table.
+- transcribe: table ``transcripts`` (segment_id, track_id, work_id, text, language,
+  avg_logprob, no_speech_prob, compression_ratio, temperature, kept, reason).
+- text: array ``segment_embeddings`` float32 + table ``segments`` (segment_id, track_id,
+  work_id) for kept segments; array ``track_embeddings`` + table ``tracks`` (track_id,
+  work_id); JSON ``model`` ({name, dim}).
+- features: array ``states`` float16 (n_segments, frames, width) aligned with the segments
+  table; JSON ``checkpoint``.
+- embed: same layout as text (``segment_embeddings``, ``segments``, ``track_embeddings``,
+  ``tracks``, ``model``).
+"""
+
+from __future__ import annotations
+
+from .config import LiviConfig
+from .store import Artifact, ArtifactMissing, ArtifactStore
+
+INGEST_SHARD = "all"
+PARENT = {
+    "vocal": "ingest",
+    "segments": "vocal",
+    "transcribe": "segments",
+    "text": "transcribe",
+    "features": "segments",
+    "embed": "segments",
+}
+SECTION = {
+    "vocal": "vocal",
+    "segments": "segments",
+    "transcribe": "transcribe",
+    "text": "text",
+    "features": "segments",
+    "embed": "encoder",
+}
+
+
+def pointer_name(catalogue: str) -> str:
+    return f"{catalogue}/CURRENT_INGEST.json"
+
+
+def current_ingest(store: ArtifactStore, catalogue: str) -> dict:
+    """The ingest pointer: {"fingerprint": ..., "shards": [...]}."""
+    try:
+        return store.read_pointer(pointer_name(catalogue))
+    except ArtifactMissing:
+        raise ArtifactMissing(f"catalogue {catalogue!r} has not been ingested into {store.root}: run `livi ingest`") from None
+
+
+def shard_ids(store: ArtifactStore, catalogue: str) -> list[str]:
+    return list(current_ingest(store, catalogue)["shards"])
+
+
+def fingerprint(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: str, extra: tuple[str, ...] = ()) -> str:
+    """Fingerprint of ``stage`` for the catalogue's current ingest; ``extra`` adds identities
+    the config does not hold (a checkpoint hash, a trained model's fingerprint)."""
+    if stage == "ingest":
+        return current_ingest(store, catalogue)["fingerprint"]
+    parent = fingerprint(cfg, store, catalogue, PARENT[stage])
+    section = getattr(cfg, SECTION[stage])
+    return section.fingerprint(stage, parent, *extra)
+
+
+def artifact_for(
+    cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: str, shard: str, extra: tuple[str, ...] = ()
+) -> Artifact:
+    shard = INGEST_SHARD if stage == "ingest" else shard
+    return store.artifact(catalogue, stage, shard, fingerprint(cfg, store, catalogue, stage, extra))
+
+
+def input_of(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: str, shard: str) -> Artifact:
+    """The completed parent artifact a stage reads; a clear error if it is not there yet."""
+    return artifact_for(cfg, store, catalogue, PARENT[stage], shard).require()

@@ -1,0 +1,50 @@
+"""Shared fixtures: real audio made on the fly, the shared reference fixtures, a config per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from livi_tasks.config import LiviConfig, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+# Tests run on 2 cores; keep torch from oversubscribing them.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    if not SHARED_FIXTURES.is_dir():
+        pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES}")
+    return SHARED_FIXTURES
+
+
+def write_tone(path: Path, seconds: float = 2.0, rate: int = 16_000, channels: int = 1, amplitude: float = 0.3, subtype: str | None = None) -> Path:
+    """A short chord (not silence) as a real audio file."""
+    t = np.arange(int(seconds * rate)) / rate
+    mono = amplitude * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 330 * t)) / 1.5
+    data = np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data.astype(np.float32), rate, subtype=subtype)
+    return path
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> LiviConfig:
+    """Defaults with a private data root, untouched by the developer's environment."""
+    return load_config(overrides={"store": {"root": str(tmp_path / "data")}}, environ={})
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real demo catalogue (sung lyrics over synthesised backings), made once per session."""
+    from livi_tasks.demo import make_demo_catalogue
+
+    out = tmp_path_factory.mktemp("demo")
+    return make_demo_catalogue(out, works=4, versions=2, seed=7, instrumentals=1, hard_negatives=1, min_duration_s=40, max_duration_s=45)
