@@ -84,6 +84,121 @@ def ingest(
     _print_json(ingest_catalogue(_state(ctx), source, catalogue))
 
 
+SHARD_COMMANDS = {
+    "detect-vocals": ("vocal", "Score 3 s windows for vocals with Musicnn and filter out tracks below lambda."),
+    "segment": ("segments", "Cut 30 s segments around the vocal regions (padded, last piece zero-padded)."),
+    "transcribe": ("transcribe", "Transcribe each vocal segment with Whisper, keeping only credible lyrics."),
+    "embed-lyrics": ("text", "Embed the kept transcripts into the fixed text space (per segment and per track)."),
+    "baseline": ("baseline", "Compute the audio-only 2D-FTM chroma baseline fingerprints."),
+    "cache-features": ("features", "Cache the frozen Whisper encoder's frame states of every segment (float16)."),
+}
+
+
+def _add_shard_command(name: str, stage: str, help_text: str) -> None:
+    def command(
+        ctx: typer.Context,
+        catalogue: str = typer.Option(..., "--catalogue", help="Catalogue name (as ingested)."),
+        shard: list[str] = typer.Option([], "--shard", help="Only these shards (repeatable; default all)."),
+    ) -> None:
+        from .pipeline import run_stage_over_shards
+
+        _print_json(run_stage_over_shards(_state(ctx), stage, catalogue, shard or None))
+
+    command.__doc__ = help_text
+    app.command(name, help=help_text)(command)
+
+
+for _name, (_stage, _help) in SHARD_COMMANDS.items():
+    _add_shard_command(_name, _stage, _help)
+
+
+@app.command("embed-audio")
+def embed_audio(
+    ctx: typer.Context,
+    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue name (as ingested)."),
+    shard: list[str] = typer.Option([], "--shard", help="Only these shards (repeatable; default all)."),
+    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
+) -> None:
+    """ASR-free track embeddings: vocal segments -> frozen Whisper encoder + trained head."""
+    from .pipeline import run_stage_over_shards
+
+    _print_json(run_stage_over_shards(_state(ctx), "embed", catalogue, shard or None, model=model))
+
+
+@app.command("train-encoder")
+def train_encoder(
+    ctx: typer.Context,
+    catalogue: list[str] = typer.Option(..., "--catalogue", help="Transcribed catalogues to train on (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch checkpoint of an interrupted run."),
+    promote: bool = typer.Option(True, "--promote/--no-promote", help="Make the trained model the one later stages use."),
+) -> None:
+    """Distil the audio encoder's head into the lyrics embedding space (frozen Whisper encoder)."""
+    from .store import ArtifactStore
+    from .train_encoder import promote_model, train
+
+    cfg = _state(ctx)
+    result = train(cfg, catalogue, resume=resume)
+    if promote:
+        promote_model(ArtifactStore(cfg.store.root), result["fingerprint"])
+    _print_json(result)
+
+
+@app.command("build-index")
+def build_index(
+    ctx: typer.Context,
+    catalogue: list[str] = typer.Option(..., "--catalogue", help="Catalogues to index (repeatable); new ones are added."),
+    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
+) -> None:
+    """Build or extend the Faiss index of ASR-free track embeddings."""
+    from .index import build_catalogue_index
+
+    _print_json(build_catalogue_index(_state(ctx), catalogue, model=model))
+
+
+@app.command()
+def query(
+    ctx: typer.Context,
+    audio_file: Path = typer.Argument(..., help="An audio file (wav, flac, ogg, mp3)."),
+    top_k: int = typer.Option(10, "--top-k", min=1, max=1000, help="How many results."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Find the versions of a song in the index: embeds the file without ASR and searches."""
+    from .query import format_results, query_file
+
+    results = query_file(_state(ctx), audio_file, top_k)
+    typer.echo(results.to_json(orient="records", indent=2) if as_json else format_results(results))
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    catalogue: str = typer.Option(..., "--catalogue", help="A labelled catalogue (as ingested)."),
+    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
+) -> None:
+    """Score every available embedding (lyrics ASR, LIVI audio, chroma baseline); write the HTML report."""
+    from .evaluate import evaluate_catalogue, format_metrics
+
+    summary = evaluate_catalogue(_state(ctx), catalogue, model=model)
+    typer.echo(format_metrics(summary))
+    typer.echo(f"report: {summary['report']}")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    source: Path = typer.Argument(..., help="Catalogue folder or CSV manifest."),
+    catalogue: Optional[str] = typer.Option(None, help="Catalogue name (default: the folder's name)."),
+    train: bool = typer.Option(False, "--train/--no-train", help="Retrain the encoder on this catalogue (always when none is promoted)."),
+) -> None:
+    """Every stage in this process, without Airflow: ingest to evaluation."""
+    from .evaluate import format_metrics
+    from .pipeline import run_pipeline
+
+    result = run_pipeline(_state(ctx), str(source), catalogue, train=train)
+    typer.echo(format_metrics(result["stages"]["evaluate"]))
+    typer.echo(f"report: {result['stages']['evaluate']['report']}")
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     from .catalogue import CatalogueError

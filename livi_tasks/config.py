@@ -141,6 +141,12 @@ class IndexConfig(Section):
     ivf_probe: int = Field(32, ge=1)
 
 
+class BaselineConfig(Section):
+    patch_beats: int = Field(75, ge=4, description="Beats per chroma patch of the 2D-FTM baseline.")
+    power: float = Field(1.96, gt=0, description="Power-law expansion of chroma before the 2D FFT.")
+    max_duration_s: float = Field(240.0, gt=0, description="Audio analysed per track (from the start).")
+
+
 class EvaluateConfig(Section):
     worst_queries: int = Field(10, ge=0, description="Worst queries listed in the report.")
     baseline: bool = Field(True, description="Also evaluate the audio-only 2D-FTM chroma baseline.")
@@ -160,6 +166,7 @@ class LiviConfig(BaseModel):
     text: TextEmbedConfig = TextEmbedConfig()
     encoder: EncoderConfig = EncoderConfig()
     index: IndexConfig = IndexConfig()
+    baseline: BaselineConfig = BaselineConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
 

@@ -21,6 +21,8 @@ Artifact contents (file names without extension):
   work_id); JSON ``model`` ({name, dim}).
 - features: array ``states`` float16 (n_segments, frames, width) aligned with the segments
   table; JSON ``checkpoint``.
+- baseline: the audio-only 2D-FTM chroma baseline; array ``track_embeddings`` + table
+  ``tracks`` (track_id, work_id) + table ``failed`` (track_id, reason).
 - embed: same layout as text (``segment_embeddings``, ``segments``, ``track_embeddings``,
   ``tracks``, ``model``).
 """
@@ -38,6 +40,7 @@ PARENT = {
     "text": "transcribe",
     "features": "segments",
     "embed": "segments",
+    "baseline": "ingest",
 }
 SECTION = {
     "vocal": "vocal",
@@ -46,6 +49,7 @@ SECTION = {
     "text": "text",
     "features": "segments",
     "embed": "encoder",
+    "baseline": "baseline",
 }
 
 

@@ -1,0 +1,66 @@
+"""The stages in order, and an in-process run of them (the CLI's ``livi run``; Airflow runs the
+same library functions as separate tasks)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Callable
+
+from tqdm import tqdm
+
+from .config import LiviConfig
+from .lineage import shard_ids
+from .store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+# stage name -> "module:function" with the per-shard signature (cfg, catalogue, shard, store) -> dict.
+SHARD_STAGES = {
+    "vocal": "livi_tasks.vocal:detect_vocals",
+    "segments": "livi_tasks.segments:extract_vocal_segments",
+    "transcribe": "livi_tasks.transcribe:transcribe_segments",
+    "text": "livi_tasks.text_embed:embed_lyrics",
+    "baseline": "livi_tasks.baseline:embed_baseline",
+    "features": "livi_tasks.features:cache_encoder_features",
+    "embed": "livi_tasks.audio_embed:embed_audio",
+}
+LYRICS_STAGES = ("vocal", "segments", "transcribe", "text")
+
+
+def stage_function(stage: str) -> Callable[..., dict]:
+    """Import a per-shard stage's entry function (lazily: heavy modules load only when used)."""
+    module, name = SHARD_STAGES[stage].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_stage_over_shards(cfg: LiviConfig, stage: str, catalogue: str, shards: list[str] | None = None, store: ArtifactStore | None = None, **kwargs) -> list[dict]:
+    store = store or ArtifactStore(cfg.store.root)
+    function = stage_function(stage)
+    shards = shards or shard_ids(store, catalogue)
+    return [function(cfg, catalogue, shard, store=store, **kwargs) for shard in tqdm(shards, desc=f"{stage} {catalogue}", unit="shard", disable=None)]
+
+
+def run_pipeline(cfg: LiviConfig, source: str, catalogue: str | None = None, train: bool = False, store: ArtifactStore | None = None) -> dict:
+    """Ingest -> lyrics path -> (train, promote) -> ASR-free embeddings -> index -> evaluation."""
+    from .catalogue import ingest_catalogue
+    from .evaluate import evaluate_catalogue
+    from .index import build_catalogue_index
+    from .train_encoder import promote_model, promoted_model, train as train_encoder
+
+    store = store or ArtifactStore(cfg.store.root)
+    ingested = ingest_catalogue(cfg, source, catalogue, store)
+    catalogue = ingested["catalogue"]
+    stages = [*LYRICS_STAGES, "baseline"] if cfg.evaluate.baseline else list(LYRICS_STAGES)
+    summaries = {stage: run_stage_over_shards(cfg, stage, catalogue, store=store) for stage in stages}
+    model = promoted_model(store)
+    if train or model is None:
+        summaries["features"] = run_stage_over_shards(cfg, "features", catalogue, store=store)
+        trained = train_encoder(cfg, [catalogue], store=store)
+        model = trained["fingerprint"]
+        promote_model(store, model)
+        summaries["train"] = trained
+    summaries["embed"] = run_stage_over_shards(cfg, "embed", catalogue, store=store, model=model)
+    summaries["index"] = build_catalogue_index(cfg, [catalogue], store=store, model=model)
+    summaries["evaluate"] = evaluate_catalogue(cfg, catalogue, store=store, model=model)
+    return {"catalogue": catalogue, "ingest": ingested, "model": model, "stages": summaries}
