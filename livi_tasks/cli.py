@@ -199,6 +199,17 @@ def run(
     typer.echo(f"report: {result['stages']['evaluate']['report']}")
 
 
+@app.command()
+def doctor(ctx: typer.Context) -> None:
+    """Check models, espeak-ng, free disk, the Airflow home and database; print fixes."""
+    from .doctor import format_checks, run_checks
+
+    checks = run_checks(_state(ctx))
+    typer.echo(format_checks(checks))
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     from .catalogue import CatalogueError
