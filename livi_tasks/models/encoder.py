@@ -1,0 +1,133 @@
+"""The LIVI audio encoder: the frozen Whisper encoder plus a small trainable head.
+
+The head pools Whisper's frame states with one learnable [CLS] query (class attention), then
+projects the pooled vector into the text-embedding space and L2-normalises it, so that cosine
+similarity between audio embeddings approximates the similarity of the lyrics they carry. Only
+the head has parameters to train: Whisper's encoder is frozen, which is why its frame states can
+be computed once and cached (livi_tasks.features).
+
+A head is saved as a plain tensor state dict (``torch.load(weights_only=True)``-loadable) plus a
+JSON config that rebuilds it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import whisper
+from torch import nn
+from whisper.model import AudioEncoder, Whisper
+
+HEAD_WEIGHTS_FILE = "head.pt"
+HEAD_CONFIG_FILE = "head.json"
+
+
+class LiviHead(nn.Module):
+    """Class-attention pooling of frame states -> MLP projection -> unit vector of ``text_dim``."""
+
+    def __init__(self, width: int, text_dim: int, hidden_dim: int = 512, attention_heads: int = 4, dropout: float = 0.1):
+        super().__init__()
+        if width % attention_heads:
+            raise ValueError(f"frame width {width} is not divisible by {attention_heads} attention heads")
+        self.settings = {
+            "width": width,
+            "text_dim": text_dim,
+            "hidden_dim": hidden_dim,
+            "attention_heads": attention_heads,
+            "dropout": dropout,
+        }
+        # Small init: the query starts near the mean of the frames instead of a random direction.
+        self.cls_query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.attention = nn.MultiheadAttention(width, attention_heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(width)
+        self.projection = nn.Sequential(
+            nn.Linear(width, hidden_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_dim, text_dim),
+        )
+
+    def forward(self, frame_states: torch.Tensor) -> torch.Tensor:
+        """(batch, frames, width) -> (batch, text_dim), unit length."""
+        query = self.cls_query.expand(frame_states.shape[0], -1, -1)
+        pooled, _ = self.attention(query, frame_states, frame_states, need_weights=False)
+        return F.normalize(self.projection(self.norm(pooled.squeeze(1))), dim=-1)
+
+    def config(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+
+def head_to_bytes(head: LiviHead) -> tuple[bytes, bytes]:
+    """(weights, config) as bytes: a tensor-only state dict and its JSON config."""
+    buffer = io.BytesIO()
+    torch.save({name: tensor.detach().cpu().clone() for name, tensor in head.state_dict().items()}, buffer)
+    return buffer.getvalue(), json.dumps(head.config(), indent=2, sort_keys=True).encode()
+
+
+def head_from_bytes(weights: bytes, config: bytes | dict[str, Any]) -> LiviHead:
+    settings = json.loads(config) if isinstance(config, (bytes, str)) else dict(config)
+    head = LiviHead(**settings)
+    head.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    return head.eval()
+
+
+def _audio_encoder(whisper_model: Whisper | AudioEncoder) -> AudioEncoder:
+    return whisper_model.encoder if isinstance(whisper_model, Whisper) else whisper_model
+
+
+def frame_width(whisper_model: Whisper | AudioEncoder) -> int:
+    return _audio_encoder(whisper_model).ln_post.normalized_shape[0]
+
+
+def encode_frames(whisper_model: Whisper | AudioEncoder, audio_16k_batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Frame states (batch, 1500, width), float32, of 16 kHz mono clips padded or trimmed to 30 s.
+
+    The log-mel is computed per clip: whisper.log_mel_spectrogram clamps to 8 dB below the
+    maximum of its whole input, so a batched call would let one loud clip change the others.
+    """
+    encoder = _audio_encoder(whisper_model)
+    device = encoder.conv1.weight.device
+    n_mels = encoder.conv1.in_channels
+    clips = torch.as_tensor(np.asarray(audio_16k_batch, dtype=np.float32) if not torch.is_tensor(audio_16k_batch) else audio_16k_batch)
+    clips = clips.to(device=device, dtype=torch.float32)
+    if clips.ndim == 1:
+        clips = clips[None]
+    mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(clip), n_mels=n_mels) for clip in clips])
+    with torch.inference_mode():
+        return encoder(mels).float()
+
+
+class LiviEncoder(nn.Module):
+    """Frozen Whisper encoder + trainable LiviHead: 16 kHz audio clips -> unit embeddings."""
+
+    def __init__(self, whisper_model: Whisper | AudioEncoder, head: LiviHead):
+        super().__init__()
+        self.whisper_encoder = _audio_encoder(whisper_model)
+        if frame_width(self.whisper_encoder) != head.settings["width"]:
+            raise ValueError(
+                f"head expects frame width {head.settings['width']}, the Whisper encoder gives {frame_width(self.whisper_encoder)}"
+            )
+        self.whisper_encoder.requires_grad_(False)
+        self.whisper_encoder.eval()
+        self.head = head
+
+    def train(self, mode: bool = True) -> "LiviEncoder":
+        # The Whisper encoder stays in eval mode whatever the head does: it is frozen.
+        super().train(mode)
+        self.whisper_encoder.eval()
+        return self
+
+    def forward(self, audio_16k_batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return self.head(encode_frames(self.whisper_encoder, audio_16k_batch).clone())
+
+
+def resolve_device(setting: str) -> str:
+    """``auto`` -> cuda when present, else cpu; ``cpu``/``cuda`` as given."""
+    if setting == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return setting

@@ -1,0 +1,66 @@
+"""LiviHead / LiviEncoder: shapes, unit norm, frozen Whisper, save and load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from livi_tasks.models.encoder import LiviEncoder, LiviHead, encode_frames, head_from_bytes, head_to_bytes
+from livi_tasks.models.whisper_weights import load_whisper
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tmp_path_factory):
+    from livi_tasks.config import LiviConfig
+
+    return load_whisper("tiny.en", LiviConfig().models_dir)
+
+
+def test_head_outputs_unit_vectors_of_text_dim():
+    torch.manual_seed(0)
+    head = LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=4, dropout=0.0)
+    out = head(torch.randn(3, 20, 16))
+    assert out.shape == (3, 8)
+    assert torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-6)
+
+
+def test_head_rejects_width_not_divisible_by_heads():
+    with pytest.raises(ValueError, match="divisible"):
+        LiviHead(width=10, text_dim=8, attention_heads=4)
+
+
+def test_head_round_trips_through_bytes():
+    torch.manual_seed(1)
+    head = LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=2, dropout=0.1).eval()
+    weights, config = head_to_bytes(head)
+    restored = head_from_bytes(weights, config)
+    frames = torch.randn(2, 5, 16)
+    assert restored.config() == head.config()
+    assert torch.equal(restored(frames), head(frames))
+
+
+def test_encode_frames_matches_whisper_on_one_clip(tiny_whisper):
+    rng = np.random.default_rng(0)
+    clips = (0.1 * rng.standard_normal((2, 16_000 * 5))).astype(np.float32)
+    states = encode_frames(tiny_whisper, clips)
+    assert states.shape == (2, 1500, 384) and states.dtype == torch.float32
+    import whisper
+
+    mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(clips[1])))
+    with torch.no_grad():
+        expected = tiny_whisper.encoder(mel[None])[0]
+    assert torch.allclose(states[1], expected, atol=1e-4)
+
+
+def test_only_the_head_gets_gradients(tiny_whisper):
+    torch.manual_seed(0)
+    head = LiviHead(width=384, text_dim=8, hidden_dim=16, attention_heads=4, dropout=0.0)
+    encoder = LiviEncoder(tiny_whisper, head).train()
+    assert not encoder.whisper_encoder.training
+    trainable = {name for name, p in encoder.named_parameters() if p.requires_grad}
+    assert trainable and all(name.startswith("head.") for name in trainable)
+    clips = np.random.default_rng(1).standard_normal((2, 16_000)).astype(np.float32) * 0.1
+    encoder(clips).sum().backward()
+    assert all(p.grad is None for p in encoder.whisper_encoder.parameters())
+    assert all(p.grad is not None for p in encoder.head.parameters())
