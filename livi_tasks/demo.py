@@ -39,6 +39,10 @@ GENERATOR_VERSION = 1
 
 ESPEAK_RATE = 22_050
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "demo.json")
+TRACK_COLUMNS = (
+    "track_id", "work_id", "kind", "voice", "speed", "word_gap", "pitch", "key", "tempo", "intro_s", "duration_s",
+    "sample_rate", "channels", "format", "backing_seed", "backing_of", "lines_sung", "target_snr_db", "snr_db",
+)
 MIN_TRACK_DURATION_S = 8.0  # the longest lyric line at the slowest voice must fit after the intro
 MAX_TRACK_DURATION_S = 600.0
 
@@ -73,7 +77,9 @@ burning secret shallow ancient crooked distant endless faded fragile hungry humb
 purple restless rusty sacred scarlet silent simple sleepy smoky sudden tender tired velvet
 wooden yellow bitter brave clever cloudy crimson dusty eager fierce foggy friendly happy
 honest icy lazy lucky muddy noisy pale proud rainy rough salty sandy shiny sharp shy steady
-stormy sunny thin windy wise cozy giant magic modern royal""".split()
+stormy sunny thin windy wise cozy giant magic modern royal amber bold calm chilly dizzy fancy
+gloomy graceful grumpy jolly lively mellow misty nervous peaceful precious ragged shaggy sleek
+slender spicy stubborn swift tiny weary wicked""".split()
 
 # N, V and A are filled from a work's own nouns, verbs and adjectives; the rest is shared glue.
 LINE_TEMPLATES = (
@@ -263,9 +269,9 @@ def plan_demo_catalogue(
             )
     for index in range(1, instrumentals + 1):
         mode = str(rng.choice(list(SCALES)))
-        backing = _draw_backing(
-            rng, min_duration_s, max_duration_s, int(rng.integers(12)), mode, _choice(rng, PROGRESSIONS[mode]), lead=True
-        )
+        progression = _choice(rng, PROGRESSIONS[mode])
+        key_root = int(rng.integers(12))
+        backing = _draw_backing(rng, min_duration_s, max_duration_s, key_root, mode, progression, lead=True)
         work_id = f"instrumental-{index:02d}"
         tracks.append(TrackSpec(work_id, work_id, "instrumental", backing, _draw_format(rng)))
     versions_so_far = [track for track in tracks if track.kind == "version"]
@@ -328,11 +334,12 @@ def synthesise_backing(spec: BackingSpec) -> np.ndarray:
     for bar, degree in enumerate(spec.progression):
         notes = [48 + spec.key_root + _scale_step(scale, degree + step) for step in (0, 2, 4)]
         bar_start = int(round(bar * 4 * beat * rate))
-        hits = [0.0, 1.0, 2.0, 3.0] if spec.chord_stabs else [0.0]
+        # Stabs hit every beat and die quickly; pads hold the whole bar.
+        hits, length_s, decay_s = ((0, 1, 2, 3), 0.45 * beat, 0.35) if spec.chord_stabs else ((0,), 4 * beat, 1.5)
+        tone = sum(_harmonic_tone(_hz(note), length_s, rate, spec.chord_harmonics) for note in notes)
+        tone = tone * _envelope(len(tone), rate, 0.01, decay_s)
         for hit in hits:
-            length_s = 0.45 * beat if spec.chord_stabs else 4 * beat
-            tone = sum(_harmonic_tone(_hz(note), length_s, rate, spec.chord_harmonics) for note in notes)
-            _add_at(chords, tone * _envelope(len(tone), rate, 0.01, 0.35 if spec.chord_stabs else 1.5), bar_start + int(hit * beat * rate))
+            _add_at(chords, tone, bar_start + int(hit * beat * rate))
         root = 36 + spec.key_root + _scale_step(scale, degree)
         for eighth in range(8):
             note = root + (12 if eighth % 4 == 3 else 0)  # an octave jump for movement
@@ -617,10 +624,13 @@ def _drum_one_shots(rng: np.random.Generator, rate: int) -> tuple[np.ndarray, np
     kick_hz = 45 + 90 * np.exp(-kick_t / 0.04)  # the pitch sweep that makes a kick
     kick = 0.9 * np.sin(2 * np.pi * np.cumsum(kick_hz) / rate) * np.exp(-kick_t / 0.12)
     snare_t = np.arange(int(0.25 * rate)) / rate
-    snare_noise = signal.sosfilt(signal.butter(2, [1000, 6000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(snare_t)))
-    snare = 0.45 * (snare_noise * np.exp(-snare_t / 0.07) + 0.6 * np.sin(2 * np.pi * 185 * snare_t) * np.exp(-snare_t / 0.04))
+    snare_band = signal.butter(2, [1000, 6000], "bandpass", fs=rate, output="sos")
+    snare_noise = signal.sosfilt(snare_band, rng.standard_normal(len(snare_t)))
+    snare_body = 0.6 * np.sin(2 * np.pi * 185 * snare_t) * np.exp(-snare_t / 0.04)
+    snare = 0.45 * (snare_noise * np.exp(-snare_t / 0.07) + snare_body)
     hat_t = np.arange(int(0.08 * rate)) / rate
-    hat_noise = signal.sosfilt(signal.butter(2, 7000, "highpass", fs=rate, output="sos"), rng.standard_normal(len(hat_t)))
+    hat_band = signal.butter(2, 7000, "highpass", fs=rate, output="sos")
+    hat_noise = signal.sosfilt(hat_band, rng.standard_normal(len(hat_t)))
     hat = 0.18 * hat_noise * np.exp(-hat_t / 0.02)
     return kick, snare, hat
 
@@ -689,7 +699,7 @@ def _render_and_write(spec: TrackSpec, root: Path) -> tuple[tuple[SungLine, ...]
     path = root / spec.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     data = mixed[:, 0] if mixed.shape[1] == 1 else mixed
-    sf.write(path, data.astype(np.float32), spec.backing.sample_rate, subtype="PCM_16", format=spec.audio_format.upper())
+    sf.write(path, data.astype(np.float32), spec.backing.sample_rate, "PCM_16", format=spec.audio_format.upper())
     return stems.lines, stems.vocal_to_backing_db()
 
 
@@ -712,26 +722,39 @@ def _write_tables(root: Path, plan: DemoPlan, sung: dict[str, tuple[tuple[SungLi
         writer = csv.writer(handle)
         writer.writerow(["track_id", "start_s", "end_s"])
         for spec in plan.tracks:
-            writer.writerows([spec.track_id, f"{line.start_s:.3f}", f"{line.end_s:.3f}"] for line in sung[spec.track_id][0])
+            lines = sung[spec.track_id][0]
+            writer.writerows([spec.track_id, f"{line.start_s:.3f}", f"{line.end_s:.3f}"] for line in lines)
     with open(root / "tracks.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(
-            ["track_id", "work_id", "kind", "voice", "speed", "word_gap", "pitch", "key", "tempo", "intro_s", "duration_s",
-             "sample_rate", "channels", "format", "backing_seed", "backing_of", "lines_sung",
-             "target_snr_db", "snr_db"]
-        )
+        writer = csv.DictWriter(handle, TRACK_COLUMNS, restval="")
+        writer.writeheader()
         for spec in plan.tracks:
             lines, snr_db = sung[spec.track_id]
             backing = spec.backing
-            sung_track = spec.kind != "instrumental"
-            writer.writerow(
-                [spec.track_id, spec.work_id, spec.kind, spec.voice, spec.speed_wpm if sung_track else "",
-                 spec.word_gap if sung_track else "",
-                 spec.pitch if sung_track else "", backing.key, f"{backing.tempo_bpm:g}",
-                 f"{spec.intro_s:g}" if sung_track else "", f"{backing.duration_s:g}", backing.sample_rate,
-                 backing.channels, spec.audio_format, backing.seed, spec.backing_of, len(lines),
-                 f"{spec.target_snr_db:g}" if sung_track else "", f"{snr_db:.2f}" if sung_track else ""]
-            )
+            row = {
+                "track_id": spec.track_id,
+                "work_id": spec.work_id,
+                "kind": spec.kind,
+                "key": backing.key,
+                "tempo": f"{backing.tempo_bpm:g}",
+                "duration_s": f"{backing.duration_s:g}",
+                "sample_rate": backing.sample_rate,
+                "channels": backing.channels,
+                "format": spec.audio_format,
+                "backing_seed": backing.seed,
+                "backing_of": spec.backing_of,
+                "lines_sung": len(lines),
+            }
+            if spec.kind != "instrumental":
+                row |= {
+                    "voice": spec.voice,
+                    "speed": spec.speed_wpm,
+                    "word_gap": spec.word_gap,
+                    "pitch": spec.pitch,
+                    "intro_s": f"{spec.intro_s:g}",
+                    "target_snr_db": f"{spec.target_snr_db:g}",
+                    "snr_db": f"{snr_db:.2f}",
+                }
+            writer.writerow(row)
     sung_lines = {spec.track_id: [line.text for line in sung[spec.track_id][0]] for spec in plan.tracks}
     lyrics = {"works": plan.lyrics, "tracks": sung_lines}
     (root / "lyrics.json").write_text(json.dumps(lyrics, indent=2) + "\n")
@@ -752,7 +775,8 @@ def _check_replaceable(out_dir: Path) -> None:
         raise ValueError(f"out_dir: {out_dir} exists and is not a folder")
     foreign = sorted(entry.name for entry in out_dir.iterdir() if entry.name not in OUTPUT_FILES)
     if foreign or (any(out_dir.iterdir()) and not (out_dir / "demo.json").exists()):
-        raise ValueError(f"out_dir: {out_dir} holds files that are not a demo catalogue ({', '.join(foreign[:3]) or 'no demo.json'})")
+        reason = ", ".join(foreign[:3]) or "no demo.json"
+        raise ValueError(f"out_dir: {out_dir} holds files that are not a demo catalogue ({reason})")
 
 
 def _replace_folder(staging: Path, out_dir: Path) -> None:

@@ -20,7 +20,14 @@ from livi_tasks.demo import (
     synthesise_backing,
 )
 
-TINY = {"works": 2, "versions": 2, "instrumentals": 1, "hard_negatives": 1, "min_duration_s": 9, "max_duration_s": 12}
+TINY = {
+    "works": 2,
+    "versions": 2,
+    "instrumentals": 1,
+    "hard_negatives": 1,
+    "min_duration_s": 9,
+    "max_duration_s": 12,
+}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -29,7 +36,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def _audio_hashes(root: Path) -> dict[str, str]:
-    return {row["track_id"]: hashlib.sha256((root / row["path"]).read_bytes()).hexdigest() for row in _rows(root / "manifest.csv")}
+    return {
+        row["track_id"]: hashlib.sha256((root / row["path"]).read_bytes()).hexdigest()
+        for row in _rows(root / "manifest.csv")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +59,8 @@ def test_another_seed_gives_other_songs(tiny: Path, tmp_path: Path) -> None:
     first, second = _audio_hashes(tiny), _audio_hashes(other)
     assert first.keys() == second.keys()
     assert all(first[track] != second[track] for track in first)
-    assert json.loads((tiny / "lyrics.json").read_text())["works"] != json.loads((other / "lyrics.json").read_text())["works"]
+    lyrics = [json.loads((root / "lyrics.json").read_text())["works"] for root in (tiny, other)]
+    assert lyrics[0] != lyrics[1]
 
 
 def test_layout_and_tables_agree(tiny: Path) -> None:
@@ -120,7 +131,8 @@ def test_works_share_few_content_words() -> None:
     plan = plan_demo_catalogue(seed=0, works=12, versions=1, instrumentals=0, hard_negatives=0)
     glue = {word for template in LINE_TEMPLATES for word in template.split() if word not in "NVA"} | {"an"}
     vocabularies = [
-        {word for line in lines for word in re.findall(r"[a-z]+", line.lower())} - glue for lines in plan.lyrics.values()
+        {word for line in lines for word in re.findall(r"[a-z]+", line.lower())} - glue
+        for lines in plan.lyrics.values()
     ]
     for lines in plan.lyrics.values():
         assert 6 <= len(lines) <= 10 and all(5 <= len(line.split()) <= 9 for line in lines)
