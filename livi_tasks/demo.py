@@ -35,7 +35,7 @@ from scipy import signal
 from tqdm import tqdm
 
 # Bump when the generated audio or tables change, so that an existing catalogue is rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 ESPEAK_RATE = 22_050
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "demo.json")
