@@ -1,0 +1,78 @@
+"""LIVI incoming: each day's newly arrived catalogues, embedded with the promoted model."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task, task_group
+from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
+from livi_airflow.operators import LiviIngestOperator, LiviShardOperator
+from livi_airflow.params import config_params
+
+# Consumed by livi_index: an event means some catalogue's audio embeddings have landed.
+EMBEDDINGS = Asset(name="livi_embeddings", uri="file:///livi/embeddings")
+
+DOC = """
+### LIVI incoming
+
+Catalogues arrive as folders `<incoming root>/YYYY-MM-DD/<catalogue>/` (layout
+`<work_id>/<track>`, or a CSV manifest inside). The run for data interval day D processes the
+folders under `D/` (`{{ ds }}`) with the current **promoted** model, without transcription:
+
+**ingest** -> per shard (mapped): **vocal** -> **segments** -> **embed** -> **publish**, which emits
+an event on the `livi_embeddings` asset; the asset-scheduled `livi_index` DAG then adds the
+catalogues to the index.
+
+Catch-up is off; past days are processed on request with
+`airflow backfill create --dag-id livi_incoming --from-date 2026-01-01 --to-date 2026-01-03`.
+A day without a folder skips. Reruns skip work already done.
+"""
+
+
+@task(task_id="publish", outlets=[EMBEDDINGS])
+def publish(units: list[dict[str, str]], *, outlet_events=None) -> list[str]:
+    """Announce which catalogues now have embeddings (the asset event's extra names them)."""
+    catalogues = sorted({unit["catalogue"] for unit in units})
+    outlet_events[EMBEDDINGS].extra = {"catalogues": catalogues}
+    return catalogues
+
+
+@dag(
+    dag_id="livi_incoming",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["livi", "incoming", "inference"],
+    doc_md=DOC,
+    max_active_runs=2,
+    params={
+        "incoming_root": Param(
+            os.environ.get("LIVI_INCOMING_ROOT", "incoming"), type="string", minLength=1, title="Incoming root",
+            description="Folder holding one YYYY-MM-DD folder per arrival day.",
+        ),
+        **config_params(),
+    },
+)
+def livi_incoming():
+    ingest = LiviIngestOperator(task_id="ingest", source="{{ params.incoming_root }}/{{ ds }}", arrivals=True)
+
+    @task_group(group_id="audio")
+    def audio(catalogue: str, shard: str):
+        """One shard to ASR-free audio embeddings; shards run independently of each other."""
+        vocal = LiviShardOperator(
+            task_id="vocal", function="livi_tasks.vocal.detect_vocals", catalogue=catalogue, shard=shard
+        )
+        segments = LiviShardOperator(
+            task_id="segments", function="livi_tasks.segments.extract_vocal_segments", catalogue=catalogue, shard=shard
+        )
+        embed = LiviShardOperator(
+            task_id="embed", function="livi_tasks.audio_embed.embed_audio", catalogue=catalogue, shard=shard, **HEAVY_ARGS
+        )
+        vocal >> segments >> embed
+
+    audio.expand_kwargs(ingest.output) >> publish(ingest.output)
+
+
+livi_incoming()

@@ -1,0 +1,41 @@
+"""LIVI index: rebuild the search index whenever a catalogue's audio embeddings land."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, dag
+from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
+from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
+from livi_airflow.params import config_params
+from livi_airflow.store_units import catalogues_ready
+
+DOC = """
+### LIVI index
+
+Scheduled on the `livi_embeddings` asset (produced by `livi_incoming`): when new embeddings land,
+**embed** makes sure every segmented catalogue has embeddings from the promoted model (done shards
+are skipped) and **index** rebuilds the Faiss index over all of them.
+"""
+
+
+@dag(
+    dag_id="livi_index",
+    schedule=[Asset(name="livi_embeddings", uri="file:///livi/embeddings")],
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["livi", "index"],
+    doc_md=DOC,
+    max_active_runs=1,
+    params=config_params(),
+)
+def livi_index():
+    units = catalogues_ready.override(task_id="segmented_catalogues")("segments")
+    embed = LiviShardOperator.partial(
+        task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
+    ).expand_kwargs(units)
+    index = LiviCatalogueOperator(
+        task_id="index", function="livi_tasks.index.build_catalogue_index", arguments={"catalogues": units["catalogues"]}
+    )
+    embed >> index
+
+
+livi_index()

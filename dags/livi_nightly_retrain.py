@@ -1,0 +1,73 @@
+"""LIVI nightly retrain: train on every transcribed catalogue, promote only if not worse, re-embed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import Param, dag
+from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
+from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
+from livi_airflow.params import CATALOGUE_NAME_PATTERN, config_params
+from livi_airflow.store_units import catalogues_ready
+from livi_airflow.training import promote_if_not_worse, train_tracked
+
+DOC = """
+### LIVI nightly retrain
+
+Every night at 02:00 UTC:
+
+1. **training_data**: every catalogue in the store whose lyrics embeddings are complete (the
+   `text` stage), except the held-out catalogue;
+2. **features** per shard (cached, so only new shards cost time) -> **train** the audio encoder
+   head; the run is logged to MLflow (params, per-epoch losses, model files) at
+   `$MLFLOW_TRACKING_URI`, default `sqlite:///<data root>/mlflow.db`;
+3. **promote_if_not_worse**: embed and evaluate the new model on the labelled held-out catalogue
+   (Param `holdout_catalogue`, already ingested and segmented) and promote it only when its
+   `livi_audio` MAP is not below the promoted model's;
+4. **embed** every segmented catalogue with the promoted model (skipped where already done) and
+   rebuild the **index** over all of them.
+
+Training the same data with the same settings again is skipped by the library (same model
+fingerprint), so a night without new catalogues costs little.
+"""
+
+
+@dag(
+    dag_id="livi_nightly_retrain",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["livi", "training", "mlflow"],
+    doc_md=DOC,
+    max_active_runs=1,
+    params={
+        "holdout_catalogue": Param(
+            "holdout", type="string", pattern=CATALOGUE_NAME_PATTERN, title="Held-out catalogue",
+            description="Labelled catalogue (already in the store) that decides promotion; never trained on.",
+        ),
+        **config_params(),
+    },
+)
+def livi_nightly_retrain():
+    training_units = catalogues_ready.override(task_id="training_data")("text", exclude="{{ params.holdout_catalogue }}")
+    features = LiviShardOperator.partial(
+        task_id="features", function="livi_tasks.features.cache_encoder_features", **HEAVY_ARGS
+    ).expand_kwargs(training_units)
+    training = train_tracked.override(task_id="train", **HEAVY_ARGS)(training_units["catalogues"])
+    decision = promote_if_not_worse.override(**HEAVY_ARGS)(training, "{{ params.holdout_catalogue }}")
+
+    index_units = catalogues_ready.override(task_id="segmented_catalogues")("segments")
+    embed = LiviShardOperator.partial(
+        task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
+    ).expand_kwargs(index_units)
+    index = LiviCatalogueOperator(
+        task_id="index", function="livi_tasks.index.build_catalogue_index",
+        arguments={"catalogues": index_units["catalogues"]},
+    )
+
+    features >> training
+    decision >> index_units >> embed >> index
+
+
+livi_nightly_retrain()
