@@ -107,10 +107,10 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
 
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     # A huge learning rate makes validation loss get worse quickly.
-    settings = _settings(epochs=30, patience=2, lr=3.0, warmup_fraction=0.0)
+    settings = _settings(epochs=12, patience=2, lr=3.0, warmup_fraction=0.0)
     train_set, val_set = _split(_pairs())
     result = fit_head(_fresh_head(settings), train_set, val_set, settings, tmp_path)
-    assert result.stopped_early and len(result.history) < 30
+    assert result.stopped_early and len(result.history) < 12
     val_losses = [row["val_loss"] for row in result.history]
     assert result.best_epoch == int(np.argmin(val_losses))
     assert len(result.history) == result.best_epoch + 1 + settings.patience

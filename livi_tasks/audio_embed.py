@@ -1,0 +1,152 @@
+"""ASR-free embeddings: vocal segments -> frozen Whisper encoder + trained head.
+
+No Whisper decoding happens here: one encoder pass per segment replaces transcription and text
+embedding. A track's embedding is the normalised mean of its segment embeddings, in the same
+space (and the same artifact layout) as the lyrics embeddings of the text stage, so either can
+be indexed and compared.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .audio import SAMPLE_RATE, load_audio
+from .config import LiviConfig
+from .features import ENCODE_BATCH, SEGMENT_COLUMNS, cached_whisper, whisper_identity
+from .models.encoder import LiviEncoder, head_from_bytes, resolve_device
+from .stage import run_shard_stage
+from .store import Artifact, ArtifactStore
+from .train_encoder import model_artifact, promoted_model
+
+STAGE = "embed"
+TRACK_COLUMNS = ["track_id", "work_id"]
+
+log = logging.getLogger(__name__)
+
+
+class NoEncoderModel(LookupError):
+    """No trained encoder was named and none is promoted."""
+
+
+@dataclass
+class LoadedEncoder:
+    encoder: LiviEncoder
+    info: dict  # the model's JSON: fingerprint, text model, whisper checkpoint, settings
+    device: str
+
+
+def choose_model(store: ArtifactStore, model: str | None) -> str:
+    """The given fingerprint, else the promoted one; a clear error when there is neither."""
+    fingerprint = model or promoted_model(store)
+    if not fingerprint:
+        raise NoEncoderModel("no encoder model given and none is promoted: run `livi train-encoder` (it promotes the result) or pass --model")
+    return fingerprint
+
+
+# Loaded encoders by (fingerprint, models_dir, device): the fingerprint names the weights exactly.
+_LOADED: dict[tuple[str, str, str], LoadedEncoder] = {}
+
+
+def load_encoder(cfg: LiviConfig, store: ArtifactStore, model: str | None = None) -> LoadedEncoder:
+    """The trained encoder (frozen Whisper + head) of a fingerprint, default the promoted one; cached per process."""
+    fingerprint = choose_model(store, model)
+    device = resolve_device(cfg.encoder.device)
+    cache_key = (fingerprint, cfg.models_dir, device)
+    if cache_key in _LOADED:
+        return _LOADED[cache_key]
+    artifact = model_artifact(store, fingerprint)
+    if not artifact.is_complete():
+        raise NoEncoderModel(f"encoder model {fingerprint} not found in {store.root}: train it first")
+    info = artifact.read_json("model")
+    whisper = info["whisper"]
+    # The head only makes sense on the exact encoder it was trained on.
+    found = whisper_identity(whisper["name"], cfg.models_dir)
+    if found["id"] != whisper["id"]:
+        raise ValueError(f"encoder model {fingerprint} was trained on Whisper {whisper}, but {whisper['name']!r} resolves to {found['id']} here")
+    head = head_from_bytes(artifact.read_bytes("head.pt"), artifact.read_bytes("head.json"))
+    encoder = LiviEncoder(cached_whisper(whisper["name"], cfg.models_dir, device), head.to(device)).eval()
+    _LOADED[cache_key] = LoadedEncoder(encoder=encoder, info=info, device=device)
+    return _LOADED[cache_key]
+
+
+def embed_clips(loaded: LoadedEncoder, audio: np.ndarray, description: str = "embed") -> np.ndarray:
+    """Unit embeddings float32 (n, text_dim) of 30 s clips at 16 kHz (rows of ``audio``)."""
+    dim = loaded.info["text_model"]["dim"]
+    out = np.zeros((len(audio), dim), dtype=np.float32)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(audio), ENCODE_BATCH), desc=description, unit="batch", leave=False, disable=None):
+            clips = np.asarray(audio[start : start + ENCODE_BATCH], dtype=np.float32)
+            out[start : start + len(clips)] = loaded.encoder(clips).cpu().numpy()
+    return out
+
+
+def track_embeddings(segment_embeddings: np.ndarray, segments: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """Normalised mean of each track's segment embeddings, tracks in order of first appearance."""
+    tracks = segments[TRACK_COLUMNS].drop_duplicates("track_id").reset_index(drop=True)
+    codes = pd.Categorical(segments["track_id"], categories=tracks["track_id"]).codes
+    sums = np.zeros((len(tracks), segment_embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, codes, segment_embeddings)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.maximum(norms, 1e-12)).astype(np.float32), tracks
+
+
+def embed_audio(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None, model: str | None = None) -> dict:
+    """The embed stage for one shard: every segment through the encoder, then track embeddings."""
+    store = store or ArtifactStore(cfg.store.root)
+    fingerprint = choose_model(store, model)
+
+    def work(segments_artifact: Artifact, output: Artifact) -> dict:
+        loaded = load_encoder(cfg, store, fingerprint)
+        segments = segments_artifact.read_table("segments")
+        audio = segments_artifact.read_array("audio", mmap=True)
+        segment_vectors = embed_clips(loaded, audio, description=f"embed {catalogue}/{shard}")
+        track_vectors, tracks = track_embeddings(segment_vectors, segments)
+        output.write_array("segment_embeddings", segment_vectors)
+        output.write_table("segments", segments[SEGMENT_COLUMNS].reset_index(drop=True))
+        output.write_array("track_embeddings", track_vectors)
+        output.write_table("tracks", tracks)
+        output.write_json("model", {"name": "livi-audio", "dim": int(segment_vectors.shape[1]), "encoder": fingerprint, "text_model": loaded.info["text_model"]})
+        log.info("embed %s/%s: %d segments -> %d tracks with encoder %s", catalogue, shard, len(segments), len(tracks), fingerprint)
+        return {"segments": int(len(segments)), "tracks": int(len(tracks)), "encoder": fingerprint}
+
+    return run_shard_stage(cfg, store, catalogue, STAGE, shard, work, extra=(fingerprint,))
+
+
+def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np.ndarray:
+    """float16 30 s clips of a track's vocal segments (the segments stage's rule); without a
+    vocal segment, the whole track in consecutive 30 s chunks."""
+    from .models.musicnn import WINDOW_SECONDS
+    from .segments import cut_audio, plan_segments
+    from .vocal import window_vocalness
+
+    segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
+    scores, _ = window_vocalness(audio, cfg.vocal, cfg.models_dir)
+    plans = plan_segments(scores, WINDOW_SECONDS, len(audio) / SAMPLE_RATE, cfg.vocal.window_threshold, cfg.segments.segment_s, cfg.segments.max_pad_s)
+    if plans:
+        mean = float(scores.mean()) if len(scores) else 0.0
+        if mean < cfg.vocal.min_track_vocalness:
+            log.info("%s: mean vocalness %.3f is below lambda %.2f; embedding its %d vocal segments anyway", name, mean, cfg.vocal.min_track_vocalness, len(plans))
+        return cut_audio(audio, plans, segment_samples)
+    chunks = max(1, -(-len(audio) // segment_samples))
+    log.warning("%s: no vocal segment found; falling back to %d whole-file %g s chunks", name, chunks, cfg.segments.segment_s)
+    padded = np.zeros(chunks * segment_samples, dtype=np.float16)
+    padded[: len(audio)] = audio
+    return padded.reshape(chunks, segment_samples)
+
+
+def embed_file(cfg: LiviConfig, path: str | Path, store: ArtifactStore | None = None, model: str | None = None) -> np.ndarray:
+    """Track embedding (text_dim,) of one audio file: decode -> vocal windows -> segments -> encoder."""
+    store = store or ArtifactStore(cfg.store.root)
+    loaded = load_encoder(cfg, store, model)
+    audio = load_audio(str(path), max_duration_s=cfg.ingest.max_duration_s)
+    clips = file_segments(cfg, audio, name=str(path))
+    vectors = embed_clips(loaded, clips, description=Path(path).name)
+    mean = vectors.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)

@@ -1,0 +1,114 @@
+"""Features -> training -> ASR-free embeddings on the real demo catalogue (tiny.en for speed).
+
+The text stage's output is stood in for by one fixed random unit vector per work (the tests
+check the pipeline's mechanics; retrieval quality is the benchmark's job).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from livi_tasks.audio_embed import NoEncoderModel, embed_audio, embed_file, file_segments
+from livi_tasks.catalogue import ingest_catalogue
+from livi_tasks.config import load_config
+from livi_tasks.features import cache_encoder_features
+from livi_tasks.lineage import artifact_for, shard_ids
+from livi_tasks.segments import extract_vocal_segments
+from livi_tasks.store import ArtifactStore
+from livi_tasks.train_encoder import promote_model, promoted_model, train
+from livi_tasks.vocal import detect_vocals
+
+TEXT_DIM = 24
+
+
+@pytest.fixture(scope="module")
+def pipeline(demo_catalogue, tmp_path_factory):
+    root = tmp_path_factory.mktemp("embed")
+    cfg = load_config(
+        overrides={
+            "store": {"root": str(root / "data")},
+            "ingest": {"shard_size": 6},
+            "transcribe": {"whisper_model": "tiny.en"},
+            "encoder": {"epochs": 3, "batch_size": 4, "hidden_dim": 32, "attention_heads": 2, "patience": 2, "device": "cpu"},
+        },
+        environ={},
+    )
+    store = ArtifactStore(cfg.store.root)
+    ingest_catalogue(cfg, demo_catalogue, "demo", store)
+    rng = np.random.default_rng(0)
+    work_vectors: dict[str, np.ndarray] = {}
+    for shard in shard_ids(store, "demo"):
+        detect_vocals(cfg, "demo", shard, store)
+        extract_vocal_segments(cfg, "demo", shard, store)
+        segments = artifact_for(cfg, store, "demo", "segments", shard).require().read_table("segments")
+        _write_text_stand_in(cfg, store, shard, segments, work_vectors, rng)
+    return cfg, store, root
+
+
+def _write_text_stand_in(cfg, store, shard, segments: pd.DataFrame, work_vectors: dict, rng) -> None:
+    vectors = []
+    for work in segments["work_id"]:
+        if work not in work_vectors:
+            vector = rng.standard_normal(TEXT_DIM)
+            work_vectors[work] = (vector / np.linalg.norm(vector)).astype(np.float32)
+        vectors.append(work_vectors[work])
+    text = artifact_for(cfg, store, "demo", "text", shard)
+    text.write_array("segment_embeddings", np.array(vectors, dtype=np.float32).reshape(-1, TEXT_DIM))
+    text.write_table("segments", segments[["segment_id", "track_id", "work_id"]])
+    text.write_json("model", {"name": "stand-in", "dim": TEXT_DIM})
+    text.commit({"stand_in": True})
+
+
+def test_embed_needs_a_model(pipeline):
+    cfg, store, _ = pipeline
+    if promoted_model(store) is None:
+        with pytest.raises(NoEncoderModel, match="train-encoder"):
+            embed_audio(cfg, "demo", shard_ids(store, "demo")[0], store)
+
+
+def test_features_train_embed_end_to_end(pipeline, demo_catalogue):
+    cfg, store, root = pipeline
+    shard = shard_ids(store, "demo")[0]
+    features = cache_encoder_features(cfg, "demo", shard, store)
+    assert not features["skipped"] and features["width"] == 384 and features["frames"] == 1500
+    states = artifact_for(cfg, store, "demo", "features", shard, (features["checkpoint"]["id"],)).read_array("states", mmap=True)
+    assert states.dtype == np.float16 and states.shape[0] == features["segments"]
+    assert cache_encoder_features(cfg, "demo", shard, store)["skipped"]
+
+    trained = train(cfg, ["demo"], store, out_dir=root / "training")  # computes the other shards' features
+    assert not trained["skipped"] and trained["epochs_run"] == 3 and len(trained["history"]) == 3
+    assert trained["text_model"] == {"name": "stand-in", "dim": TEXT_DIM}
+    assert (root / "training" / "metrics.jsonl").read_text().count("\n") == 3
+    assert train(cfg, ["demo"], store)["skipped"]  # same data, same settings: nothing to do
+
+    promote_model(store, trained["fingerprint"])
+    assert promoted_model(store) == trained["fingerprint"]
+    for each in shard_ids(store, "demo"):
+        result = embed_audio(cfg, "demo", each, store)
+        assert result["encoder"] == trained["fingerprint"]
+    output = artifact_for(cfg, store, "demo", "embed", shard, (trained["fingerprint"],)).require()
+    tracks = output.read_table("tracks")
+    track_vectors = output.read_array("track_embeddings")
+    segment_vectors = output.read_array("segment_embeddings")
+    assert segment_vectors.shape == (len(output.read_table("segments")), TEXT_DIM)
+    assert np.allclose(np.linalg.norm(track_vectors, axis=1), 1, atol=1e-5)
+    assert output.read_json("model")["encoder"] == trained["fingerprint"]
+
+    # The query path (decode -> vocal -> segments -> encoder) gives the stage's embedding.
+    ingested = artifact_for(cfg, store, "demo", "ingest", shard).read_table("tracks").set_index("track_id")
+    track_id = tracks["track_id"].iloc[0]
+    from_file = embed_file(cfg, ingested.loc[track_id, "uri"], store)
+    assert float(from_file @ track_vectors[0]) > 0.999
+
+
+def test_file_without_vocals_falls_back_to_whole_file_chunks(pipeline, caplog):
+    cfg, _, _ = pipeline
+    rate = 16_000
+    t = np.arange(65 * rate) / rate
+    hum = (0.2 * np.sin(2 * np.pi * 110 * t)).astype(np.float32)
+    with caplog.at_level("WARNING"):
+        clips = file_segments(cfg, hum, name="hum")
+    assert clips.shape == (3, 30 * rate)
+    assert "falling back" in caplog.text
