@@ -5,7 +5,8 @@ learning rate per epoch as metrics, and the trained head as artifacts. Runs are 
 model fingerprint, so training the same model twice (skipped by the library) reuses its run.
 
 The tracking server is ``$MLFLOW_TRACKING_URI``; without it, a SQLite database beside the data
-(``sqlite:///<data root>/mlflow.db``) with artifacts under ``<data root>/mlflow-artifacts``.
+(``sqlite:///<data root>/mlflow.db``). Unless the URI is a tracking server, run artifacts go under
+``<data root>/mlflow-artifacts``.
 
 Promotion after retraining: the candidate is embedded and evaluated on a labelled held-out
 catalogue and replaces the promoted model only when its MAP is not lower.
@@ -46,13 +47,15 @@ def tracking_uri(cfg: LiviConfig) -> str:
 def _experiment_id(cfg: LiviConfig) -> str:
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
-    # A tracking server keeps artifacts where it is configured to; the local default keeps them
-    # beside the data rather than in ./mlruns of whatever directory the worker runs in.
-    location = None if os.environ.get("MLFLOW_TRACKING_URI") else (_local_data_root(cfg) / "mlflow-artifacts").as_uri()
+    # A tracking server keeps artifacts where it is configured to; a database URI would put them
+    # in ./mlruns of whatever directory the worker runs in, so they go beside the data instead.
+    served = uri.startswith(("http://", "https://", "databricks"))
+    location = None if served else (_local_data_root(cfg) / "mlflow-artifacts").as_uri()
     return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
 
 
