@@ -148,7 +148,9 @@ class MusicnnModel(nn.Module):
         )
         self.timbral_norms = nn.ModuleList(_batch_norm(timbral_filters, 2) for _ in range(2))
         self.temporal_lengths = (128, 64, 32)
-        self.temporal_convs = nn.ModuleList(nn.Conv2d(1, temporal_filters, (length, 1)) for length in self.temporal_lengths)
+        self.temporal_convs = nn.ModuleList(
+            nn.Conv2d(1, temporal_filters, (length, 1)) for length in self.temporal_lengths
+        )
         self.temporal_norms = nn.ModuleList(_batch_norm(temporal_filters, 2) for _ in self.temporal_lengths)
         frontend_channels = 2 * timbral_filters + len(self.temporal_lengths) * temporal_filters
         self.midend_convs = nn.ModuleList(
