@@ -112,6 +112,21 @@ for _name, (_stage, _help) in SHARD_COMMANDS.items():
     _add_shard_command(_name, _stage, _help)
 
 
+@app.command("train-vocal-head")
+def train_vocal_head(
+    ctx: typer.Context,
+    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue whose vocal stage has run."),
+    regions: Path = typer.Option(..., "--regions", help="CSV track_id,start_s,end_s of sung regions (the demo's vocals.csv)."),
+    out: Path = typer.Option(Path("vocal_head.pt"), "--out", help="Where to save the head (.pt; metrics beside it)."),
+    epochs: int = typer.Option(300, min=1, help="Full-batch training steps."),
+) -> None:
+    """Train the paper's linear vocal head on Musicnn penultimate features; use it with
+    --set vocal.method=trained_head --set vocal.head_path=OUT."""
+    from .vocal_head import train_vocal_head as train
+
+    _print_json(train(_state(ctx), catalogue, regions, out, epochs=epochs))
+
+
 @app.command("embed-audio")
 def embed_audio(
     ctx: typer.Context,

@@ -48,3 +48,28 @@ def demo_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("demo")
     return make_demo_catalogue(out, works=4, versions=2, seed=7, instrumentals=1, hard_negatives=1, min_duration_s=40, max_duration_s=45)
+
+
+@pytest.fixture(scope="session")
+def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
+    """The demo pipeline's config for tests: tiny.en for speed, small shards, a session data root."""
+    root = tmp_path_factory.mktemp("demo_data")
+    return load_config(
+        overrides={"store": {"root": str(root)}, "transcribe": {"whisper_model": "tiny.en"}, "ingest": {"shard_size": 6}},
+        environ={},
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_ingested(demo_cfg: LiviConfig, demo_catalogue: Path) -> str:
+    """The session demo catalogue, ingested as "demo"; stages run on it share their artifacts."""
+    from livi_tasks.catalogue import ingest_catalogue
+
+    return ingest_catalogue(demo_cfg, demo_catalogue, "demo")["catalogue"]
+
+
+def run_stages(cfg: LiviConfig, catalogue: str, *stages: str) -> dict[str, list[dict]]:
+    """Run per-shard stages in order over every shard (skipping what is done)."""
+    from livi_tasks.pipeline import run_stage_over_shards
+
+    return {stage: run_stage_over_shards(cfg, stage, catalogue) for stage in stages}

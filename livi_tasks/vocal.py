@@ -1,0 +1,91 @@
+"""Vocal filtering: Musicnn vocalness per non-overlapping 3 s window, and the track filter.
+
+Each window gets a vocalness v in [0, 1], either zero-shot from the MTT taggram (vocal tags against
+the no-vocal tags) or from a trained linear head on Musicnn's penultimate features (the paper's
+design; see ``vocal_head``). A track whose mean vocalness is below lambda
+(``vocal.min_track_vocalness``) is excluded, with that reason recorded: instrumentals carry no
+lyrics to match. The penultimate features are kept with the windows so that a head can be trained
+later without running Musicnn again.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .audio import SAMPLE_RATE, AudioError, load_audio
+from .config import LiviConfig, VocalConfig
+from .models.musicnn import TAGS, WINDOW_SECONDS, VocalHead, load_musicnn, log_mel_windows, predict_windows, zero_shot_vocalness
+from .stage import run_shard_stage, shard_tracks
+from .store import Artifact, ArtifactStore
+
+log = logging.getLogger(__name__)
+
+STAGE = "vocal"
+WINDOW_COLUMNS = ["track_id", "window", "start_s", "end_s", "vocalness"]
+TRACK_COLUMNS = ["track_id", "work_id", "uri", "duration_s", "mean_vocalness", "status", "reason"]
+FEATURE_DIM = 200
+
+
+@functools.lru_cache(maxsize=2)
+def _musicnn(name: str, models_dir: str):
+    return load_musicnn(name, models_dir)
+
+
+@functools.lru_cache(maxsize=2)
+def _head(path: str):
+    return VocalHead.load(path)
+
+
+def window_vocalness(audio_16k: np.ndarray, cfg: VocalConfig, models_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """(vocalness (n,), penultimate features (n, 200)) of the 3 s windows of a 16 kHz signal."""
+    windows = log_mel_windows(audio_16k)
+    if not len(windows):
+        return np.zeros(0, np.float32), np.zeros((0, FEATURE_DIM), np.float32)
+    taggram, features = predict_windows(_musicnn(cfg.musicnn_model, models_dir), windows, cfg.batch_windows)
+    if cfg.method == "trained_head":
+        scores = _head(cfg.head_path).vocalness(features)
+    else:
+        scores = zero_shot_vocalness(taggram, TAGS[cfg.musicnn_model])
+    return scores.astype(np.float32), features
+
+
+def _detect_shard(cfg: LiviConfig, shard: str, ingest: Artifact, output: Artifact) -> dict:
+    tracks = shard_tracks(ingest, shard)
+    window_rows, track_rows, feature_blocks = [], [], []
+    for row in tqdm(tracks.itertuples(), total=len(tracks), desc=f"vocal {shard}", unit="track", disable=None):
+        base = {"track_id": row.track_id, "work_id": row.work_id, "uri": row.uri, "duration_s": row.duration_s}
+        try:
+            audio = load_audio(row.uri, max_duration_s=cfg.ingest.max_duration_s)
+            scores, features = window_vocalness(audio, cfg.vocal, cfg.models_dir)
+        except AudioError as exc:
+            log.warning("vocal: %s failed: %s", row.track_id, exc)
+            track_rows.append({**base, "mean_vocalness": np.nan, "status": "failed", "reason": str(exc)})
+            continue
+        duration = len(audio) / SAMPLE_RATE
+        for index, score in enumerate(scores):
+            start = index * WINDOW_SECONDS
+            window_rows.append({"track_id": row.track_id, "window": index, "start_s": start, "end_s": min(start + WINDOW_SECONDS, duration), "vocalness": float(score)})
+        feature_blocks.append(features.astype(np.float16))
+        mean = float(scores.mean()) if len(scores) else 0.0
+        lam = cfg.vocal.min_track_vocalness
+        if mean >= lam:
+            track_rows.append({**base, "mean_vocalness": mean, "status": "kept", "reason": ""})
+        else:
+            log.info("vocal: %s excluded, mean vocalness %.3f < lambda %.2f", row.track_id, mean, lam)
+            track_rows.append({**base, "mean_vocalness": mean, "status": "excluded", "reason": f"mean vocalness {mean:.3f} below lambda {lam:g}"})
+    table = pd.DataFrame(track_rows, columns=TRACK_COLUMNS)
+    output.write_table("windows", pd.DataFrame(window_rows, columns=WINDOW_COLUMNS))
+    output.write_table("tracks", table)
+    output.write_array("features", np.concatenate(feature_blocks) if feature_blocks else np.zeros((0, FEATURE_DIM), np.float16))
+    counts = table["status"].value_counts()
+    return {"tracks": len(table), "kept": int(counts.get("kept", 0)), "excluded": int(counts.get("excluded", 0)), "failed": int(counts.get("failed", 0)), "windows": len(window_rows)}
+
+
+def detect_vocals(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None) -> dict:
+    """Score one shard's tracks for vocals and decide which go on to segmentation."""
+    return run_shard_stage(cfg, store, catalogue, STAGE, shard, lambda ingest, out: _detect_shard(cfg, shard, ingest, out))

@@ -1,0 +1,63 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import run_stages
+from livi_tasks.lineage import artifact_for, shard_ids
+from livi_tasks.store import ArtifactStore
+from livi_tasks.vocal_head import precision_recall, train_vocal_head, window_coverage, window_labels
+
+
+def _vocal_tables(cfg, catalogue):
+    store = ArtifactStore(cfg.store.root)
+    artifacts = [artifact_for(cfg, store, catalogue, "vocal", shard) for shard in shard_ids(store, catalogue)]
+    windows = pd.concat([a.read_table("windows") for a in artifacts], ignore_index=True)
+    tracks = pd.concat([a.read_table("tracks") for a in artifacts], ignore_index=True)
+    return windows, tracks
+
+
+@pytest.fixture(scope="module")
+def vocal_done(demo_cfg, demo_ingested):
+    return run_stages(demo_cfg, demo_ingested, "vocal")["vocal"]
+
+
+def test_zero_shot_window_detection_and_track_filter(demo_cfg, demo_ingested, demo_catalogue, vocal_done):
+    windows, tracks = _vocal_tables(demo_cfg, demo_ingested)
+    labels = window_labels(window_coverage(windows, pd.read_csv(demo_catalogue.parent / "vocals.csv")))
+    scores = precision_recall((windows["vocalness"].to_numpy() >= demo_cfg.vocal.window_threshold).astype(int), labels)
+    print("zero-shot window detection:", scores)
+    assert scores["precision"] >= 0.9 and scores["recall"] >= 0.9
+    status = tracks.set_index("track_id")["status"]
+    assert (status[status.index.str.startswith("instrumental")] == "excluded").all()
+    assert (status[~status.index.str.startswith("instrumental")] == "kept").all()
+    excluded = tracks[tracks.status == "excluded"]
+    assert excluded["reason"].str.contains("below lambda").all()
+
+
+def test_windows_and_features_are_aligned(demo_cfg, demo_ingested, vocal_done):
+    store = ArtifactStore(demo_cfg.store.root)
+    for shard in shard_ids(store, demo_ingested):
+        vocal = artifact_for(demo_cfg, store, demo_ingested, "vocal", shard)
+        windows = vocal.read_table("windows")
+        assert vocal.read_array("features").shape == (len(windows), 200)
+        for _, group in windows.groupby("track_id"):
+            assert np.allclose(group["start_s"], 3.0 * group["window"])
+
+
+def test_rerun_is_skipped(demo_cfg, demo_ingested, vocal_done):
+    again = run_stages(demo_cfg, demo_ingested, "vocal")["vocal"]
+    assert all(summary["skipped"] for summary in again)
+
+
+def test_trained_head_detects_vocals(demo_cfg, demo_ingested, demo_catalogue, vocal_done, tmp_path):
+    regions = demo_catalogue.parent / "vocals.csv"
+    result = train_vocal_head(demo_cfg, demo_ingested, regions, tmp_path / "head.pt")
+    print("trained head:", result)
+    assert result["validation"]["precision"] >= 0.9 and result["validation"]["recall"] >= 0.9
+    head_cfg = demo_cfg.model_copy(update={"vocal": demo_cfg.vocal.model_copy(update={"method": "trained_head", "head_path": str(tmp_path / "head.pt")})})
+    run_stages(head_cfg, demo_ingested, "vocal")
+    windows, tracks = _vocal_tables(head_cfg, demo_ingested)
+    labels = window_labels(window_coverage(windows, pd.read_csv(regions)))
+    scores = precision_recall((windows["vocalness"].to_numpy() >= 0.5).astype(int), labels)
+    assert scores["precision"] >= 0.9 and scores["recall"] >= 0.9
+    assert (tracks.loc[tracks.track_id.str.startswith("instrumental"), "status"] == "excluded").all()
