@@ -5,8 +5,6 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
-export LIVI_HOME := $(CURDIR)
-export AIRFLOW_HOME ?= $(CURDIR)/airflow_home
 export PYTHONUNBUFFERED := 1
 
 .PHONY: setup demo test test-all airflow benchmarks clean help
@@ -33,7 +31,7 @@ espeak:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng; }
 
 demo: setup  ## run the whole pipeline through Airflow on the bundled demo catalogue
-	$(VENV)/bin/livi demo --out $(DEMO_DIR)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_demo.sh $(DEMO_DIR)
 
 test: setup  ## run the test suite (what CI runs)
 	$(PY) -m pytest -q -m "not slow"
@@ -42,7 +40,7 @@ test-all: setup  ## the suite including slow tests
 	$(PY) -m pytest -q
 
 airflow: setup  ## start Airflow locally (standalone, SQLite) on 127.0.0.1:8080
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/livi airflow-standalone
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_local.sh
 
 benchmarks: setup  ## run every benchmark, writing benchmarks/results/*.json
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
