@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline through Airflow (`airflow dags test`, one process, SQLite) on a
 # generated demo catalogue; prints where the report is and the headline metrics.
-# Usage: scripts/airflow_demo.sh [OUT_DIR]   (default demo_out; extra Params via LIVI_DEMO_CONF JSON)
+# Usage: scripts/airflow_demo.sh [OUT_DIR]   (default demo_out)
+#   LIVI_DEMO_CONF: extra Params as JSON, e.g. '{"whisper_model": "tiny.en"}'
+#   LIVI_DEMO_ARGS: options of `livi demo-catalogue` (default: 6 works x 2 versions + 2 distractors)
 set -euo pipefail
 source "$(dirname "$0")/airflow_env.sh"
 OUT="$(mkdir -p "${1:-$REPO/demo_out}" && cd "${1:-$REPO/demo_out}" && pwd)"
@@ -10,7 +12,8 @@ export MLFLOW_TRACKING_URI="sqlite:///$OUT/data/mlflow.db"
 mkdir -p "$AIRFLOW_HOME" "$LIVI__STORE__ROOT"
 livi_airflow_prepare
 if [ ! -f "$OUT/catalogue/manifest.csv" ]; then
-  livi demo-catalogue "$OUT/catalogue"
+  # shellcheck disable=SC2086  # LIVI_DEMO_ARGS is a list of options
+  livi demo-catalogue "$OUT/catalogue" ${LIVI_DEMO_ARGS:---works 6 --versions 2 --instrumentals 1 --hard-negatives 1}
 fi
 CONF="$(python - "$OUT/catalogue/manifest.csv" <<'PY'
 import json, os, sys
