@@ -6,6 +6,7 @@ multi-hour file costs memory in proportion to the configured maximum duration, n
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,12 +32,17 @@ class AudioProbe:
 
 
 def _open(path: str) -> sf.SoundFile:
+    # Checked first: libsndfile reports a missing file as "System error", and opening a FIFO blocks.
+    if not os.path.isfile(path):
+        raise AudioError("not a regular file" if os.path.exists(path) else "missing file")
     try:
         return sf.SoundFile(path)
-    except FileNotFoundError:
-        raise AudioError("missing file") from None
     except sf.LibsndfileError as exc:
-        raise AudioError(f"unreadable audio ({exc.error_string.strip() or 'unknown format'})") from None
+        detail = exc.error_string.strip() or "unknown format"
+        # libsndfile's MPEG reader says this of a regular file in which it finds no MPEG frame.
+        if "does not exist or is not a regular file" in detail:
+            detail = "no decodable audio stream"
+        raise AudioError(f"unreadable audio ({detail})") from None
     except RuntimeError as exc:
         raise AudioError(f"unreadable audio ({exc})") from None
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .audio import AudioError, probe_audio
 from .config import LiviConfig
 from .lineage import INGEST_SHARD, pointer_name
+from .stage import artifact_lock
 from .store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class CatalogueEntry:
     track_id: str
     work_id: str
     path: str  # as written in the manifest or relative to the root
+    problem: str = ""  # why the manifest row itself is unusable (recorded as its quarantine reason)
 
 
 def catalogue_name_for(source: str | Path) -> str:
@@ -83,20 +85,35 @@ def _folder_entries(root: Path) -> list[CatalogueEntry]:
 
 def _manifest_entries(manifest: Path) -> list[CatalogueEntry]:
     # utf-8-sig: spreadsheet exports often start with a byte-order mark.
-    with manifest.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in (reader.fieldnames or [])]
-        missing = [column for column in MANIFEST_COLUMNS if column not in header]
-        if missing:
-            raise CatalogueError(f"manifest {manifest.name}: missing column(s) {', '.join(missing)}; expected {','.join(MANIFEST_COLUMNS)}")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
-    return [CatalogueEntry(row["track_id"], row["work_id"], row["path"]) for row in rows]
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [name.strip() for name in (reader.fieldnames or [])]
+            missing = [column for column in MANIFEST_COLUMNS if column not in header]
+            if missing:
+                raise CatalogueError(f"manifest {manifest.name}: missing column(s) {', '.join(missing)}; expected {','.join(MANIFEST_COLUMNS)}")
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise CatalogueError(f"manifest {manifest.name}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except csv.Error as exc:
+        raise CatalogueError(f"manifest {manifest.name}: not a readable CSV ({exc})") from None
+    return [_manifest_entry(row, len(reader.fieldnames)) for row in rows]
+
+
+def _manifest_entry(row: dict, width: int) -> CatalogueEntry:
+    # DictReader files surplus fields under the key None (an unquoted comma in a path, usually).
+    surplus = row.pop(None, [])
+    values = {key.strip(): (value or "").strip() for key, value in row.items()}
+    problem = f"malformed manifest row ({width + len(surplus)} fields, expected {width}; quote paths with commas)" if surplus else ""
+    return CatalogueEntry(values["track_id"], values["work_id"], values["path"], problem)
 
 
 def resolve_inside(root: Path, relpath: str) -> Path:
     """The real path of ``relpath`` under ``root``; AudioError when it leaves the root."""
     if not relpath:
         raise AudioError("empty path")
+    if "\x00" in relpath:
+        raise AudioError("invalid path (NUL character)")
     candidate = Path(relpath)
     if candidate.is_absolute():
         raise AudioError("absolute path not allowed (paths are relative to the catalogue root)")
@@ -133,44 +150,46 @@ def ingest_catalogue(cfg: LiviConfig, source: str | Path, catalogue: str | None 
     root, entries = read_entries(source)
     fingerprint = _source_fingerprint(cfg, root, entries)
     artifact = store.artifact(catalogue, "ingest", INGEST_SHARD, fingerprint)
-    if artifact.is_complete():
-        summary = artifact.summary()
-        log.info("ingest of %s already done (%s): %d tracks, %d quarantined", catalogue, fingerprint, summary["tracks"], summary["quarantined"])
-        store.write_pointer(pointer_name(catalogue), {"fingerprint": fingerprint, "shards": summary["shards"], "source": str(source)})
-        return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": True, **summary}
+    # Two runs over one catalogue at once: the second waits, then finds the work committed.
+    with artifact_lock(artifact):
+        if artifact.is_complete():
+            summary = artifact.summary()
+            log.info("ingest of %s already done (%s): %d tracks, %d quarantined", catalogue, fingerprint, summary["tracks"], summary["quarantined"])
+            store.write_pointer(pointer_name(catalogue), {"fingerprint": fingerprint, "shards": summary["shards"], "source": str(source)})
+            return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": True, **summary}
 
-    tracks, quarantine, seen = [], [], set()
-    for entry in tqdm(entries, desc=f"ingest {catalogue}", unit="track", disable=None):
-        try:
-            if not entry.track_id:
-                raise AudioError("empty track_id")
-            if entry.track_id in seen:
-                raise AudioError("duplicate track_id")
-            path = resolve_inside(root, entry.path)
-            if path.suffix.lower() not in AUDIO_SUFFIXES:
-                raise AudioError(f"unsupported file type {path.suffix or '(none)'}")
-            if not path.is_file():
-                raise AudioError("missing file")
-            probe = probe_audio(str(path), cfg.ingest.min_duration_s, cfg.ingest.max_duration_s)
-        except AudioError as exc:
-            log.warning("quarantined %s (%s): %s", entry.track_id, entry.path, exc)
-            quarantine.append({"track_id": entry.track_id, "work_id": entry.work_id, "path": entry.path, "reason": str(exc)})
-            continue
-        seen.add(entry.track_id)
-        tracks.append({
-            "track_id": entry.track_id, "work_id": entry.work_id, "uri": str(path), "relpath": entry.path,
-            "sha256": _sha256(path, cfg.ingest.hash_chunk_bytes), "duration_s": probe.duration_s,
-            "sample_rate": probe.sample_rate, "channels": probe.channels, "format": probe.format, "status": "ok",
-        })
+        tracks, quarantine, seen = [], [], set()
+        for entry in tqdm(entries, desc=f"ingest {catalogue}", unit="track", disable=None):
+            try:
+                if entry.problem:
+                    raise AudioError(entry.problem)
+                if not entry.track_id:
+                    raise AudioError("empty track_id")
+                if entry.track_id in seen:
+                    raise AudioError("duplicate track_id")
+                path = resolve_inside(root, entry.path)
+                if path.suffix.lower() not in AUDIO_SUFFIXES:
+                    raise AudioError(f"unsupported file type {path.suffix or '(none)'}")
+                probe = probe_audio(str(path), cfg.ingest.min_duration_s, cfg.ingest.max_duration_s)
+            except AudioError as exc:
+                log.warning("quarantined %s (%s): %s", entry.track_id, entry.path, exc)
+                quarantine.append({"track_id": entry.track_id, "work_id": entry.work_id, "path": entry.path, "reason": str(exc)})
+                continue
+            seen.add(entry.track_id)
+            tracks.append({
+                "track_id": entry.track_id, "work_id": entry.work_id, "uri": str(path), "relpath": entry.path,
+                "sha256": _sha256(path, cfg.ingest.hash_chunk_bytes), "duration_s": probe.duration_s,
+                "sample_rate": probe.sample_rate, "channels": probe.channels, "format": probe.format, "status": "ok",
+            })
 
-    table = pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1]).sort_values("track_id", kind="stable").reset_index(drop=True)
-    table["shard"] = [f"shard-{i // cfg.ingest.shard_size:05d}" for i in range(len(table))]
-    shards = {shard: group["track_id"].tolist() for shard, group in table.groupby("shard", sort=True)}
-    artifact.write_table("tracks", table)
-    artifact.write_table("quarantine", pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS))
-    artifact.write_json("shards", shards)
-    summary = {"tracks": len(table), "quarantined": len(quarantine), "shards": sorted(shards), "source": str(source)}
-    artifact.commit(summary)
-    store.write_pointer(pointer_name(catalogue), {"fingerprint": fingerprint, "shards": sorted(shards), "source": str(source)})
-    log.info("ingested %s: %d tracks in %d shards, %d quarantined", catalogue, len(table), len(shards), len(quarantine))
-    return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": False, **summary}
+        table = pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1]).sort_values("track_id", kind="stable").reset_index(drop=True)
+        table["shard"] = [f"shard-{i // cfg.ingest.shard_size:05d}" for i in range(len(table))]
+        shards = {shard: group["track_id"].tolist() for shard, group in table.groupby("shard", sort=True)}
+        artifact.write_table("tracks", table)
+        artifact.write_table("quarantine", pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS))
+        artifact.write_json("shards", shards)
+        summary = {"tracks": len(table), "quarantined": len(quarantine), "shards": sorted(shards), "source": str(source)}
+        artifact.commit(summary)
+        store.write_pointer(pointer_name(catalogue), {"fingerprint": fingerprint, "shards": sorted(shards), "source": str(source)})
+        log.info("ingested %s: %d tracks in %d shards, %d quarantined", catalogue, len(table), len(shards), len(quarantine))
+        return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": False, **summary}

@@ -1,0 +1,63 @@
+"""Fixtures of the reliability tests: the corpus, ingested once, with the vocal and segments stages
+run once over it per session; each test then checks one item's recorded reason or result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+
+from livi_tasks.config import LiviConfig
+from reliability_corpus import Corpus, build_corpus, config_for
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return build_corpus(tmp_path_factory.mktemp("corpus") / "catalogue")
+
+
+@pytest.fixture(scope="session")
+def corpus_cfg(tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
+    return config_for(tmp_path_factory.mktemp("corpus_data"))
+
+
+@dataclass(frozen=True)
+class CorpusRun:
+    ingest: dict
+    tracks: pd.DataFrame  # ingest tracks, indexed by track_id
+    quarantine: pd.Series  # reason by track_id (the duplicate row's id appears once, for its second row)
+    vocal: pd.DataFrame  # vocal stage tracks, indexed by track_id
+    windows: pd.DataFrame
+    segments: pd.DataFrame
+    segments_failed: pd.DataFrame
+    summaries: dict
+
+
+@pytest.fixture(scope="session")
+def corpus_run(corpus: Corpus, corpus_cfg: LiviConfig) -> CorpusRun:
+    """Ingest the corpus, then run the vocal and segments stages over every shard, once."""
+    from livi_tasks.catalogue import ingest_catalogue
+    from livi_tasks.lineage import artifact_for
+    from livi_tasks.pipeline import run_stage_over_shards
+    from livi_tasks.store import ArtifactStore
+
+    ingested = ingest_catalogue(corpus_cfg, corpus.manifest, "corpus")
+    store = ArtifactStore(corpus_cfg.store.root)
+    summaries = {stage: run_stage_over_shards(corpus_cfg, stage, "corpus", store=store) for stage in ("vocal", "segments")}
+    ingest = artifact_for(corpus_cfg, store, "corpus", "ingest", "all")
+
+    def tables(stage: str, name: str) -> pd.DataFrame:
+        frames = [artifact_for(corpus_cfg, store, "corpus", stage, shard).read_table(name) for shard in ingested["shards"]]
+        return pd.concat(frames, ignore_index=True)
+
+    return CorpusRun(
+        ingest=ingested,
+        tracks=ingest.read_table("tracks").set_index("track_id"),
+        quarantine=ingest.read_table("quarantine").set_index("track_id")["reason"],
+        vocal=tables("vocal", "tracks").set_index("track_id"),
+        windows=tables("vocal", "windows"),
+        segments=tables("segments", "segments"),
+        segments_failed=tables("segments", "failed"),
+        summaries=summaries,
+    )
