@@ -1,0 +1,197 @@
+"""Transcription and lyrics-embedding benchmark on the default demo catalogue (2 CPU threads).
+
+Measures, for each Whisper model:
+- seconds per 30 s segment of openai-whisper's own ``whisper.transcribe()`` called per segment
+  (the reference path) and of this project's batched decoder at several batch sizes, on the same
+  segments, with the same temperature fallback; wall-clock and process CPU seconds (the CPU time
+  is the steadier number when the machine is shared);
+- the full transcription stage over the catalogue: kept segments, drop reasons, corpus WER of the
+  kept transcripts against the sung lyrics;
+- text-embedding seconds per kept segment and the cover-retrieval metrics of the ASR lyrics
+  embeddings alone (tracks without kept lyrics take part with a zero vector: they match nothing).
+
+Segments are cut from the ground-truth vocal regions (tests/ground_truth_segments.py), which
+isolates ASR quality from vocal detection. Writes benchmarks/results/transcribe.json.
+
+    .venv/bin/python benchmarks/bench_transcribe.py [--models tiny.en base] [--batch-sizes 1 4 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+sys.path.insert(0, str(REPO / "tests"))  # the ground-truth segmenter is shared with the tests
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import whisper  # noqa: E402
+
+from ground_truth_segments import ground_truth_segments, reference_lyrics  # noqa: E402
+from livi_tasks.config import load_config  # noqa: E402
+from livi_tasks.demo import make_demo_catalogue  # noqa: E402
+from livi_tasks.lineage import artifact_for  # noqa: E402
+from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
+from livi_tasks.metrics_text import corpus_word_error_rate  # noqa: E402
+from livi_tasks.store import ArtifactStore  # noqa: E402
+from livi_tasks.text_embed import embed_lyrics, embed_texts, load_text_model  # noqa: E402
+from livi_tasks.transcribe import cached_whisper, decode_segments, transcribe_segments  # noqa: E402
+
+THREADS = 2
+
+
+class Stopwatch:
+    def __enter__(self) -> "Stopwatch":
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def per_segment(watch: Stopwatch, count: int) -> dict:
+    return {"wall_s": round(watch.wall / count, 3), "cpu_s": round(watch.cpu / count, 3)}
+
+
+def time_decoders(model_name: str, cfg, audio: np.ndarray, segment_ids: list[str], batch_sizes: list[int]) -> dict:
+    model = cached_whisper(model_name, cfg.models_dir)
+    tc = cfg.transcribe
+    language = tc.language if model.is_multilingual else "en"
+    decode_segments(model, audio[:1], tc, segment_ids[:1])  # warm-up: first calls allocate
+    timings = {}
+    with Stopwatch() as watch:
+        for row in audio:
+            whisper.transcribe(
+                model, row, language=language, temperature=tc.temperatures, compression_ratio_threshold=tc.compression_ratio_threshold,
+                logprob_threshold=tc.logprob_threshold, no_speech_threshold=tc.no_speech_threshold,
+                condition_on_previous_text=False, fp16=False, verbose=None,
+            )
+    timings["whisper.transcribe"] = per_segment(watch, len(audio))
+    for batch in batch_sizes:
+        with Stopwatch() as watch:
+            for start in range(0, len(audio), batch):
+                decode_segments(model, audio[start : start + batch], tc, segment_ids[start : start + batch])
+        timings[f"batched_decode_{batch}"] = per_segment(watch, len(audio))
+    return timings
+
+
+def load_shards(cfg, store: ArtifactStore, stage: str, shards: list[str], table: str) -> pd.DataFrame:
+    return pd.concat([artifact_for(cfg, store, "demo", stage, shard).read_table(table) for shard in shards], ignore_index=True)
+
+
+def retrieval(cfg, store: ArtifactStore, shards: list[str], all_tracks: pd.DataFrame) -> dict:
+    """Metrics over every ingested track; tracks without lyrics get a zero vector (they rank last, pessimistically)."""
+    index = {track: i for i, track in enumerate(all_tracks["track_id"])}
+    vectors = None
+    for shard in shards:
+        artifact = artifact_for(cfg, store, "demo", "text", shard)
+        tracks, embeddings = artifact.read_table("tracks"), artifact.read_array("track_embeddings")
+        if vectors is None:
+            vectors = np.zeros((len(all_tracks), embeddings.shape[1]), dtype=np.float32)
+        vectors[[index[track] for track in tracks["track_id"]]] = embeddings
+    metrics = metrics_from_similarity(vectors @ vectors.T, all_tracks["work_id"].tolist()).as_dict()
+    return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in metrics.items()}
+
+
+def run_model(model_name: str, demo_dir: Path, data_root: Path, batch_size: int, timing_segments: int, batch_sizes: list[int]) -> dict:
+    cfg = load_config(
+        overrides={"store": {"root": str(data_root)}, "transcribe": {"whisper_model": model_name, "batch_segments": batch_size}}, environ={}
+    )
+    store = ArtifactStore(cfg.store.root)
+    shards = ground_truth_segments(cfg, demo_dir / "manifest.csv", "demo", store)
+    segments = load_shards(cfg, store, "segments", shards, "segments")
+    first = artifact_for(cfg, store, "demo", "segments", shards[0])
+    sample = first.read_array("audio")[:timing_segments].astype(np.float32)
+    result = {"decoder_seconds_per_segment": time_decoders(model_name, cfg, sample, segments["segment_id"].tolist()[:timing_segments], batch_sizes)}
+    result["timing_segments"] = len(sample)
+
+    with Stopwatch() as watch:
+        for shard in shards:
+            transcribe_segments(cfg, "demo", shard, store)
+    transcripts = load_shards(cfg, store, "transcribe", shards, "transcripts")
+    kept = transcripts[transcripts["kept"]]
+    references = reference_lyrics(demo_dir, segments)
+    result["stage"] = {
+        "batch_segments": batch_size, "segments": len(transcripts), **per_segment(watch, len(transcripts)),
+        "kept": len(kept), "dropped": transcripts.loc[~transcripts["kept"], "reason"].value_counts().to_dict(),
+        "fallback_used": int((transcripts["temperature"] > 0).sum()),
+        "wer_kept": round(corpus_word_error_rate(zip(kept["segment_id"].map(references), kept["text"])), 4),
+        "wer_all_segments": round(corpus_word_error_rate(zip(transcripts["segment_id"].map(references), transcripts["text"].fillna(""))), 4),
+    }
+
+    with Stopwatch() as watch:
+        for shard in shards:
+            embed_lyrics(cfg, "demo", shard, store)
+    result["text_embedding"] = {**per_segment(watch, max(1, len(kept))), "note": "includes model loading once"}
+    ingest = artifact_for(cfg, store, "demo", "ingest", "all").read_table("tracks")
+    result["retrieval_asr_lyrics"] = retrieval(cfg, store, shards, ingest)
+    result["tracks_with_lyrics"] = int(kept["track_id"].nunique())
+    result["tracks"] = len(ingest)
+
+    references_text = [references[s] for s in segments["segment_id"] if references[s]]
+    text_model = load_text_model(cfg.text.model)
+    with Stopwatch() as watch:
+        embed_texts(text_model, references_text, cfg.text.chunk_chars, cfg.text.batch_size)
+    result["text_embedding"]["warm"] = per_segment(watch, len(references_text))
+    return result
+
+
+def ground_truth_retrieval(demo_dir: Path) -> dict:
+    """Upper bound: the same retrieval with the true sung lyrics of each track."""
+    lyrics = json.loads((demo_dir / "lyrics.json").read_text())["tracks"]
+    manifest = pd.read_csv(demo_dir / "manifest.csv")
+    cfg = load_config(environ={})
+    model = load_text_model(cfg.text.model)
+    texts = [" ".join(lyrics.get(track, [])) for track in manifest["track_id"]]
+    vectors = np.zeros((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+    sung = [i for i, text in enumerate(texts) if text]
+    vectors[sung] = embed_texts(model, [texts[i] for i in sung], cfg.text.chunk_chars, cfg.text.batch_size)
+    metrics = metrics_from_similarity(vectors @ vectors.T, manifest["work_id"].tolist()).as_dict()
+    return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in metrics.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 8])
+    parser.add_argument("--stage-batch", type=int, default=None, help="batch_segments of the full stage run (default: config default)")
+    parser.add_argument("--timing-segments", type=int, default=8)
+    parser.add_argument("--demo-dir", type=Path, default=Path(tempfile.gettempdir()) / "livi-bench-demo-seed0")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transcribe.json")
+    args = parser.parse_args()
+
+    torch.set_num_threads(THREADS)
+    started = time.perf_counter()
+    make_demo_catalogue(args.demo_dir, seed=0)
+    stage_batch = args.stage_batch or load_config(environ={}).transcribe.batch_segments
+    results = {
+        "machine": {"cpus": os.cpu_count(), "torch_threads": THREADS, "load_average_at_start": os.getloadavg(), "python": platform.python_version()},
+        "catalogue": "make_demo_catalogue(seed=0): 12 works x 3 versions + 3 instrumentals + 3 hard negatives",
+        "segments_from": "ground-truth vocal regions (vocals.csv), paper padding rule",
+        "models": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as tmp:
+        for model_name in args.models:
+            results["models"][model_name] = run_model(
+                model_name, args.demo_dir, Path(tmp) / model_name, stage_batch, args.timing_segments, args.batch_sizes
+            )
+            print(model_name, json.dumps(results["models"][model_name], indent=1), flush=True)
+    results["retrieval_true_lyrics"] = ground_truth_retrieval(args.demo_dir)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(f"wrote {args.out} in {results['total_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
