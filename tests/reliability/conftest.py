@@ -3,13 +3,15 @@ run once over it per session; each test then checks one item's recorded reason o
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from livi_tasks.config import LiviConfig
-from reliability_corpus import Corpus, build_corpus, config_for
+from reliability_corpus import CRASH_CATALOGUE, Corpus, Snapshot, build_corpus, config_for, crash_config, snapshot, write_crash_manifest
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +63,27 @@ def corpus_run(corpus: Corpus, corpus_cfg: LiviConfig) -> CorpusRun:
         segments_failed=tables("segments", "failed"),
         summaries=summaries,
     )
+
+
+@dataclass(frozen=True)
+class CrashReference:
+    manifest: Path
+    ingest: Snapshot  # the data root after an uninterrupted ingest
+    vocal: Snapshot  # ... and after an uninterrupted vocal stage over every shard
+    vocal_seconds: float
+
+
+@pytest.fixture(scope="session")
+def crash_reference(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> CrashReference:
+    """Uninterrupted runs of ingest and the vocal stage over the small crash catalogue, in-process."""
+    from livi_tasks.catalogue import ingest_catalogue
+    from livi_tasks.pipeline import run_stage_over_shards
+
+    manifest = write_crash_manifest(corpus)
+    root = tmp_path_factory.mktemp("crash_reference")
+    cfg = crash_config(root)
+    ingest_catalogue(cfg, manifest, CRASH_CATALOGUE)
+    ingested = snapshot(root)
+    started = time.perf_counter()
+    run_stage_over_shards(cfg, "vocal", CRASH_CATALOGUE)
+    return CrashReference(manifest, ingested, snapshot(root), time.perf_counter() - started)

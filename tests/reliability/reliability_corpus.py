@@ -132,6 +132,7 @@ def build_corpus(root: Path) -> Corpus:
 
 CRASH_TRACKS = ("rate_8k", "clipped_speech", "white_noise")  # three tracks in two shards
 CRASH_SHARD_SIZE = 2
+CRASH_CATALOGUE = "crash"
 RUNNER = Path(__file__).with_name("run_stage.py")
 ARTIFACT_DEPTH = 5  # <catalogue>/<stage>/<shard>/<fingerprint>/<file>
 

@@ -24,9 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from livi_tasks.catalogue import ingest_catalogue  # noqa: E402
 from livi_tasks.pipeline import run_stage_over_shards, stage_function  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
-from reliability_corpus import crash_config  # noqa: E402
-
-CATALOGUE = "crash"
+from reliability_corpus import CRASH_CATALOGUE, crash_config  # noqa: E402
 
 
 def kill_at_write(number: int) -> None:
@@ -64,9 +62,9 @@ def main() -> None:
     while args.go and not os.path.exists(args.go):
         time.sleep(0.005)
     if args.stage == "ingest":
-        summaries = [ingest_catalogue(cfg, args.manifest, CATALOGUE)]
+        summaries = [ingest_catalogue(cfg, args.manifest, CRASH_CATALOGUE)]
     else:
-        summaries = run_stage_over_shards(cfg, args.stage, CATALOGUE)
+        summaries = run_stage_over_shards(cfg, args.stage, CRASH_CATALOGUE)
     print(json.dumps(summaries, default=str), flush=True)
 
 
