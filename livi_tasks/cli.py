@@ -41,6 +41,7 @@ def main_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs every CPU feature it probes
     tree = parse_overrides(overrides)
     if data_root:
         tree.setdefault("store", {})["root"] = data_root
@@ -165,7 +166,7 @@ def build_index(
     model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
 ) -> None:
     """Build or extend the Faiss index of ASR-free track embeddings."""
-    from .index import build_catalogue_index
+    from .retrieval import build_catalogue_index
 
     _print_json(build_catalogue_index(_state(ctx), catalogue, model=model))
 
@@ -178,7 +179,7 @@ def query(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Find the versions of a song in the index: embeds the file without ASR and searches."""
-    from .query import format_results, query_file
+    from .retrieval import format_results, query_file
 
     results = query_file(_state(ctx), audio_file, top_k)
     typer.echo(results.to_json(orient="records", indent=2) if as_json else format_results(results))
@@ -225,14 +226,34 @@ def doctor(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
+# Errors a user can fix, printed as one line. Named, not imported: a module that raised one is
+# already loaded, and importing them all would load torch and Whisper for every `livi --help`.
+USER_ERRORS = (
+    "livi_tasks.config:ConfigError",
+    "livi_tasks.catalogue:CatalogueError",
+    "livi_tasks.store:ArtifactMissing",
+    "livi_tasks.audio:AudioError",
+    "livi_tasks.index:IndexMismatch",
+    "livi_tasks.models.whisper_weights:WhisperModelMissing",
+    "livi_tasks.cli:UserError",
+)
+
+
+def _is_user_error(exc: Exception) -> bool:
+    for spec in USER_ERRORS:
+        module, name = spec.split(":")
+        if module in sys.modules and isinstance(exc, getattr(sys.modules[module], name)):
+            return True
+    return False
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
-    from .catalogue import CatalogueError
-    from .store import ArtifactMissing
-
     try:
         app(standalone_mode=True)
-    except (ConfigError, CatalogueError, ArtifactMissing, UserError) as exc:
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 

@@ -45,7 +45,7 @@ def run_pipeline(cfg: LiviConfig, source: str, catalogue: str | None = None, tra
     """Ingest -> lyrics path -> (train, promote) -> ASR-free embeddings -> index -> evaluation."""
     from .catalogue import ingest_catalogue
     from .evaluate import evaluate_catalogue
-    from .index import build_catalogue_index
+    from .retrieval import build_catalogue_index
     from .train_encoder import promote_model, promoted_model, train as train_encoder
 
     store = store or ArtifactStore(cfg.store.root)
