@@ -33,7 +33,7 @@ def livi_index():
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
     ).expand_kwargs(units)
     index = LiviCatalogueOperator(
-        task_id="index", function="livi_tasks.index.build_catalogue_index", arguments={"catalogues": units["catalogues"]}
+        task_id="index", function="livi_tasks.retrieval.build_catalogue_index", arguments={"catalogues": units["catalogues"]}
     )
     embed >> index
 

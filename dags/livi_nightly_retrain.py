@@ -62,7 +62,7 @@ def livi_nightly_retrain():
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
     ).expand_kwargs(index_units)
     index = LiviCatalogueOperator(
-        task_id="index", function="livi_tasks.index.build_catalogue_index",
+        task_id="index", function="livi_tasks.retrieval.build_catalogue_index",
         arguments={"catalogues": index_units["catalogues"]},
     )
 

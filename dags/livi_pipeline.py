@@ -94,7 +94,7 @@ def livi_pipeline():
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", trigger_rule="none_failed", **HEAVY_ARGS
     ).expand_kwargs(units)
     index = LiviCatalogueOperator(
-        task_id="index", function="livi_tasks.index.build_catalogue_index", arguments={"catalogues": catalogues}
+        task_id="index", function="livi_tasks.retrieval.build_catalogue_index", arguments={"catalogues": catalogues}
     )
     evaluate = LiviCatalogueOperator(
         task_id="evaluate", function="livi_tasks.evaluate.evaluate_catalogue",
