@@ -131,14 +131,23 @@ class EncoderConfig(Section):
 
 
 class IndexConfig(Section):
-    kind: Literal["auto", "flat", "hnsw", "ivfpq"] = Field("auto", description="Faiss index type.")
+    kind: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto", description="Faiss index type; auto: exact (flat) below exact_below vectors, else ivfpq."
+    )
     exact_below: int = Field(50_000, ge=1, description="auto: exact search under this many vectors.")
-    hnsw_m: int = Field(32, ge=4)
-    hnsw_ef_construction: int = Field(80, ge=8)
-    hnsw_ef_search: int = Field(64, ge=8)
-    ivf_lists: int = Field(4096, ge=1)
-    pq_subquantizers: int = Field(48, ge=1)
-    ivf_probe: int = Field(32, ge=1)
+    hnsw_m: int = Field(32, ge=4, description="hnsw: graph neighbours per node.")
+    hnsw_ef_construction: int = Field(80, ge=8, description="hnsw: candidate list size while building.")
+    hnsw_ef_search: int = Field(64, ge=8, description="hnsw: candidate list size while searching.")
+    ivf_lists: int = Field(
+        1024, ge=1, description="ivfpq: inverted lists (capped at one list per 40 vectors of the first build)."
+    )
+    pq_subquantizers: int = Field(
+        48, ge=1, description="ivfpq: PQ code bytes per vector (the largest divisor of dim up to this value)."
+    )
+    ivf_probe: int = Field(32, ge=1, description="ivfpq: lists scanned per query.")
+    refine_factor: int = Field(
+        16, ge=1, description="ivfpq: re-rank k * this PQ candidates with 8-bit scalar-quantised vectors; 1: no re-rank."
+    )
 
 
 class BaselineConfig(Section):
