@@ -24,7 +24,7 @@ def training_needed() -> bool:
     return bool(params.get("retrain")) or not promoted_model(store)
 
 
-@task(task_id="promote")
+@task(task_id="promote", multiple_outputs=False)
 def promote(training: dict[str, Any]) -> dict[str, Any]:
     """Make the model just trained the one every later embedding uses."""
     from livi_tasks.train_encoder import promote_model
@@ -36,7 +36,7 @@ def promote(training: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-@task(task_id="train_tracked")
+@task(task_id="train_tracked", multiple_outputs=False)
 def train_tracked(catalogues: list[str]) -> dict[str, Any]:
     """Train on ``catalogues`` and log the run (params, per-epoch metrics, model) to MLflow."""
     from livi_tasks.tracking import train_and_log
@@ -47,7 +47,7 @@ def train_tracked(catalogues: list[str]) -> dict[str, Any]:
     return summary
 
 
-@task(task_id="promote_if_not_worse")
+@task(task_id="promote_if_not_worse", multiple_outputs=False)
 def promote_if_not_worse(training: dict[str, Any], holdout_catalogue: str) -> dict[str, Any]:
     """Evaluate the new model on the labelled held-out catalogue; promote it unless it is worse."""
     from livi_tasks.tracking import promote_if_not_worse as decide

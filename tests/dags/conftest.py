@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAG_IDS = {"livi_pipeline", "livi_nightly_retrain", "livi_incoming", "livi_index"}
-STAGE_MODULES = ("vocal", "segments", "transcribe", "text_embed", "features", "train_encoder", "audio_embed", "index", "evaluate", "baseline")
+STAGE_MODULES = ("vocal", "segments", "transcribe", "text_embed", "features", "train_encoder", "audio_embed", "retrieval", "evaluate", "baseline")
 
 _PARSE_HOME = tempfile.mkdtemp(prefix="livi-airflow-parse-")
 for _name, _value in {

@@ -1,0 +1,129 @@
+"""Start and stop real Airflow components for tests, and talk to them over the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+from conftest import REPO, VENV_BIN
+
+TERMINAL_STATES = {"success", "failed"}
+
+
+class AirflowProcesses:
+    """Airflow components started by a test, each in its own process group, all stopped on exit."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.base_url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+        self.token: str | None = None
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        log = open(self.log_dir / f"{name}.log", "w")
+        process = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), *args], env=env or self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append((name, process))
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        # Children that outlived their group leader (task supervisors) are in the same groups.
+        for _, process in self.processes:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def logs(self, tail: int = 3000) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}" for path in sorted(self.log_dir.glob("*.log")))
+
+    def check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None and name != "standalone-setup":
+                raise AssertionError(f"airflow {name} exited with {process.returncode}:\n{self.logs()}")
+
+    def wait_for_api(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if requests.get(f"{self.base_url}/api/v2/version", timeout=5).status_code in (200, 401, 403):
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(2)
+        raise AssertionError(f"api-server not up after {timeout} s:\n{self.logs()}")
+
+    def login(self, username: str, password: str) -> None:
+        response = requests.post(f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
+        response.raise_for_status()
+        self.token = response.json()["access_token"]
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=60, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.request("GET", f"/dags/{dag_id}").status_code == 200:
+                return
+            time.sleep(3)
+        raise AssertionError(f"{dag_id} not parsed after {timeout} s:\n{self.logs()}")
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+
+    def trigger(self, dag_id: str, conf: dict) -> str:
+        response = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})
+        response.raise_for_status()
+        return response.json()["dag_runs"]
+
+    def wait_for_runs(self, dag_id: str, count: int, timeout: float) -> list[dict]:
+        """Wait until ``count`` runs of ``dag_id`` exist and all have finished."""
+        deadline = time.monotonic() + timeout
+        runs: list[dict] = []
+        while time.monotonic() < deadline:
+            self.check_alive()
+            runs = self.dag_runs(dag_id)
+            if len(runs) >= count and all(run["state"] in TERMINAL_STATES for run in runs):
+                return runs
+            time.sleep(5)
+        raise AssertionError(f"{dag_id} runs not finished after {timeout} s: {runs}\n{self.logs()}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        response = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})
+        response.raise_for_status()
+        return response.json()["task_instances"]
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
+        response = self.request(
+            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"map_index": map_index, "deserialize": True},
+        )
+        response.raise_for_status()
+        value = response.json()["value"]
+        return json.loads(value) if isinstance(value, str) else value
