@@ -98,7 +98,7 @@ def _check_rows(rows: pd.DataFrame, count: int) -> pd.DataFrame:
     table = table.assign(
         catalogue=table["catalogue"].astype(str).astype(object),
         track_id=table["track_id"].astype(str).astype(object),
-        work_id=table["work_id"].where(table["work_id"].notna(), None).astype(object),
+        work_id=table["work_id"].astype(object).where(table["work_id"].notna(), None),
     )
     duplicated = table.duplicated(["catalogue", "track_id"])
     if duplicated.any():
@@ -251,5 +251,5 @@ class TrackIndex:
         if not np.array_equal(ids["id"].to_numpy(), np.arange(len(ids))):
             raise ValueError(f"{folder}: id table is not the sequence 0..{len(ids) - 1}")
         rows = ids.loc[:, list(ROW_COLUMNS)].astype(object)
-        rows["work_id"] = rows["work_id"].where(rows["work_id"].notna(), None)
+        rows["work_id"] = rows["work_id"].astype(object).where(rows["work_id"].notna(), None)
         return cls(index, rows, config or IndexConfig(**sidecar["config"]), sidecar["model_id"], sidecar["kind"])
