@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,20 +212,23 @@ def start_runner(data_root: Path, manifest: Path, stage: str, *options: str) -> 
     )
 
 
-def wait_ready(process: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
+def wait_ready(process: subprocess.Popen) -> None:
+    """Block until the runner has done its imports (it prints READY); a runner that dies first fails the test."""
+    for line in process.stdout:
         if line.strip() == "READY":
             return
-        if not line and process.poll() is not None:
-            raise AssertionError(f"runner exited {process.returncode} before READY: {process.stderr.read()[-2000:]}")
-    raise AssertionError("runner never printed READY")
+    process.wait()
+    raise AssertionError(f"runner exited {process.returncode} before READY: {process.stderr.read()[-2000:]}")
 
 
 def finish_runner(process: subprocess.Popen, timeout_s: float = 300.0) -> tuple[int, list[dict]]:
     """(return code, the runner's summaries; empty when it was killed)."""
-    out, err = process.communicate(timeout=timeout_s)
+    try:
+        out, err = process.communicate(timeout=timeout_s)
+    except BaseException:
+        process.kill()  # never leave a runner behind a failed or interrupted test
+        process.wait()
+        raise
     lines = [line for line in out.splitlines() if line.startswith("[")]
     if process.returncode == 0:
         assert lines, f"runner printed no summaries: {err[-2000:]}"

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from livi_tasks.catalogue import ingest_catalogue
+from livi_tasks.store import ArtifactStore
 from reliability_corpus import REPO, config_for
 
 CODE_FOLDERS = ("livi_tasks", "plugins", "dags", "scripts", "benchmarks")
@@ -143,8 +144,6 @@ def test_hostile_folder_layout_cannot_reach_outside(tmp_path, corpus):
     (root / "work_c" / "passwd.wav").symlink_to("/etc/passwd")
     cfg = config_for(tmp_path / "data")
     result = ingest_catalogue(cfg, root, "hostile")
-    from livi_tasks.store import ArtifactStore
-
     artifact = ArtifactStore(cfg.store.root).artifact("hostile", "ingest", "all", result["fingerprint"])
     assert artifact.read_table("tracks")["track_id"].tolist() == ["work_a/v1"]
     reasons = artifact.read_table("quarantine").set_index("track_id")["reason"].to_dict()
@@ -168,7 +167,6 @@ def test_index_from_another_model_is_refused(tmp_path):
 def test_encoder_model_for_another_whisper_is_refused(tmp_path):
     """A trained head only fits the Whisper checkpoint it was trained on; another one is named, not used."""
     from livi_tasks.audio_embed import load_encoder
-    from livi_tasks.store import ArtifactStore
     from livi_tasks.train_encoder import model_artifact
 
     cfg = config_for(tmp_path / "data")
