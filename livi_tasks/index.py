@@ -77,7 +77,7 @@ def _largest_divisor_up_to(value: int, limit: int) -> int:
     return max(d for d in range(1, min(value, limit) + 1) if value % d == 0)
 
 
-def _factory_string(kind: str, config: IndexConfig, count: int, dim: int) -> str:
+def factory_string(kind: str, config: IndexConfig, count: int, dim: int) -> str:
     if kind == "flat":
         return "Flat"
     if kind == "hnsw":
@@ -149,7 +149,7 @@ class TrackIndex:
         kind = resolve_kind(config, count)
         if kind == "ivfpq" and count < MIN_IVFPQ_POINTS:
             raise ValueError(f"ivfpq needs at least {MIN_IVFPQ_POINTS} vectors to train, got {count}; use flat")
-        index = faiss.index_factory(dim, _factory_string(kind, config, count, dim), faiss.METRIC_INNER_PRODUCT)
+        index = faiss.index_factory(dim, factory_string(kind, config, count, dim), faiss.METRIC_INNER_PRODUCT)
         if kind == "hnsw":
             index.hnsw.efConstruction = config.hnsw_ef_construction
         if kind == "ivfpq":
