@@ -133,3 +133,25 @@ def test_lyrics_embeddings_of_the_demo_catalogue(transcribed) -> None:
     # 4 works x 2 versions; the hard negative shares a backing but not lyrics. Measured MAP 1.0 with
     # tiny.en here (seed 7); chance is about 0.2. 0.75 allows one version pair to slip.
     assert metrics.map > 0.75, metrics.as_dict()
+
+
+@pytest.mark.slow
+def test_lyrics_retrieval_from_detected_vocals(cfg: LiviConfig, demo_catalogue: Path) -> None:
+    """The whole lyrics path on real detection: vocal -> segments -> transcribe (tiny.en) -> text."""
+    from livi_tasks.segments import extract_vocal_segments
+    from livi_tasks.transcribe import transcribe_segments
+    from livi_tasks.vocal import detect_vocals
+
+    cfg = cfg.model_copy(update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": "tiny.en"})})
+    store = ArtifactStore(cfg.store.root)
+    ingest_catalogue(cfg, demo_catalogue, "demo", store)
+    all_tracks = artifact_for(cfg, store, "demo", "ingest", "all").read_table("tracks")
+    vectors = np.zeros((len(all_tracks), 384), dtype=np.float32)
+    row_of = {track: i for i, track in enumerate(all_tracks["track_id"])}
+    for shard in shard_ids(store, "demo"):
+        for stage in (detect_vocals, extract_vocal_segments, transcribe_segments, embed_lyrics):
+            stage(cfg, "demo", shard, store)
+        output = artifact_for(cfg, store, "demo", "text", shard)
+        vectors[[row_of[track] for track in output.read_table("tracks")["track_id"]]] = output.read_array("track_embeddings")
+    metrics = metrics_from_similarity(vectors @ vectors.T, all_tracks["work_id"].tolist())
+    assert metrics.map > 0.75, metrics.as_dict()
