@@ -29,6 +29,9 @@ Artifact contents (file names without extension):
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from .config import LiviConfig
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
@@ -69,6 +72,21 @@ def shard_ids(store: ArtifactStore, catalogue: str) -> list[str]:
     return list(current_ingest(store, catalogue)["shards"])
 
 
+def file_identity(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+
+
+def intrinsic_identity(cfg: LiviConfig, stage: str) -> tuple[str, ...]:
+    """Inputs named by the config whose content matters: a file replaced at the same path must
+    give new keys to the stage and everything below it."""
+    if stage == "vocal" and cfg.vocal.method == "trained_head":
+        return (file_identity(cfg.vocal.head_path),)
+    return ()
+
+
 def fingerprint(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: str, extra: tuple[str, ...] = ()) -> str:
     """Fingerprint of ``stage`` for the catalogue's current ingest; ``extra`` adds identities
     the config does not hold (a checkpoint hash, a trained model's fingerprint)."""
@@ -76,7 +94,7 @@ def fingerprint(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: st
         return current_ingest(store, catalogue)["fingerprint"]
     parent = fingerprint(cfg, store, catalogue, PARENT[stage])
     section = getattr(cfg, SECTION[stage])
-    return section.fingerprint(stage, parent, *extra)
+    return section.fingerprint(stage, parent, *intrinsic_identity(cfg, stage), *extra)
 
 
 def artifact_for(

@@ -54,6 +54,7 @@ def run_shard_stage(
         if output.is_complete():
             log.info("%s %s/%s already done: %s", stage, catalogue, shard, output.url)
             return {**output.summary(), **output.key.to_dict(), "skipped": True}
+        output.remove_temporaries()
         source = input_of(cfg, store, catalogue, stage, shard)
         started = time.perf_counter()
         summary = work(source, output)

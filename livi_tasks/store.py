@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 MARKER = "_COMMITTED.json"
+TMP_PREFIX = ".tmp-"
 
 
 class ArtifactMissing(FileNotFoundError):
@@ -108,6 +109,14 @@ class Artifact:
         os.makedirs(self.url, exist_ok=True)
         return path
 
+    def remove_temporaries(self) -> None:
+        """Delete what killed writers left behind, on local stores, whose writers hold a lock
+        (call only while holding it); object stores have no lock and keep theirs."""
+        if not self.store.is_local:
+            return
+        for leftover in self.store.fs.glob(self._file(f"{TMP_PREFIX}*")):
+            self.store.fs.rm(leftover)
+
     def commit(self, summary: dict[str, Any] | None = None) -> None:
         """Publish the artifact. Idempotent: an existing marker is kept."""
         if self.is_complete():
@@ -150,7 +159,7 @@ class ArtifactStore:
         """Write to a unique temporary name beside the target, then rename over it."""
         parent = posixpath.dirname(url)
         self.fs.makedirs(parent, exist_ok=True)
-        tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(url)}")
+        tmp = posixpath.join(parent, f"{TMP_PREFIX}{uuid.uuid4().hex}-{posixpath.basename(url)}")
         if self.is_local:
             with open(tmp, "wb") as handle:
                 handle.write(data)

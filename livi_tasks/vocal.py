@@ -37,8 +37,11 @@ def _musicnn(name: str, models_dir: str):
 
 
 @functools.lru_cache(maxsize=2)
-def _head(path: str):
-    return VocalHead.load(path)
+def _head(path: str, musicnn_model: str) -> VocalHead:
+    head = VocalHead.load(path)
+    if head.musicnn_model != musicnn_model:
+        raise ValueError(f"vocal.head_path {path} was trained on {head.musicnn_model} features, but vocal.musicnn_model is {musicnn_model}")
+    return head
 
 
 def window_vocalness(audio_16k: np.ndarray, cfg: VocalConfig, models_dir: str) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +51,7 @@ def window_vocalness(audio_16k: np.ndarray, cfg: VocalConfig, models_dir: str) -
         return np.zeros(0, np.float32), np.zeros((0, FEATURE_DIM), np.float32)
     taggram, features = predict_windows(_musicnn(cfg.musicnn_model, models_dir), windows, cfg.batch_windows)
     if cfg.method == "trained_head":
-        scores = _head(cfg.head_path).vocalness(features)
+        scores = _head(cfg.head_path, cfg.musicnn_model).vocalness(features)
     else:
         scores = zero_shot_vocalness(taggram, TAGS[cfg.musicnn_model])
     return scores.astype(np.float32), features

@@ -70,3 +70,12 @@ def test_kill_during_write_leaves_no_partial_artifact(tmp_path):
     artifact = ArtifactStore(str(root)).artifact("c", "s", "all", "f")
     assert not artifact.is_complete()
     assert not artifact.exists("big.npy")
+
+
+def test_leftover_temporaries_are_removed(tmp_path):
+    artifact = ArtifactStore(str(tmp_path)).artifact("c", "s", "all", "f")
+    artifact.write_json("kept", {})
+    leftover = tmp_path / "c" / "s" / "all" / "f" / ".tmp-dead-writer-x.npy"
+    leftover.write_bytes(b"partial")
+    artifact.remove_temporaries()
+    assert not leftover.exists() and artifact.exists("kept.json")

@@ -1,0 +1,36 @@
+import pytest
+
+from conftest import write_tone
+from livi_tasks.catalogue import ingest_catalogue
+from livi_tasks.lineage import fingerprint
+from livi_tasks.store import ArtifactMissing, ArtifactStore
+
+
+@pytest.fixture
+def ingested(cfg, tmp_path):
+    write_tone(tmp_path / "cat" / "w1" / "a.wav")
+    return ingest_catalogue(cfg, tmp_path / "cat")["catalogue"]
+
+
+def test_config_change_rekeys_the_stage_and_everything_below(cfg, ingested):
+    store = ArtifactStore(cfg.store.root)
+    before = {stage: fingerprint(cfg, store, ingested, stage) for stage in ("vocal", "segments", "transcribe", "text")}
+    changed = cfg.model_copy(update={"segments": cfg.segments.model_copy(update={"max_pad_s": 3.0})})
+    after = {stage: fingerprint(changed, store, ingested, stage) for stage in before}
+    assert before["vocal"] == after["vocal"]
+    assert all(before[s] != after[s] for s in ("segments", "transcribe", "text"))
+
+
+def test_replacing_the_vocal_head_file_rekeys_downstream(cfg, ingested, tmp_path):
+    store = ArtifactStore(cfg.store.root)
+    head = tmp_path / "head.pt"
+    head.write_bytes(b"one")
+    with_head = cfg.model_copy(update={"vocal": cfg.vocal.model_copy(update={"method": "trained_head", "head_path": str(head)})})
+    first = fingerprint(with_head, store, ingested, "segments")
+    head.write_bytes(b"two")
+    assert fingerprint(with_head, store, ingested, "segments") != first
+
+
+def test_unknown_catalogue_says_to_ingest(cfg):
+    with pytest.raises(ArtifactMissing, match="livi ingest"):
+        fingerprint(cfg, ArtifactStore(cfg.store.root), "nothing", "vocal")
