@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -49,7 +50,19 @@ class SearchResult:
 
     ids: np.ndarray
     scores: np.ndarray
-    rows: pd.DataFrame
+    id_table: pd.DataFrame = field(repr=False)
+
+    @cached_property
+    def rows(self) -> pd.DataFrame:
+        """One line per hit: query, rank (1-based), id, score, catalogue, track_id, work_id.
+
+        Built on first access: making a DataFrame costs several times a single-query search.
+        """
+        query, rank = np.nonzero(self.ids >= 0)
+        hit_ids = self.ids[query, rank]
+        columns = {"query": query, "rank": rank + 1, "id": hit_ids, "score": self.scores[query, rank]}
+        columns.update({name: self.id_table[name].to_numpy()[hit_ids] for name in ROW_COLUMNS})
+        return pd.DataFrame(columns)
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:
@@ -190,17 +203,14 @@ class TrackIndex:
         return None
 
     def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-k by cosine similarity; rows has one line per hit (query, rank, id, score, catalogue, track_id, work_id)."""
+        """Top-k by cosine similarity; the result's ``rows`` names the hits."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         vectors = normalise(queries)
         if vectors.shape[1] != self.dim:
             raise IndexMismatch(f"queries have dim {vectors.shape[1]}, the index {self.dim}")
         scores, ids = self.index.search(vectors, k, params=self._search_parameters())
-        query, rank = np.nonzero(ids >= 0)
-        hits = self.rows.iloc[ids[query, rank]].reset_index(drop=True)
-        frame = pd.DataFrame({"query": query, "rank": rank + 1, "id": ids[query, rank], "score": scores[query, rank]})
-        return SearchResult(ids=ids, scores=scores, rows=pd.concat([frame, hits], axis=1))
+        return SearchResult(ids=ids, scores=scores, id_table=self.rows)
 
     def save(self, directory: str | Path) -> Path:
         """Write the index, the id table and (last) the JSON sidecar into ``directory``, each atomically."""
