@@ -6,12 +6,15 @@ encoder runs once per batch of ``batch_segments`` segments and its output is reu
 decoding attempt. Decoding follows the paper: greedy first, then the temperature fallback for
 the segments whose result is too repetitive (gzip compression ratio above the threshold) or too
 unlikely (mean log-probability below the threshold), except when Whisper judges the window
-silent. When every temperature fails, the attempt with the best mean log-probability that is not a
-repetition loop is kept (openai-whisper keeps the last, hottest one). The paper's compression threshold of 1.35 is low
-for sung lyrics, whose repeated lines compress well: on the demo catalogue a correct greedy
-transcript of 30 s often scores 1.4-1.7, and the hotter samples of a small model are worse
-(tiny.en: corpus WER 0.57 keeping the last attempt, 0.42 greedy only). Repetition loops, the
-failure the threshold exists for, are caught by the n-gram guard instead.
+silent. When every temperature fails, the most likely attempt that is not a repetition loop is
+kept (openai-whisper keeps the last, hottest one).
+
+The paper's compression threshold of 1.35 is low for sung lyrics, whose repeated lines compress
+well: a correct greedy transcript of 30 s on the demo catalogue often scores 1.4-1.7, so most
+segments are decoded again, and a small model's hotter samples are worse (tiny.en, demo seed 7:
+corpus WER 0.57 when samples under the threshold were preferred, 0.41 greedy only; see
+benchmarks/results/transcribe.json). Repetition loops, the failure the threshold exists for, are
+caught by the n-gram guard whatever the schedule.
 
 Guards then decide which transcripts are kept (see :func:`transcript_verdict`); dropped rows stay
 in the table with ``kept=False`` and the reason, so that the choice can be inspected.

@@ -130,9 +130,10 @@ def test_lyrics_embeddings_of_the_demo_catalogue(transcribed) -> None:
         vectors[[row_of[track] for track in tracks["track_id"]]] = track_vectors
         assert embed_lyrics(cfg, "demo", shard, store)["skipped"]
     metrics = metrics_from_similarity(vectors @ vectors.T, all_tracks["work_id"].tolist())
-    # 4 works x 2 versions; the hard negative shares a backing but not lyrics. Measured MAP 1.0 with
-    # tiny.en here (seed 7); chance is about 0.2. 0.75 allows one version pair to slip.
-    assert metrics.map > 0.75, metrics.as_dict()
+    # 4 works x 2 versions among 10 tracks; the hard negative shares a backing but not lyrics.
+    # Measured with tiny.en greedy here (seed 7): MAP 0.85, HR@1 0.75; a random ranking gets about
+    # 0.25. 0.6 leaves room for a second query to find its version at rank 2-3, not for broken ASR.
+    assert metrics.map > 0.6, metrics.as_dict()
 
 
 @pytest.mark.slow
@@ -154,4 +155,4 @@ def test_lyrics_retrieval_from_detected_vocals(cfg: LiviConfig, demo_catalogue: 
         output = artifact_for(cfg, store, "demo", "text", shard)
         vectors[[row_of[track] for track in output.read_table("tracks")["track_id"]]] = output.read_array("track_embeddings")
     metrics = metrics_from_similarity(vectors @ vectors.T, all_tracks["work_id"].tolist())
-    assert metrics.map > 0.75, metrics.as_dict()
+    assert metrics.map > 0.6, metrics.as_dict()
