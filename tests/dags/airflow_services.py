@@ -97,18 +97,26 @@ class AirflowProcesses:
         response.raise_for_status()
         return response.json()["dag_run_id"]
 
+    def backfill(self, dag_id: str, from_date: str, to_date: str) -> dict:
+        """POST /backfills: what `airflow backfill create` does, through the api-server (a CLI
+        process writing beside the running components can hit SQLite's single-writer lock)."""
+        payload = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z", "max_active_runs": 2}
+        response = self.request("POST", "/backfills", json=payload)
+        response.raise_for_status()
+        return response.json()
+
     def dag_runs(self, dag_id: str) -> list[dict]:
         response = self.request("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})
         response.raise_for_status()
         return response.json()["dag_runs"]
 
-    def wait_for_runs(self, dag_id: str, count: int, timeout: float) -> list[dict]:
-        """Wait until ``count`` runs of ``dag_id`` exist and all have finished."""
+    def wait_for_runs(self, dag_id: str, count: int, timeout: float, run_type: str | None = None) -> list[dict]:
+        """Wait until ``count`` runs of ``dag_id`` (of ``run_type``, if given) exist and all have finished."""
         deadline = time.monotonic() + timeout
         runs: list[dict] = []
         while time.monotonic() < deadline:
             self.check_alive()
-            runs = self.dag_runs(dag_id)
+            runs = [run for run in self.dag_runs(dag_id) if run_type is None or run["run_type"] == run_type]
             if len(runs) >= count and all(run["state"] in TERMINAL_STATES for run in runs):
                 return runs
             time.sleep(5)
