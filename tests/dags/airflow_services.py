@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import requests
-from conftest import REPO, VENV_BIN
+from airflow_testing import REPO, VENV_BIN
 
 TERMINAL_STATES = {"success", "failed"}
 

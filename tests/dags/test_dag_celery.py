@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from airflow_services import AirflowProcesses
-from conftest import prepare_airflow, require_stages
+from airflow_testing import airflow_env, prepare_airflow, require_stages, small_catalogue  # noqa: F401  (fixtures)
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 REDIS_DB = 11

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import require_stages, run_dag_test, xcom
+from airflow_testing import airflow_env, local_airflow, migrated_sqlite, require_stages, run_dag_test, small_catalogue, xcom  # noqa: F401  (fixtures)
 
 SHARD_STAGES = ("lyrics.vocal", "lyrics.segments", "lyrics.transcribe", "lyrics.text", "features", "embed")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from airflow_services import AirflowProcesses
-from conftest import require_stages
+from airflow_testing import airflow_env, local_airflow, migrated_sqlite, require_stages, small_catalogue  # noqa: F401  (fixtures)
 
 from livi_tasks.store import ArtifactStore
 from livi_tasks.train_encoder import promoted_model

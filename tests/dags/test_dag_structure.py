@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DAG_IDS, REPO
+from airflow_testing import DAG_IDS, REPO
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from conftest import REPO
+from airflow_testing import REPO
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
 

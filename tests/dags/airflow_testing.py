@@ -1,5 +1,7 @@
-"""Airflow test fixtures: a private AIRFLOW_HOME per test, the repository's DAGs and plugins.
+"""Airflow test helpers and fixtures: a private AIRFLOW_HOME per test, the repository's DAGs and plugins.
 
+Not a conftest.py: a second module named ``conftest`` would shadow tests/conftest.py for the
+``from conftest import ...`` of other tests. Test modules import the fixtures they use from here.
 In-process imports of Airflow read their settings from the environment set here at import time
 (before anything imports airflow); runs of the scheduler, api-server and workers get their own
 environment from ``airflow_env``.
