@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from livi_tasks.config import LiviConfig, load_config
 
@@ -23,16 +21,6 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.fail(f"shared fixtures not found at {SHARED_FIXTURES}")
     return SHARED_FIXTURES
-
-
-def write_tone(path: Path, seconds: float = 2.0, rate: int = 16_000, channels: int = 1, amplitude: float = 0.3, subtype: str | None = None) -> Path:
-    """A short chord (not silence) as a real audio file."""
-    t = np.arange(int(seconds * rate)) / rate
-    mono = amplitude * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 330 * t)) / 1.5
-    data = np.repeat(mono[:, None], channels, axis=1) if channels > 1 else mono
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, data.astype(np.float32), rate, subtype=subtype)
-    return path
 
 
 @pytest.fixture
@@ -66,10 +54,3 @@ def demo_ingested(demo_cfg: LiviConfig, demo_catalogue: Path) -> str:
     from livi_tasks.catalogue import ingest_catalogue
 
     return ingest_catalogue(demo_cfg, demo_catalogue, "demo")["catalogue"]
-
-
-def run_stages(cfg: LiviConfig, catalogue: str, *stages: str) -> dict[str, list[dict]]:
-    """Run per-shard stages in order over every shard (skipping what is done)."""
-    from livi_tasks.pipeline import run_stage_over_shards
-
-    return {stage: run_stage_over_shards(cfg, stage, catalogue) for stage in stages}

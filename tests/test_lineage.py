@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import write_tone
+from livi_testing import write_tone
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.lineage import fingerprint
 from livi_tasks.store import ArtifactMissing, ArtifactStore

@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from conftest import write_tone
+from livi_testing import write_tone
 from mlflow.tracking import MlflowClient
 
 from livi_tasks import tracking

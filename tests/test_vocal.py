@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_stages
+from livi_testing import run_stages
 from livi_tasks.lineage import artifact_for, shard_ids
 from livi_tasks.store import ArtifactStore
 from livi_tasks.vocal_head import precision_recall, train_vocal_head, window_coverage, window_labels
