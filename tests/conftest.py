@@ -40,10 +40,11 @@ def demo_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
-    """The demo pipeline's config for tests: tiny.en for speed, small shards, a session data root."""
+    """The demo pipeline's config for tests: tiny.en, greedy decoding (the fallback is tested in
+    test_transcribe), small shards, a session data root."""
     root = tmp_path_factory.mktemp("demo_data")
     return load_config(
-        overrides={"store": {"root": str(root)}, "transcribe": {"whisper_model": "tiny.en"}, "ingest": {"shard_size": 6}},
+        overrides={"store": {"root": str(root)}, "transcribe": {"whisper_model": "tiny.en", "temperatures": [0.0]}, "ingest": {"shard_size": 6}},
         environ={},
     )
 

@@ -77,6 +77,9 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "LIVI__STORE__ROOT": str(data),
         "LIVI__TRANSCRIBE__WHISPER_MODEL": "tiny.en",
+        # Greedy only: the fallback's hotter attempts cost minutes per segment on 2 cores and are
+        # covered by the transcription stage's own tests.
+        "LIVI__TRANSCRIBE__TEMPERATURES": "[0.0]",
         "LIVI__ENCODER__EPOCHS": "2",
         "LIVI__INGEST__SHARD_SIZE": "4",
         "LIVI_TASK_RETRIES": "0",

@@ -79,7 +79,7 @@ def test_pipeline_shards_run_on_two_celery_workers(airflow_env, postgres_databas
         services.wait_for_dag("livi_pipeline")
         services.unpause("livi_pipeline")
         run_id = services.trigger("livi_pipeline", {"catalogue_source": str(small_catalogue), "catalogue_name": "small", "retrain": True})
-        (run,) = services.wait_for_runs("livi_pipeline", 1, timeout=900)
+        (run,) = services.wait_for_runs("livi_pipeline", 1, timeout=1800)
         instances = services.task_instances("livi_pipeline", run_id)
         assert run["state"] == "success", ([(ti["task_id"], ti["map_index"], ti["state"]) for ti in instances], services.logs())
         shard_tasks = [ti for ti in instances if ti["map_index"] >= 0]
