@@ -163,7 +163,7 @@ def ground_truth_retrieval(demo_dir: Path) -> dict:
     cfg = load_config(environ={})
     model = load_text_model(cfg.text.model)
     texts = [" ".join(lyrics.get(track, [])) for track in manifest["track_id"]]
-    vectors = np.zeros((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+    vectors = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     sung = [i for i, text in enumerate(texts) if text]
     vectors[sung] = embed_texts(model, [texts[i] for i in sung], cfg.text.chunk_chars, cfg.text.batch_size)
     metrics = metrics_from_similarity(vectors @ vectors.T, manifest["work_id"].tolist()).as_dict()
