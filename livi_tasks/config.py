@@ -92,7 +92,7 @@ class TranscribeConfig(Section):
     no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Drop segments more likely silent than this.")
     min_words: int = Field(4, ge=0, description="Drop transcripts with fewer words.")
     max_repeated_ngram_share: float = Field(
-        0.5, gt=0, le=1, description="Drop transcripts whose most repeated 3-gram covers more of the text."
+        0.5, gt=0, le=1, description="Drop transcripts in which a larger share of 3-grams repeats an earlier one (loops)."
     )
     batch_segments: int = Field(8, ge=1, description="Segments through the encoder per batch.")
 

@@ -9,6 +9,9 @@ source "$(dirname "$0")/airflow_env.sh"
 OUT="$(mkdir -p "${1:-$REPO/demo_out}" && cd "${1:-$REPO/demo_out}" && pwd)"
 export AIRFLOW_HOME="$OUT/airflow_home" LIVI__STORE__ROOT="$OUT/data"
 export MLFLOW_TRACKING_URI="sqlite:///$OUT/data/mlflow.db"
+# Greedy decoding for the demo: on sung lyrics the paper's temperature fallback was 7-10x slower
+# and no more accurate (BENCHMARKS.md). Set LIVI__TRANSCRIBE__TEMPERATURES to override.
+export LIVI__TRANSCRIBE__TEMPERATURES="${LIVI__TRANSCRIBE__TEMPERATURES:-[0.0]}"
 mkdir -p "$AIRFLOW_HOME" "$LIVI__STORE__ROOT"
 livi_airflow_prepare
 if [ ! -f "$OUT/catalogue/manifest.csv" ]; then
