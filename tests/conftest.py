@@ -10,7 +10,8 @@ import pytest
 from livi_tasks.config import LiviConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+# shared/ lies beside the checkout (CI clones main next to it); LIVI_SHARED_DIR points elsewhere.
+SHARED_FIXTURES = Path(os.environ.get("LIVI_SHARED_DIR", REPO.parent / "shared")) / "fixtures"
 
 # Tests run on 2 cores; keep torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
