@@ -180,9 +180,11 @@ def evaluate_catalogue(cfg: LiviConfig, catalogue: str, store: ArtifactStore | N
         matrix, coverage = _embedding_matrix(universe, artifacts)
         similarity = matrix @ matrix.T
         metrics = metrics_from_similarity(similarity, universe["work_id"])
-        results[method] = {"similarity": similarity, "per_query": metrics.per_query()}
+        per_query = metrics.per_query()
+        per_query["track_id"] = universe.track_id.to_numpy()[per_query.query_index]
+        results[method] = {"similarity": similarity, "per_query": per_query}
         summary["methods"][method] = {**metrics.as_dict(), "coverage": coverage}
-        output.write_table(f"per_query_{method}", metrics.per_query().assign(track_id=lambda t: universe.track_id.iloc[t.query_index].to_numpy()))
+        output.write_table(f"per_query_{method}", per_query)
         log.info("evaluate %s %s: %s", catalogue, method, {k: round(v, 4) if isinstance(v, float) else v for k, v in summary["methods"][method].items()})
     worst = {method: _worst_queries(result, universe, cfg.evaluate.worst_queries) for method, result in results.items()}
     output.write_json("metrics", summary)
