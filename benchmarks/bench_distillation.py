@@ -1,11 +1,12 @@
 """Does the ASR-free encoder retrieve covers of songs it never saw, nearly as well as ASR lyrics?
 
-Train the head on one demo catalogue (seed 0, --train-works works) and evaluate on another
-(seed 1: other works, other lyrics). On the evaluation tracks that both methods embed, compare
+Train the head on demo catalogues (by default seed 0 with 100 works and seed 2 with 250, two
+versions each) and evaluate on another (seed 1: other works, other lyrics). On the evaluation tracks that both methods embed, compare
 the MAP of the ASR-free embeddings with the MAP of the ASR lyrics embeddings they were distilled
 from, and with random embeddings. Goal: ASR-free MAP >= 0.9 x ASR MAP, far above random.
 
-    .venv/bin/python benchmarks/bench_distillation.py [--work-dir /tmp/livi-distil] [--train-works 40]
+    .venv/bin/python benchmarks/bench_distillation.py [--work-dir /tmp/livi-distil] [--train 0:100 --train 2:250]
+        [--set transcribe.whisper_model=tiny.en ...]
 
 Writes benchmarks/results/distillation.json.
 """
@@ -35,6 +36,9 @@ from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.train_encoder import promote_model, train  # noqa: E402
 
 
+EVAL_SEED = 1
+
+
 def track_vectors(cfg, store, catalogue: str, stage: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     frames = []
     for shard in shard_ids(store, catalogue):
@@ -52,7 +56,8 @@ def retrieval(vectors: np.ndarray, work_ids: pd.Series) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", default="/tmp/livi-distil")
-    parser.add_argument("--train-works", type=int, default=40)
+    parser.add_argument("--train", action="append", metavar="SEED:WORKS", help="A training catalogue (repeatable); default 0:100 and 2:250.")
+    parser.add_argument("--train-versions", type=int, default=2, help="Versions per work in the training catalogues.")
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "distillation.json"))
     args = parser.parse_args()
@@ -66,10 +71,15 @@ def main() -> None:
     cfg = load_config(overrides=overrides, environ={})
     store = ArtifactStore(cfg.store.root)
     started = time.perf_counter()
+    train_specs = [tuple(int(part) for part in spec.split(":")) for spec in (args.train or ["0:100", "2:250"])]
+    if any(seed == EVAL_SEED for seed, _ in train_specs):
+        parser.error(f"--train: seed {EVAL_SEED} is the evaluation catalogue's")
     manifests = {
-        "distil_train": make_demo_catalogue(work_dir / "train_seed0", works=args.train_works, seed=0),
-        "distil_eval": make_demo_catalogue(work_dir / "eval_seed1", seed=1),
+        f"distil_train_seed{seed}": make_demo_catalogue(work_dir / f"train_seed{seed}", works=works, versions=args.train_versions, seed=seed)
+        for seed, works in train_specs
     }
+    manifests["distil_eval"] = make_demo_catalogue(work_dir / f"eval_seed{EVAL_SEED}", seed=EVAL_SEED)
+    train_catalogues = [name for name in manifests if name != "distil_eval"]
     timings = {}
     for catalogue, manifest in manifests.items():
         ingest_catalogue(cfg, manifest, catalogue, store)
@@ -77,11 +87,12 @@ def main() -> None:
             stage_started = time.perf_counter()
             run_stage_over_shards(cfg, stage, catalogue, store=store)
             timings[f"{catalogue}/{stage}_s"] = round(time.perf_counter() - stage_started, 1)
+    for catalogue in train_catalogues:
+        stage_started = time.perf_counter()
+        run_stage_over_shards(cfg, "features", catalogue, store=store)
+        timings[f"{catalogue}/features_s"] = round(time.perf_counter() - stage_started, 1)
     stage_started = time.perf_counter()
-    run_stage_over_shards(cfg, "features", "distil_train", store=store)
-    timings["distil_train/features_s"] = round(time.perf_counter() - stage_started, 1)
-    stage_started = time.perf_counter()
-    trained = train(cfg, ["distil_train"], store)
+    trained = train(cfg, train_catalogues, store)
     timings["train_s"] = round(time.perf_counter() - stage_started, 1)
     promote_model(store, trained["fingerprint"])
     stage_started = time.perf_counter()
@@ -98,8 +109,11 @@ def main() -> None:
     random_maps = [retrieval(rng.standard_normal((len(both), 16)), works)["MAP"] for _ in range(20)]
     ingested = artifact_for(cfg, store, "distil_eval", "ingest", "all").read_table("tracks")
     result = {
-        "train_catalogue": {"seed": 0, "works": args.train_works, "tracks": int(len(artifact_for(cfg, store, "distil_train", "ingest", "all").read_table("tracks")))},
-        "eval_catalogue": {"seed": 1, "works": 12, "tracks": int(len(ingested))},
+        "train_catalogues": [
+            {"seed": seed, "works": works, "versions": args.train_versions, "tracks": int(len(artifact_for(cfg, store, name, "ingest", "all").read_table("tracks")))}
+            for (seed, works), name in zip(train_specs, train_catalogues)
+        ],
+        "eval_catalogue": {"seed": EVAL_SEED, "works": 12, "tracks": int(len(ingested))},
         "eval_tracks_embedded_by_both": int(len(both)),
         "eval_tracks_lyrics_only": int(len(set(lyrics.track_id) - set(audio.track_id))),
         "eval_tracks_audio_only": int(len(set(audio.track_id) - set(lyrics.track_id))),

@@ -117,6 +117,9 @@ class EncoderConfig(Section):
     hidden_dim: int = Field(512, ge=8, description="Width of the projection MLP's hidden layer.")
     attention_heads: int = Field(4, ge=1, description="Heads of the [CLS] attention pooling.")
     dropout: float = Field(0.1, ge=0, lt=1)
+    frame_mask: float = Field(
+        0.3, ge=0, lt=1, description="Share of frame states hidden from the head per training example (augmentation)."
+    )
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the cosine loss vs the similarity-matrix MSE.")
     lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.01, ge=0)

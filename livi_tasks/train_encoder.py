@@ -391,6 +391,7 @@ def train(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = 
         hidden_dim=cfg.encoder.hidden_dim,
         attention_heads=cfg.encoder.attention_heads,
         dropout=cfg.encoder.dropout,
+        frame_mask=cfg.encoder.frame_mask,
     )
     result = fit_head(
         head,

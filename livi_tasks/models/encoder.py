@@ -30,16 +30,27 @@ HEAD_CONFIG_FILE = "head.json"
 class LiviHead(nn.Module):
     """Class-attention pooling of frame states -> MLP projection -> unit vector of ``text_dim``."""
 
-    def __init__(self, width: int, text_dim: int, hidden_dim: int = 512, attention_heads: int = 4, dropout: float = 0.1):
+    def __init__(
+        self,
+        width: int,
+        text_dim: int,
+        hidden_dim: int = 512,
+        attention_heads: int = 4,
+        dropout: float = 0.1,
+        frame_mask: float = 0.0,
+    ):
         super().__init__()
         if width % attention_heads:
             raise ValueError(f"frame width {width} is not divisible by {attention_heads} attention heads")
+        if not 0 <= frame_mask < 1:
+            raise ValueError(f"frame_mask {frame_mask} is not in [0, 1)")
         self.settings = {
             "width": width,
             "text_dim": text_dim,
             "hidden_dim": hidden_dim,
             "attention_heads": attention_heads,
             "dropout": dropout,
+            "frame_mask": frame_mask,
         }
         # Small init: the query starts near the mean of the frames instead of a random direction.
         self.cls_query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
@@ -55,8 +66,21 @@ class LiviHead(nn.Module):
     def forward(self, frame_states: torch.Tensor) -> torch.Tensor:
         """(batch, frames, width) -> (batch, text_dim), unit length."""
         query = self.cls_query.expand(frame_states.shape[0], -1, -1)
-        pooled, _ = self.attention(query, frame_states, frame_states, need_weights=False)
+        pooled, _ = self.attention(query, frame_states, frame_states, key_padding_mask=self._training_mask(frame_states), need_weights=False)
         return F.normalize(self.projection(self.norm(pooled.squeeze(1))), dim=-1)
+
+    def _training_mask(self, frame_states: torch.Tensor) -> torch.Tensor | None:
+        """While training, hide a random ``frame_mask`` share of each example's frames from the pooling.
+
+        With a few hundred training segments the head otherwise memorises them; seeing a
+        different subset of frames each epoch makes it read the words rather than the clip.
+        """
+        rate = self.settings["frame_mask"]
+        if not self.training or rate == 0:
+            return None
+        hidden = torch.rand(frame_states.shape[:2], device=frame_states.device) < rate
+        hidden[:, 0] = False  # never hide every frame of an example
+        return hidden
 
     def config(self) -> dict[str, Any]:
         return dict(self.settings)

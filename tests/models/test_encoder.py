@@ -25,6 +25,18 @@ def test_head_outputs_unit_vectors_of_text_dim():
     assert torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-6)
 
 
+def test_frame_mask_changes_training_outputs_only():
+    torch.manual_seed(0)
+    head = LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=4, dropout=0.0, frame_mask=0.5)
+    frames = torch.randn(2, 40, 16)
+    head.train()
+    assert not torch.allclose(head(frames), head(frames))  # another random subset of frames each call
+    head.eval()
+    assert torch.equal(head(frames), head(frames))
+    with pytest.raises(ValueError, match="frame_mask"):
+        LiviHead(width=16, text_dim=8, frame_mask=1.0)
+
+
 def test_head_rejects_width_not_divisible_by_heads():
     with pytest.raises(ValueError, match="divisible"):
         LiviHead(width=10, text_dim=8, attention_heads=4)
