@@ -25,6 +25,18 @@ def test_head_outputs_unit_vectors_of_text_dim():
     assert torch.allclose(out.norm(dim=-1), torch.ones(3), atol=1e-6)
 
 
+def test_single_query_pooling_equals_multihead_attention():
+    torch.manual_seed(0)
+    head = LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=4, dropout=0.0).eval()
+    with torch.no_grad():
+        head.attention.in_proj_bias.normal_()  # non-zero biases: the fast path must handle them
+        head.cls_query.normal_()
+    frames = torch.randn(3, 50, 16)
+    query = head.cls_query.expand(3, -1, -1)
+    expected, _ = head.attention(query, frames, frames, need_weights=False)
+    assert torch.allclose(head.pool(frames), expected.squeeze(1), atol=1e-5)
+
+
 def test_frame_mask_changes_training_outputs_only():
     torch.manual_seed(0)
     head = LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=4, dropout=0.0, frame_mask=0.5)
