@@ -37,14 +37,15 @@ from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from livi_tasks.audio_embed import LoadedEncoder, embed_clips, load_encoder  # noqa: E402
 from livi_tasks.config import load_config, parse_overrides  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
-from livi_tasks.features import cached_whisper, encode_segments  # noqa: E402
+from livi_tasks.features import encode_segments  # noqa: E402
 from livi_tasks.models.encoder import LiviEncoder, LiviHead  # noqa: E402
+from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
 from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
 from livi_tasks.segments import cut_audio, plan_segments  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.text_embed import embed_texts, load_text_model  # noqa: E402
 from livi_tasks.train_encoder import FramePairs, fit_head  # noqa: E402
-from livi_tasks.transcribe import cached_whisper as transcribe_whisper, transcribe_audio  # noqa: E402
+from livi_tasks.transcribe import transcribe_audio  # noqa: E402
 from livi_tasks.vocal import window_vocalness  # noqa: E402
 
 
@@ -66,7 +67,7 @@ def _encoder(cfg, store: ArtifactStore | None, model: str | None, text_dim: int)
 
 
 def bench_tracks(cfg, uris: list[str], loaded: LoadedEncoder, text_model) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    whisper = transcribe_whisper(cfg.transcribe.whisper_model, cfg.models_dir)
+    whisper = cached_whisper(cfg.transcribe.whisper_model, cfg.models_dir)
     segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
     rows, all_clips = [], []
     for number, uri in enumerate(uris):
@@ -149,7 +150,7 @@ def main() -> None:
     text_model, load_times["text_model_s"] = _timed(load_text_model, cfg.text.model)
     text_dim = int(embed_texts(text_model, ["warm up"], cfg.text.chunk_chars, cfg.text.batch_size).shape[-1])
     (loaded, head_kind), load_times["encoder_s"] = _timed(_encoder, cfg, ArtifactStore(args.store) if args.store else None, args.model, text_dim)
-    _, load_times["whisper_for_asr_s"] = _timed(transcribe_whisper, cfg.transcribe.whisper_model, cfg.models_dir)
+    _, load_times["whisper_for_asr_s"] = _timed(cached_whisper, cfg.transcribe.whisper_model, cfg.models_dir)
     # Warm-up: first calls pay one-off costs (allocator, Musicnn weights, kernels).
     warm_audio = load_audio(uris[0], cfg.ingest.max_duration_s)
     window_vocalness(warm_audio, cfg.vocal, cfg.models_dir)

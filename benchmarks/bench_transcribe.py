@@ -44,7 +44,8 @@ from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
 from livi_tasks.metrics_text import corpus_word_error_rate  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.text_embed import embed_lyrics, embed_texts, load_text_model  # noqa: E402
-from livi_tasks.transcribe import cached_whisper, decode_segments, transcribe_segments  # noqa: E402
+from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
+from livi_tasks.transcribe import decode_segments, transcribe_segments  # noqa: E402
 
 THREADS = 2
 

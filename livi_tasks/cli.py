@@ -10,11 +10,11 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 
-from .config import ConfigError, LiviConfig, load_config, parse_overrides
+from .config import LiviConfig, load_config, parse_overrides
 
 app = typer.Typer(
     help="LIVI: lyrics-informed music version (cover) retrieval. Each subcommand runs one idempotent stage.",

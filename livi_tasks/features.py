@@ -9,7 +9,6 @@ frames, and inference feeds it the same unpooled states.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from whisper.model import Whisper
 
 from .config import LiviConfig
 from .models.encoder import encode_frames, resolve_device
-from .models.whisper_weights import checkpoint_id, load_whisper, resolve_whisper_checkpoint
+from .models.whisper_weights import cached_whisper, checkpoint_id, resolve_whisper_checkpoint
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
 
@@ -33,14 +32,6 @@ log = logging.getLogger(__name__)
 def whisper_identity(name_or_path: str, models_dir: str | Path) -> dict[str, str]:
     """{name, id}: the checkpoint as configured and the short hash of the file it resolves to."""
     return {"name": name_or_path, "id": checkpoint_id(resolve_whisper_checkpoint(name_or_path, models_dir))}
-
-
-@functools.lru_cache(maxsize=2)
-def cached_whisper(name_or_path: str, models_dir: str, device: str) -> Whisper:
-    """One loaded Whisper model per process (stages of one worker share it); frozen, eval mode."""
-    model = load_whisper(name_or_path, models_dir, device=device)
-    model.requires_grad_(False)
-    return model
 
 
 def encode_segments(whisper_model: Whisper, audio: np.ndarray, batch: int = ENCODE_BATCH, description: str = "encoder") -> np.ndarray:

@@ -42,7 +42,7 @@ from whisper.model import Whisper
 
 from .config import LiviConfig, TranscribeConfig
 from .metrics_text import normalise_text
-from .models.whisper_weights import load_whisper, resolve_whisper_checkpoint
+from .models.whisper_weights import cached_whisper
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
 
@@ -123,18 +123,6 @@ def transcript_verdict(text: str, no_speech_prob: float, avg_logprob: float, cfg
     if repeated_ngram_share(words) > cfg.max_repeated_ngram_share:
         return False, "repetition_loop", text
     return True, "", cleaned
-
-
-_MODEL_CACHE: dict[str, Whisper] = {}
-
-
-def cached_whisper(name_or_path: str, models_dir: str) -> Whisper:
-    """One loaded model per checkpoint file for the life of the process (Airflow workers reuse it)."""
-    path = str(resolve_whisper_checkpoint(name_or_path, models_dir))
-    if path not in _MODEL_CACHE:
-        log.info("loading Whisper %s from %s", name_or_path, path)
-        _MODEL_CACHE[path] = load_whisper(path, models_dir)
-    return _MODEL_CACHE[path]
 
 
 def log_mel_batch(model: Whisper, audio: np.ndarray) -> torch.Tensor:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import logging
 import os
 import re
 import struct
@@ -38,6 +39,8 @@ from whisper.model import ModelDimensions, Whisper
 
 CHECKPOINT_ID_CHARS = 16
 HASH_READ_BYTES = 1 << 22
+
+log = logging.getLogger(__name__)
 
 
 class WhisperModelMissing(FileNotFoundError):
@@ -147,6 +150,24 @@ def load_whisper(name_or_path: str, models_dir: str | Path, device: str = "cpu")
     elif name_or_path in whisper._ALIGNMENT_HEADS and path == _openai_cached_file(name_or_path):
         model.set_alignment_heads(whisper._ALIGNMENT_HEADS[name_or_path])
     return model.float().to(device).eval()
+
+
+_LOADED: dict[tuple[str, str], Whisper] = {}
+
+
+def cached_whisper(name_or_path: str, models_dir: str | Path, device: str = "cpu") -> Whisper:
+    """One loaded, frozen model per (checkpoint file, device) for the life of the process.
+
+    Transcription, the feature cache and the ASR-free encoder all read it, so an Airflow worker
+    or a `livi run` that goes through several stages holds each checkpoint once.
+    """
+    path = str(resolve_whisper_checkpoint(name_or_path, models_dir))
+    if (path, device) not in _LOADED:
+        log.info("loading Whisper %s from %s on %s", name_or_path, path, device)
+        model = load_whisper(path, models_dir, device=device)
+        model.requires_grad_(False)
+        _LOADED[path, device] = model
+    return _LOADED[path, device]
 
 
 def checkpoint_id(path: str | Path) -> str:
