@@ -1,7 +1,7 @@
 """Does the ASR-free encoder retrieve covers of songs it never saw, nearly as well as ASR lyrics?
 
 Train the head on demo catalogues (by default seeds 0, 2 and 3 with 100, 250 and 400 works, two
-versions each: 1,500 songs, ~2,900 segments) and evaluate on another (seed 1: 12 other works,
+versions each: 1,500 tracks, ~2,900 segments) and evaluate on another (seed 1: 12 other works,
 other lyrics). On the evaluation tracks that both methods embed, compare the MAP of the ASR-free
 embeddings with the MAP of the ASR lyrics embeddings they were distilled from, and with random
 embeddings. Goal: ASR-free MAP >= 0.9 x ASR MAP, far above random.
