@@ -22,6 +22,7 @@ from livi_tasks.config import LiviConfig
 from livi_tasks.models.whisper_weights import (
     BUNDLED_MODELS,
     WhisperModelMissing,
+    cached_whisper,
     checkpoint_id,
     convert_ctranslate2,
     load_whisper,
@@ -154,3 +155,10 @@ def test_bundled_model_converts_once_into_models_dir(tmp_path):
     first_write = converted.stat().st_mtime_ns
     assert resolve_whisper_checkpoint("tiny.en", tmp_path / "models").stat().st_mtime_ns == first_write
     assert sorted(p.name for p in converted.parent.iterdir()) == ["tiny.en.pt"]
+
+
+def test_cached_whisper_is_one_frozen_model_per_checkpoint_file():
+    by_name = cached_whisper("tiny.en", MODELS_DIR)
+    by_path = cached_whisper(str(resolve_whisper_checkpoint("tiny.en", MODELS_DIR)), MODELS_DIR)
+    assert by_name is by_path  # transcription and the encoder stages share it
+    assert not by_name.training and not any(p.requires_grad for p in by_name.parameters())
