@@ -9,8 +9,8 @@ embeddings. Goal: ASR-free MAP >= 0.9 x ASR MAP, far above random.
     .venv/bin/python benchmarks/bench_distillation.py [--work-dir /tmp/livi-distil] [--train 0:100 ...]
         [--set transcribe.whisper_model=tiny.en --set "transcribe.temperatures=[0.0]" ...]
 
-About 35 minutes on an idle 2-core machine with tiny.en and greedy decoding (most of it
-transcribing the training catalogues); every stage is cached, so a rerun only retrains.
+About an hour on an idle 2-core machine with tiny.en and greedy decoding (~2 s per training
+track: Musicnn, transcription, feature cache); every stage is cached, so a rerun only retrains.
 
 Writes benchmarks/results/distillation.json.
 """
@@ -59,11 +59,11 @@ def retrieval(vectors: np.ndarray, work_ids: pd.Series) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="/tmp/livi-distil")
+    parser.add_argument("--work-dir", default="/tmp/livi-distil", help="Demo catalogues and the data store go here; reused by later runs.")
     parser.add_argument("--train", action="append", metavar="SEED:WORKS", help="A training catalogue (repeatable); default 0:100, 2:250 and 3:400.")
     parser.add_argument("--train-versions", type=int, default=2, help="Versions per work in the training catalogues.")
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "distillation.json"))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "distillation.json"), help="Where to write the JSON result.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
