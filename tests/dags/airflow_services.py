@@ -13,6 +13,7 @@ import requests
 from airflow_testing import REPO, VENV_BIN
 
 TERMINAL_STATES = {"success", "failed"}
+BACKFILL_ATTEMPTS = 12
 
 
 class AirflowProcesses:
@@ -101,7 +102,13 @@ class AirflowProcesses:
         """POST /backfills: what `airflow backfill create` does, through the api-server (a CLI
         process writing beside the running components can hit SQLite's single-writer lock)."""
         payload = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z", "max_active_runs": 2}
-        response = self.request("POST", "/backfills", json=payload)
+        # On SQLite the api-server answers 503 "Database is locked" while the scheduler holds the
+        # single write lock; the request is safe to repeat, as a client of a busy server would.
+        for attempt in range(1, BACKFILL_ATTEMPTS + 1):
+            response = self.request("POST", "/backfills", json=payload)
+            if response.status_code != 503 or attempt == BACKFILL_ATTEMPTS:
+                break
+            time.sleep(5)
         response.raise_for_status()
         return response.json()
 
