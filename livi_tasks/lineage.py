@@ -84,6 +84,11 @@ def intrinsic_identity(cfg: LiviConfig, stage: str) -> tuple[str, ...]:
     give new keys to the stage and everything below it."""
     if stage == "vocal" and cfg.vocal.method == "trained_head":
         return (file_identity(cfg.vocal.head_path),)
+    if stage == "transcribe":
+        # Imported here: lineage is read by light callers that never load a model.
+        from .models.whisper_weights import checkpoint_id, resolve_whisper_checkpoint
+
+        return (checkpoint_id(resolve_whisper_checkpoint(cfg.transcribe.whisper_model, cfg.models_dir)),)
     return ()
 
 

@@ -31,6 +31,18 @@ def test_replacing_the_vocal_head_file_rekeys_downstream(cfg, ingested, tmp_path
     assert fingerprint(with_head, store, ingested, "segments") != first
 
 
+def test_replacing_the_whisper_checkpoint_rekeys_transcripts_and_below(cfg, ingested, tmp_path):
+    store = ArtifactStore(cfg.store.root)
+    checkpoint = tmp_path / "whisper.pt"
+    checkpoint.write_bytes(b"one")
+    with_file = cfg.model_copy(update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": str(checkpoint)})})
+    first = {stage: fingerprint(with_file, store, ingested, stage) for stage in ("segments", "transcribe", "text")}
+    checkpoint.write_bytes(b"other weights")
+    second = {stage: fingerprint(with_file, store, ingested, stage) for stage in first}
+    assert first["segments"] == second["segments"]
+    assert first["transcribe"] != second["transcribe"] and first["text"] != second["text"]
+
+
 def test_unknown_catalogue_says_to_ingest(cfg):
     with pytest.raises(ArtifactMissing, match="livi ingest"):
         fingerprint(cfg, ArtifactStore(cfg.store.root), "nothing", "vocal")
