@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from .audio import SAMPLE_RATE, load_audio
 from .config import LiviConfig
-from .features import ENCODE_BATCH, SEGMENT_COLUMNS, whisper_identity
+from .features import ENCODE_BATCH, SEGMENT_COLUMNS
 from .models.encoder import LiviEncoder, head_from_bytes, resolve_device
-from .models.whisper_weights import cached_whisper
+from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
 from .train_encoder import model_artifact, promoted_model

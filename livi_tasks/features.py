@@ -10,7 +10,6 @@ frames, and inference feeds it the same unpooled states.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -18,7 +17,7 @@ from whisper.model import Whisper
 
 from .config import LiviConfig
 from .models.encoder import encode_frames, resolve_device
-from .models.whisper_weights import cached_whisper, checkpoint_id, resolve_whisper_checkpoint
+from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
 
@@ -27,11 +26,6 @@ ENCODE_BATCH = 8  # segments per encoder call: bounds activation memory (8 x 150
 SEGMENT_COLUMNS = ["segment_id", "track_id", "work_id"]
 
 log = logging.getLogger(__name__)
-
-
-def whisper_identity(name_or_path: str, models_dir: str | Path) -> dict[str, str]:
-    """{name, id}: the checkpoint as configured and the short hash of the file it resolves to."""
-    return {"name": name_or_path, "id": checkpoint_id(resolve_whisper_checkpoint(name_or_path, models_dir))}
 
 
 def encode_segments(whisper_model: Whisper, audio: np.ndarray, batch: int = ENCODE_BATCH, description: str = "encoder") -> np.ndarray:
@@ -60,4 +54,4 @@ def cache_encoder_features(cfg: LiviConfig, catalogue: str, shard: str, store: A
         log.info("features %s/%s: %d segments, states %s with %s", catalogue, shard, len(table), states.shape, identity)
         return {"segments": int(len(table)), "frames": int(states.shape[1]), "width": int(states.shape[2]), "checkpoint": identity}
 
-    return run_shard_stage(cfg, store, catalogue, STAGE, shard, work, extra=(identity["id"],))
+    return run_shard_stage(cfg, store, catalogue, STAGE, shard, work)

@@ -84,17 +84,17 @@ def intrinsic_identity(cfg: LiviConfig, stage: str) -> tuple[str, ...]:
     give new keys to the stage and everything below it."""
     if stage == "vocal" and cfg.vocal.method == "trained_head":
         return (file_identity(cfg.vocal.head_path),)
-    if stage == "transcribe":
+    if stage in ("transcribe", "features"):
         # Imported here: lineage is read by light callers that never load a model.
-        from .models.whisper_weights import checkpoint_id, resolve_whisper_checkpoint
+        from .models.whisper_weights import whisper_identity
 
-        return (checkpoint_id(resolve_whisper_checkpoint(cfg.transcribe.whisper_model, cfg.models_dir)),)
+        return (whisper_identity(cfg.transcribe.whisper_model, cfg.models_dir)["id"],)
     return ()
 
 
 def fingerprint(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: str, extra: tuple[str, ...] = ()) -> str:
     """Fingerprint of ``stage`` for the catalogue's current ingest; ``extra`` adds identities
-    the config does not hold (a checkpoint hash, a trained model's fingerprint)."""
+    the config does not hold (a trained model's fingerprint)."""
     if stage == "ingest":
         return current_ingest(store, catalogue)["fingerprint"]
     parent = fingerprint(cfg, store, catalogue, PARENT[stage])

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .config import EncoderConfig, LiviConfig
-from .features import cache_encoder_features, whisper_identity
+from .features import cache_encoder_features
 from .lineage import artifact_for, shard_ids
 from .models.encoder import LiviHead, head_to_bytes, resolve_device
+from .models.whisper_weights import whisper_identity
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 MODELS_CATALOGUE = "_models"
@@ -334,7 +335,7 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
                 text_model = model
             elif model != text_model:
                 raise ValueError(f"{catalogue}/{shard} was embedded with {model}, other shards with {text_model}: refusing to mix text models")
-            features = artifact_for(cfg, store, catalogue, "features", shard, (whisper["id"],))
+            features = artifact_for(cfg, store, catalogue, "features", shard)
             if not features.is_complete():
                 log.info("features %s/%s missing: computing them", catalogue, shard)
                 cache_encoder_features(cfg, catalogue, shard, store)

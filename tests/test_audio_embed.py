@@ -82,7 +82,7 @@ def test_features_train_embed_end_to_end(pipeline, demo_catalogue):
     shard = shard_ids(store, "demo")[0]
     features = cache_encoder_features(cfg, "demo", shard, store)
     assert not features["skipped"] and features["width"] == 384 and features["frames"] == 1500
-    states = artifact_for(cfg, store, "demo", "features", shard, (features["checkpoint"]["id"],)).read_array("states", mmap=True)
+    states = artifact_for(cfg, store, "demo", "features", shard).read_array("states", mmap=True)
     assert states.dtype == np.float16 and states.shape[0] == features["segments"]
     assert cache_encoder_features(cfg, "demo", shard, store)["skipped"]
 

@@ -36,11 +36,12 @@ def test_replacing_the_whisper_checkpoint_rekeys_transcripts_and_below(cfg, inge
     checkpoint = tmp_path / "whisper.pt"
     checkpoint.write_bytes(b"one")
     with_file = cfg.model_copy(update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": str(checkpoint)})})
-    first = {stage: fingerprint(with_file, store, ingested, stage) for stage in ("segments", "transcribe", "text")}
+    first = {stage: fingerprint(with_file, store, ingested, stage) for stage in ("segments", "transcribe", "text", "features")}
     checkpoint.write_bytes(b"other weights")
     second = {stage: fingerprint(with_file, store, ingested, stage) for stage in first}
     assert first["segments"] == second["segments"]
     assert first["transcribe"] != second["transcribe"] and first["text"] != second["text"]
+    assert first["features"] != second["features"]
 
 
 def test_unknown_catalogue_says_to_ingest(cfg):

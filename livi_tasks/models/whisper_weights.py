@@ -152,6 +152,11 @@ def load_whisper(name_or_path: str, models_dir: str | Path, device: str = "cpu")
     return model.float().to(device).eval()
 
 
+def whisper_identity(name_or_path: str, models_dir: str | Path) -> dict[str, str]:
+    """{name, id}: the checkpoint as configured and the short hash of the file it resolves to."""
+    return {"name": name_or_path, "id": checkpoint_id(resolve_whisper_checkpoint(name_or_path, models_dir))}
+
+
 _LOADED: dict[tuple[str, str], Whisper] = {}
 
 
