@@ -61,7 +61,7 @@ def _encoder(cfg, store: ArtifactStore | None, model: str | None, text_dim: int)
         return loaded, f"trained model {loaded.info['fingerprint']}"
     whisper = cached_whisper(cfg.transcribe.whisper_model, cfg.models_dir, "cpu")
     torch.manual_seed(0)
-    head = LiviHead(whisper.dims.n_audio_state, text_dim, cfg.encoder.hidden_dim, cfg.encoder.attention_heads, cfg.encoder.dropout, cfg.encoder.frame_mask)
+    head = LiviHead.from_settings(whisper.dims.n_audio_state, text_dim, cfg.encoder)
     info = {"fingerprint": None, "text_model": {"dim": text_dim}}
     return LoadedEncoder(encoder=LiviEncoder(whisper, head).eval(), info=info, device="cpu"), "untrained head of the trained shape"
 
@@ -107,7 +107,7 @@ def bench_training_epoch(cfg, clips: np.ndarray, text_dim: int, work_dir: Path) 
     def epoch(states: np.ndarray, name: str) -> float:
         pairs = FramePairs([(states, targets)], np.stack([np.zeros(len(states), np.int64), np.arange(len(states)), np.arange(len(states))], 1), [""] * len(states))
         torch.manual_seed(0)
-        head = LiviHead(states.shape[-1], text_dim, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask)
+        head = LiviHead.from_settings(states.shape[-1], text_dim, settings)
         _, seconds = _timed(fit_head, head, pairs, None, settings, work_dir / name)
         return seconds
 

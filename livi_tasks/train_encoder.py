@@ -386,14 +386,7 @@ def train(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = 
     )
     states, _ = data.pairs[0]
     _seed_everything(cfg.encoder.seed)  # the head's initial weights are part of the seeded run
-    head = LiviHead(
-        width=states.shape[-1],
-        text_dim=data.text_model["dim"],
-        hidden_dim=cfg.encoder.hidden_dim,
-        attention_heads=cfg.encoder.attention_heads,
-        dropout=cfg.encoder.dropout,
-        frame_mask=cfg.encoder.frame_mask,
-    )
+    head = LiviHead.from_settings(states.shape[-1], data.text_model["dim"], cfg.encoder)
     result = fit_head(
         head,
         data.pairs.subset(train_index),

@@ -62,7 +62,7 @@ def _settings(**changes) -> EncoderConfig:
 
 def _fresh_head(settings: EncoderConfig) -> LiviHead:
     torch.manual_seed(settings.seed)
-    return LiviHead(WIDTH, TEXT_DIM, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask)
+    return LiviHead.from_settings(WIDTH, TEXT_DIM, settings)
 
 
 def _split(pairs: FramePairs):
@@ -97,7 +97,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path):
     assert torch.load(interrupted_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1
     # A different initial head proves the weights come from the checkpoint, not from the seed.
     torch.manual_seed(123)
-    other_head = LiviHead(WIDTH, TEXT_DIM, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask)
+    other_head = LiviHead.from_settings(WIDTH, TEXT_DIM, settings)
     resumed = fit_head(other_head, train_set, val_set, settings, interrupted_dir, resume=True)
 
     assert resumed.history == reference.history

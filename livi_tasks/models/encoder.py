@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ import torch.nn.functional as F
 import whisper
 from torch import nn
 from whisper.model import AudioEncoder, Whisper
+
+if TYPE_CHECKING:
+    from ..config import EncoderConfig
 
 HEAD_WEIGHTS_FILE = "head.pt"
 HEAD_CONFIG_FILE = "head.json"
@@ -63,6 +66,11 @@ class LiviHead(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(hidden_dim, text_dim),
         )
+
+    @classmethod
+    def from_settings(cls, width: int, text_dim: int, settings: "EncoderConfig") -> "LiviHead":
+        """A fresh head shaped by the encoder section of the config."""
+        return cls(width, text_dim, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask)
 
     def forward(self, frame_states: torch.Tensor) -> torch.Tensor:
         """(batch, frames, width) -> (batch, text_dim), unit length."""
