@@ -2,9 +2,9 @@
 FROM apache/airflow:3.3.2-python3.11
 
 USER root
-# espeak-ng: the demo catalogue's singing voices; libsndfile: audio decoding.
+# Speech engines of the song generators (espeak-ng, flite, Festival + voices); libsndfile: audio decoding.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends espeak-ng libsndfile1 \
+ && apt-get install -y --no-install-recommends espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts libsndfile1 \
  && rm -rf /var/lib/apt/lists/*
 USER airflow
 

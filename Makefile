@@ -7,12 +7,16 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-all airflow benchmarks clean help
+.PHONY: setup speech demo test test-all airflow benchmarks default-heads clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-setup: $(STAMP) espeak  ## create .venv and install everything (no-op when done)
+# Speech engines of the song generators (Debian packages): espeak-ng sings the demo and, with
+# flite, the training family; Festival and its voices sing the evaluation-only family.
+SPEECH_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+
+setup: $(STAMP) speech  ## create .venv and install everything (no-op when done)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,11 +28,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-espeak:
-	@command -v espeak-ng >/dev/null || { \
-	  echo "installing espeak-ng (Debian package)"; \
+speech:
+	@missing=$$(for p in $(SPEECH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -z "$$missing" ] || { \
+	  echo "installing the speech engines (Debian packages): $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }
 
 demo: setup  ## run the whole pipeline through Airflow on the bundled demo catalogue
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_demo.sh $(DEMO_DIR)
@@ -44,6 +49,10 @@ airflow: setup  ## start Airflow locally (standalone, SQLite) on 127.0.0.1:8080
 
 benchmarks: setup  ## run every benchmark, writing benchmarks/results/*.json
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+default-heads: setup  ## rebuild the shipped LIVI heads from nothing (hours on 2 cores; cached, resumable)
+	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads
+	$(PY) benchmarks/bench_generalisation.py --work-dir data/default-heads
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data $(DEMO_DIR) airflow_home

@@ -1,4 +1,4 @@
-"""LIVI nightly retrain: train on every transcribed catalogue, promote only if not worse, re-embed."""
+"""LIVI nightly retrain: train on every transcribed catalogue, promote only when better than the current model (the shipped head included), re-embed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import CATALOGUE_NAME_PATTERN, config_params
 from livi_airflow.store_units import catalogues_ready
-from livi_airflow.training import promote_if_not_worse, train_tracked
+from livi_airflow.training import promote_if_better, train_tracked
 
 DOC = """
 ### LIVI nightly retrain
@@ -21,9 +21,9 @@ Every night at 02:00 UTC:
 2. **features** per shard (cached, so only new shards cost time) -> **train** the audio encoder
    head; the run is logged to MLflow (params, per-epoch losses, model files) at
    `$MLFLOW_TRACKING_URI`, default `sqlite:///<data root>/mlflow.db`;
-3. **promote_if_not_worse**: embed and evaluate the new model on the labelled held-out catalogue
+3. **promote_if_better**: embed and evaluate the new model on the labelled held-out catalogue
    (Param `holdout_catalogue`, already ingested and segmented) and promote it only when its
-   `livi_audio` MAP is not below the promoted model's;
+   `livi_audio` MAP beats the current model's (the promoted one, else the shipped default head);
 4. **embed** every segmented catalogue with the promoted model (skipped where already done) and
    rebuild the **index** over all of them.
 
@@ -55,7 +55,7 @@ def livi_nightly_retrain():
         task_id="features", function="livi_tasks.features.cache_encoder_features", **HEAVY_ARGS
     ).expand_kwargs(training_units)
     training = train_tracked.override(task_id="train", **HEAVY_ARGS)(training_units["catalogues"])
-    decision = promote_if_not_worse.override(**HEAVY_ARGS)(training, "{{ params.holdout_catalogue }}")
+    decision = promote_if_better.override(**HEAVY_ARGS)(training, "{{ params.holdout_catalogue }}")
 
     index_units = catalogues_ready.override(task_id="segmented_catalogues")("segments")
     embed = LiviShardOperator.partial(

@@ -15,12 +15,14 @@ Lyrics-informed cover retrieval for one catalogue (a folder `<root>/<work_id>/<t
 manifest `track_id,work_id,path`):
 
 1. **ingest**: check every file, quarantine the unusable ones, cut the catalogue into shards;
-2. per shard (mapped task group): **vocal** (drop tracks below lambda) -> **segments** (30 s
+2. per shard (mapped task group): **vocal** (drop tracks with too little singing) -> **segments** (30 s
    vocal segments) -> **transcribe** (Whisper, pool `whisper`) -> **text** (lyrics embeddings);
    beside it **baseline** (audio-only chroma embeddings, when `evaluate.baseline` is on);
-3. when **retrain** is on, or no model has been promoted yet: **features** (frozen Whisper encoder
-   states per shard) -> **train** the audio head (logged to MLflow) -> **promote** it;
-4. **embed** every shard's audio with the promoted model (no transcription needed) ->
+3. when **retrain** is on, or no model is promoted and no head is shipped for the Whisper model:
+   **features** (frozen Whisper encoder states per shard) -> **train** the audio head (logged to
+   MLflow) -> **promote** it;
+4. **embed** every shard's audio with the promoted model, else the shipped default head (no
+   transcription needed) ->
    **index** -> **evaluate** (metrics and report in the artifact store).
 
 Every stage is idempotent: artifacts are keyed by configuration, so a rerun with the same Params
@@ -48,7 +50,7 @@ configured values (`$LIVI_CONFIG`, `LIVI__SECTION__FIELD`).
         ),
         "retrain": Param(
             False, type="boolean", title="Retrain the audio encoder",
-            description="Train on this catalogue's lyrics and promote the model (always done when none is promoted).",
+            description="Train a head on this catalogue's lyrics and promote it. Off: embed with the promoted model, else the shipped default head.",
         ),
         **config_params(),
     },

@@ -24,16 +24,12 @@ from .models.encoder import LiviEncoder, head_from_bytes, resolve_device
 from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
-from .train_encoder import model_artifact, promoted_model
+from .model_registry import NoEncoderModel, current_model, model_artifact
 
 STAGE = "embed"
 TRACK_COLUMNS = ["track_id", "work_id"]
 
 log = logging.getLogger(__name__)
-
-
-class NoEncoderModel(LookupError):
-    """No trained encoder was named and none is promoted."""
 
 
 @dataclass
@@ -43,21 +39,13 @@ class LoadedEncoder:
     device: str
 
 
-def choose_model(store: ArtifactStore, model: str | None) -> str:
-    """The given fingerprint, else the promoted one; a clear error when there is neither."""
-    fingerprint = model or promoted_model(store)
-    if not fingerprint:
-        raise NoEncoderModel("no encoder model given and none is promoted: run `livi train-encoder` (it promotes the result) or pass --model")
-    return fingerprint
-
-
 # Loaded encoders by (fingerprint, models_dir, device): the fingerprint names the weights exactly.
 _LOADED: dict[tuple[str, str, str], LoadedEncoder] = {}
 
 
 def load_encoder(cfg: LiviConfig, store: ArtifactStore, model: str | None = None) -> LoadedEncoder:
     """The trained encoder (frozen Whisper + head) of a fingerprint, default the promoted one; cached per process."""
-    fingerprint = choose_model(store, model)
+    fingerprint = current_model(cfg, store, model)
     device = resolve_device(cfg.encoder.device)
     cache_key = (fingerprint, cfg.models_dir, device)
     if cache_key in _LOADED:
@@ -101,7 +89,7 @@ def track_embeddings(segment_embeddings: np.ndarray, segments: pd.DataFrame) -> 
 def embed_audio(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None, model: str | None = None) -> dict:
     """The embed stage for one shard: every segment through the encoder, then track embeddings."""
     store = store or ArtifactStore(cfg.store.root)
-    fingerprint = choose_model(store, model)
+    fingerprint = current_model(cfg, store, model)
 
     def work(segments_artifact: Artifact, output: Artifact) -> dict:
         loaded = load_encoder(cfg, store, fingerprint)
@@ -125,15 +113,15 @@ def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np
     vocal segment, the whole track in consecutive 30 s chunks."""
     from .models.musicnn import WINDOW_SECONDS
     from .segments import cut_audio, plan_segments
-    from .vocal import window_vocalness
+    from .vocal import track_decision, window_vocalness
 
     segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
     scores, _ = window_vocalness(audio, cfg.vocal, cfg.models_dir)
     plans = plan_segments(scores, WINDOW_SECONDS, len(audio) / SAMPLE_RATE, cfg.vocal.window_threshold, cfg.segments.segment_s, cfg.segments.max_pad_s)
     if plans:
-        mean = float(scores.mean()) if len(scores) else 0.0
-        if mean < cfg.vocal.min_track_vocalness:
-            log.info("%s: mean vocalness %.3f is below lambda %.2f; embedding its %d vocal segments anyway", name, mean, cfg.vocal.min_track_vocalness, len(plans))
+        _, _, reason = track_decision(scores, len(audio) / SAMPLE_RATE, cfg.vocal)
+        if reason:
+            log.info("%s: the catalogue filter would exclude it (%s); embedding its %d vocal segments anyway", name, reason, len(plans))
         return cut_audio(audio, plans, segment_samples)
     chunks = max(1, -(-len(audio) // segment_samples))
     log.warning("%s: no vocal segment found; falling back to %d whole-file %g s chunks", name, chunks, cfg.segments.segment_s)

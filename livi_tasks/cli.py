@@ -86,7 +86,7 @@ def ingest(
 
 
 SHARD_COMMANDS = {
-    "detect-vocals": ("vocal", "Score 3 s windows for vocals with Musicnn and filter out tracks below lambda."),
+    "detect-vocals": ("vocal", "Score 3 s windows for vocals with Musicnn and exclude tracks with too little singing (vocal.track_rule)."),
     "segment": ("segments", "Cut 30 s segments around the vocal regions (padded, last piece zero-padded)."),
     "transcribe": ("transcribe", "Transcribe each vocal segment with Whisper, keeping only credible lyrics."),
     "embed-lyrics": ("text", "Embed the kept transcripts into the fixed text space (per segment and per track)."),
@@ -113,6 +113,43 @@ for _name, (_stage, _help) in SHARD_COMMANDS.items():
     _add_shard_command(_name, _stage, _help)
 
 
+@app.command("song-corpus")
+def song_corpus(
+    out: Path = typer.Argument(..., help="Folder to write the catalogue into."),
+    family: str = typer.Option("randomised", help="randomised (the training family) or foreign (evaluation only: other engine, instruments, words, structure)."),
+    works: int = typer.Option(24, help="Number of works (songs), each with its own lyrics and melody."),
+    versions: int = typer.Option(3, help="Versions (covers) per work."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same catalogue."),
+    instrumentals: int = typer.Option(6, help="Tracks without a voice (a lead melody instead)."),
+    hard_negatives: int = typer.Option(6, help="A version's exact backing sung with other lyrics."),
+) -> None:
+    """Write a synthetic cover catalogue of a song family (livi_tasks.synth); prints its manifest."""
+    from .synth.corpus import make_corpus
+
+    try:
+        typer.echo(make_corpus(out, family, works, versions, seed, instrumentals, hard_negatives))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+@app.command("build-default-heads")
+def build_default_heads(
+    ctx: typer.Context,
+    work_dir: Path = typer.Option(Path("data/default-heads"), "--work-dir", help="Corpus, segment and frame-state caches (reused: a killed build resumes)."),
+    whisper: list[str] = typer.Option(["base", "tiny.en"], "--whisper", help="Whisper models to train a head for (repeatable)."),
+    chunk: list[str] = typer.Option([], "--chunk", help="SEED:WORKS of a training catalogue (repeatable); default the shipped recipe."),
+) -> None:
+    """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
+    from .default_heads import DEFAULT_CHUNKS, build_default_heads as build
+
+    try:
+        chunks = tuple(tuple(int(part) for part in spec.split(":")) for spec in chunk) or DEFAULT_CHUNKS
+    except ValueError:
+        raise UserError(f"--chunk: expected SEED:WORKS, got {chunk}") from None
+    cards = build(_state(ctx), work_dir, tuple(whisper), chunks)
+    _print_json({name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()})
+
+
 @app.command("train-vocal-head")
 def train_vocal_head(
     ctx: typer.Context,
@@ -133,7 +170,7 @@ def embed_audio(
     ctx: typer.Context,
     catalogue: str = typer.Option(..., "--catalogue", help="Catalogue name (as ingested)."),
     shard: list[str] = typer.Option([], "--shard", help="Only these shards (repeatable; default all)."),
-    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
+    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."),
 ) -> None:
     """ASR-free track embeddings: vocal segments -> frozen Whisper encoder + trained head."""
     from .pipeline import run_stage_over_shards
@@ -163,7 +200,7 @@ def train_encoder(
 def build_index(
     ctx: typer.Context,
     catalogue: list[str] = typer.Option(..., "--catalogue", help="Catalogues to index (repeatable); new ones are added."),
-    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
+    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."),
 ) -> None:
     """Build or extend the Faiss index of ASR-free track embeddings."""
     from .retrieval import build_catalogue_index
@@ -189,7 +226,7 @@ def query(
 def evaluate(
     ctx: typer.Context,
     catalogue: str = typer.Option(..., "--catalogue", help="A labelled catalogue (as ingested)."),
-    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model)."),
+    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."),
 ) -> None:
     """Score every available embedding (lyrics ASR, LIVI audio, chroma baseline); write the HTML report."""
     from .evaluate import evaluate_catalogue, format_metrics
@@ -236,6 +273,9 @@ USER_ERRORS = (
     "livi_tasks.index:IndexMismatch",
     "livi_tasks.models.whisper_weights:WhisperModelMissing",
     "livi_tasks.cli:UserError",
+    "livi_tasks.model_registry:NoEncoderModel",
+    "livi_tasks.model_registry:ShippedModelError",
+    "livi_tasks.synth.voices:EngineMissing",
 )
 
 

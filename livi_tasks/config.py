@@ -62,8 +62,16 @@ class VocalConfig(Section):
     )
     head_path: str | None = Field(None, description="Trained vocal head (.pt) for method=trained_head.")
     window_threshold: float = Field(0.5, ge=0, le=1, description="A window is vocal when v >= this.")
+    track_rule: Literal["vocal_seconds", "mean"] = Field(
+        "vocal_seconds",
+        description="vocal_seconds: keep tracks with at least min_vocal_s of vocal windows; mean: the paper's "
+        "lambda rule on the mean window vocalness (drops sung tracks with long instrumental parts).",
+    )
+    min_vocal_s: float = Field(
+        9.0, ge=0, description="vocal_seconds rule: tracks with less time in vocal windows are excluded."
+    )
     min_track_vocalness: float = Field(
-        0.5, ge=0, le=1, description="lambda: tracks whose mean window vocalness is below are excluded."
+        0.5, ge=0, le=1, description="lambda of the mean rule: tracks whose mean window vocalness is below are excluded."
     )
     batch_windows: int = Field(64, ge=1, description="3 s windows per Musicnn batch.")
 
@@ -85,7 +93,9 @@ class TranscribeConfig(Section):
     )
     language: str | None = Field(None, description="Force a language code; None detects it.")
     temperatures: tuple[float, ...] = Field(
-        (0.0, 0.2, 0.4, 0.6, 0.8, 1.0), description="Temperature fallback schedule (greedy first)."
+        (0.0,),
+        description="Decoding temperatures, tried in order while a result fails the thresholds. Default greedy: on "
+        "sung lyrics the paper's fallback (0.0-1.0 by 0.2) was 7-10x slower and no more accurate (BENCHMARKS.md).",
     )
     compression_ratio_threshold: float = Field(1.35, gt=0, description="Retry hotter above this ratio.")
     logprob_threshold: float = Field(-1.0, description="Retry hotter when the mean log-probability is below.")

@@ -23,6 +23,7 @@ import pandas as pd
 from .config import LiviConfig
 from .lineage import INGEST_SHARD, artifact_for, fingerprint, shard_ids
 from .metrics import metrics_from_similarity
+from .model_registry import current_model
 from .store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -162,10 +163,7 @@ def evaluate_catalogue(cfg: LiviConfig, catalogue: str, store: ArtifactStore | N
     """Score every available method on ``catalogue``; ``model`` is the encoder fingerprint for
     the ASR-free method (default: the promoted model, if any)."""
     store = store or ArtifactStore(cfg.store.root)
-    if model is None:
-        from .train_encoder import promoted_model
-
-        model = promoted_model(store)
+    model = current_model(cfg, store, model, required=False)
     available = method_artifacts(cfg, store, catalogue, model)
     inputs = sorted(f"{m}:{a.key.fingerprint}" for m, arts in available.items() for a in arts)
     output = store.artifact(catalogue, STAGE, INGEST_SHARD, cfg.evaluate.fingerprint(STAGE, fingerprint(cfg, store, catalogue, "ingest"), *inputs))

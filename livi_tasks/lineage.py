@@ -10,7 +10,7 @@ Artifact contents (file names without extension):
   duration_s, sample_rate, channels, format, status, shard), ``quarantine`` (track_id, work_id,
   path, reason); JSON ``shards`` ({shard: [track_id, ...]}).
 - vocal: tables ``windows`` (track_id, window, start_s, end_s, vocalness) and ``tracks``
-  (track_id, work_id, uri, duration_s, mean_vocalness, status kept|excluded|failed, reason).
+  (track_id, work_id, uri, duration_s, mean_vocalness, vocal_s, status kept|excluded|failed, reason).
 - segments: table ``segments`` (segment_id, track_id, work_id, index, start_s, end_s,
   region_start_s, region_end_s, pad_before_s, pad_after_s, zero_pad_s); array ``audio``
   float16 (n_segments, segment samples at 16 kHz), rows aligned with the table.

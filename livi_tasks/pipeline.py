@@ -46,14 +46,15 @@ def run_pipeline(cfg: LiviConfig, source: str, catalogue: str | None = None, tra
     from .catalogue import ingest_catalogue
     from .evaluate import evaluate_catalogue
     from .retrieval import build_catalogue_index
-    from .train_encoder import promote_model, promoted_model, train as train_encoder
+    from .model_registry import current_model, promote_model
+    from .train_encoder import train as train_encoder
 
     store = store or ArtifactStore(cfg.store.root)
     ingested = ingest_catalogue(cfg, source, catalogue, store)
     catalogue = ingested["catalogue"]
     stages = [*LYRICS_STAGES, "baseline"] if cfg.evaluate.baseline else list(LYRICS_STAGES)
     summaries = {stage: run_stage_over_shards(cfg, stage, catalogue, store=store) for stage in stages}
-    model = promoted_model(store)
+    model = current_model(cfg, store, required=False)
     if train or model is None:
         summaries["features"] = run_stage_over_shards(cfg, "features", catalogue, store=store)
         trained = train_encoder(cfg, [catalogue], store=store)

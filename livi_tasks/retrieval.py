@@ -22,23 +22,13 @@ from .audio import AudioError
 from .config import LiviConfig
 from .index import IDS_FILE, INDEX_FILE, SIDECAR_FILE, IndexMismatch, TrackIndex
 from .lineage import artifact_for, shard_ids
+from .model_registry import current_model
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 log = logging.getLogger(__name__)
 
 POINTER = "_index/CURRENT.json"
 INDEX_FILES = (INDEX_FILE, IDS_FILE, SIDECAR_FILE)
-
-
-def _require_model(store: ArtifactStore, model: str | None) -> str:
-    if model:
-        return model
-    from .train_encoder import promoted_model
-
-    promoted = promoted_model(store)
-    if promoted is None:
-        raise ArtifactMissing("no promoted encoder model: run `livi train-encoder` (or the pipeline with retrain) first")
-    return promoted
 
 
 def _catalogue_embeddings(cfg: LiviConfig, store: ArtifactStore, catalogue: str, model: str) -> tuple[list[Artifact], str]:
@@ -83,7 +73,7 @@ def build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifac
     """Index the catalogues' ASR-free track embeddings, adding them to the current index when it
     uses the same model."""
     store = store or ArtifactStore(cfg.store.root)
-    model = _require_model(store, model)
+    model = current_model(cfg, store, model)
     wanted = {catalogue: _catalogue_embeddings(cfg, store, catalogue, model) for catalogue in catalogues}
     try:
         pointer, current = current_index(store)
@@ -130,7 +120,7 @@ def query_file(cfg: LiviConfig, audio_file: str | Path, top_k: int = 10, store: 
         raise AudioError(f"{audio_file}: missing file")
     store = store or ArtifactStore(cfg.store.root)
     pointer, artifact = current_index(store)
-    model = _require_model(store, None)
+    model = current_model(cfg, store)
     if pointer["model"] != model:
         raise IndexMismatch(f"the index was built with encoder {pointer['model']}, but {model} is promoted: run `livi build-index` again")
     index = load_index(artifact, expected_model=model)

@@ -164,19 +164,20 @@ def _score(evaluation: dict[str, Any]) -> float:
         raise ArtifactMissing(f"evaluation has no {COMPARED_METHOD} {COMPARED_METRIC}: {evaluation.get('missing')}") from None
 
 
-def promote_if_not_worse(cfg: LiviConfig, training: dict[str, Any], holdout: str, store: ArtifactStore | None = None) -> dict[str, Any]:
-    """Promote the candidate model unless its held-out MAP is lower than the promoted model's.
+def promote_if_better(cfg: LiviConfig, training: dict[str, Any], holdout: str, store: ArtifactStore | None = None) -> dict[str, Any]:
+    """Promote the candidate model only when its held-out MAP beats the current model's (the
+    promoted one, else the shipped default head); with no current model it is promoted.
 
     The decision and both scores are logged to the candidate's MLflow run when it has one.
     """
-    from .train_encoder import promote_model, promoted_model
+    from .model_registry import current_model, promote_model
 
     store = store or ArtifactStore(cfg.store.root)
     artifact_for(cfg, store, holdout, "ingest", INGEST_SHARD).require()
-    candidate, current = training["fingerprint"], promoted_model(store)
+    candidate, current = training["fingerprint"], current_model(cfg, store, required=False)
     candidate_score = _score(embed_and_evaluate(cfg, holdout, candidate, store))
     current_score = None if current in (None, candidate) else _score(embed_and_evaluate(cfg, holdout, current, store))
-    promote = current_score is None or candidate_score >= current_score
+    promote = current_score is None or candidate_score > current_score
     if promote:
         promote_model(store, candidate)
     decision = {

@@ -38,12 +38,9 @@ from .features import cache_encoder_features
 from .lineage import artifact_for, shard_ids
 from .models.encoder import LiviHead, head_to_bytes, resolve_device
 from .models.whisper_weights import whisper_identity
+from .model_registry import model_artifact, promote_model, promoted_model  # noqa: F401  (the training API's names)
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
-MODELS_CATALOGUE = "_models"
-MODEL_STAGE = "encoder"
-MODEL_SHARD = "all"
-PROMOTED_POINTER = f"{MODELS_CATALOGUE}/{MODEL_STAGE}/PROMOTED.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.jsonl"
 
@@ -361,10 +358,6 @@ def model_fingerprint(settings: EncoderConfig, whisper: dict, text_model: dict, 
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def model_artifact(store: ArtifactStore, fingerprint: str) -> Artifact:
-    return store.artifact(MODELS_CATALOGUE, MODEL_STAGE, MODEL_SHARD, fingerprint)
-
-
 def train(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = None, resume: bool = False, out_dir: str | Path | None = None) -> dict:
     """Train the head on the catalogues' segments; returns the summary with the model fingerprint.
 
@@ -427,19 +420,3 @@ def train(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = 
     output.commit(summary)
     log.info("encoder model %s saved to %s", fingerprint, output.url)
     return {**summary, "fingerprint": fingerprint, "skipped": False}
-
-
-def promote_model(store: ArtifactStore, fingerprint: str) -> dict:
-    """Make a trained model the default of the embed stage."""
-    model_artifact(store, fingerprint).require()
-    pointer = {"fingerprint": fingerprint}
-    store.write_pointer(PROMOTED_POINTER, pointer)
-    log.info("promoted encoder model %s", fingerprint)
-    return pointer
-
-
-def promoted_model(store: ArtifactStore) -> str | None:
-    try:
-        return store.read_pointer(PROMOTED_POINTER)["fingerprint"]
-    except ArtifactMissing:
-        return None

@@ -2,16 +2,14 @@
 # `make demo`: the whole pipeline through Airflow (`airflow dags test`, one process, SQLite) on a
 # generated demo catalogue; prints where the report is and the headline metrics.
 # Usage: scripts/airflow_demo.sh [OUT_DIR]   (default demo_out)
-#   LIVI_DEMO_CONF: extra Params as JSON, e.g. '{"whisper_model": "tiny.en"}'
+#   LIVI_DEMO_CONF: extra Params as JSON, e.g. '{"whisper_model": "tiny.en"}' or '{"retrain": true}' to train
+#   a head on the demo itself instead of embedding with the shipped one
 #   LIVI_DEMO_ARGS: options of `livi demo-catalogue` (default: 6 works x 2 versions + 2 distractors)
 set -euo pipefail
 source "$(dirname "$0")/airflow_env.sh"
 OUT="$(mkdir -p "${1:-$REPO/demo_out}" && cd "${1:-$REPO/demo_out}" && pwd)"
 export AIRFLOW_HOME="$OUT/airflow_home" LIVI__STORE__ROOT="$OUT/data"
 export MLFLOW_TRACKING_URI="sqlite:///$OUT/data/mlflow.db"
-# Greedy decoding for the demo: on sung lyrics the paper's temperature fallback was 7-10x slower
-# and no more accurate (BENCHMARKS.md). Set LIVI__TRANSCRIBE__TEMPERATURES to override.
-export LIVI__TRANSCRIBE__TEMPERATURES="${LIVI__TRANSCRIBE__TEMPERATURES:-[0.0]}"
 mkdir -p "$AIRFLOW_HOME" "$LIVI__STORE__ROOT"
 livi_airflow_prepare
 if [ ! -f "$OUT/catalogue/manifest.csv" ]; then
@@ -20,7 +18,7 @@ if [ ! -f "$OUT/catalogue/manifest.csv" ]; then
 fi
 CONF="$(python - "$OUT/catalogue/manifest.csv" <<'PY'
 import json, os, sys
-conf = {"catalogue_source": sys.argv[1], "catalogue_name": "demo", "retrain": True}
+conf = {"catalogue_source": sys.argv[1], "catalogue_name": "demo", "retrain": False}
 conf.update(json.loads(os.environ.get("LIVI_DEMO_CONF", "{}")))
 print(json.dumps(conf))
 PY

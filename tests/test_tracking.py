@@ -85,7 +85,7 @@ def test_catalogues_with_stage_lists_complete_catalogues(cfg, tmp_path):
 
 
 @pytest.mark.parametrize(("candidate_map", "promoted"), [(0.40, True), (0.45, False)])
-def test_candidate_promoted_only_when_not_worse(cfg, tmp_path, monkeypatch, candidate_map, promoted):
+def test_candidate_promoted_only_when_better(cfg, tmp_path, monkeypatch, candidate_map, promoted):
     store = ArtifactStore(cfg.store.root)
     write_tone(tmp_path / "holdout" / "w1" / "a.wav")
     ingest_catalogue(cfg, tmp_path / "holdout", "holdout", store=store)
@@ -93,7 +93,7 @@ def test_candidate_promoted_only_when_not_worse(cfg, tmp_path, monkeypatch, cand
     promote_model(store, "current")
     candidate = trained_model(store, "candidate", tmp_path, epochs=1)
     candidate["mlflow_run_id"] = tracking.log_training_run(cfg, ["train"], candidate, store)
-    scores = {"current": 0.40 if promoted else 0.46, "candidate": candidate_map}  # equal scores promote
+    scores = {"current": 0.39 if promoted else 0.45, "candidate": candidate_map}  # equal scores keep the current model
     evaluated = []
 
     def fake_embed_and_evaluate(cfg_, catalogue, model, store_):
@@ -101,7 +101,7 @@ def test_candidate_promoted_only_when_not_worse(cfg, tmp_path, monkeypatch, cand
         return {"methods": {"livi_audio": {"MAP": scores[model]}}}
 
     monkeypatch.setattr(tracking, "embed_and_evaluate", fake_embed_and_evaluate)
-    decision = tracking.promote_if_not_worse(cfg, candidate, "holdout", store=store)
+    decision = tracking.promote_if_better(cfg, candidate, "holdout", store=store)
     assert evaluated == [("holdout", "candidate"), ("holdout", "current")]
     assert decision["promoted"] is promoted
     assert promoted_model(store) == ("candidate" if promoted else "current")

@@ -15,6 +15,7 @@ from airflow.sdk import Param
 PARAM_FIELDS = {
     "data_root": "store.root",
     "shard_size": "ingest.shard_size",
+    "min_vocal_s": "vocal.min_vocal_s",
     "min_track_vocalness": "vocal.min_track_vocalness",
     "whisper_model": "transcribe.whisper_model",
     "text_model": "text.model",
@@ -36,9 +37,13 @@ def config_params() -> dict[str, Param]:
             None, type=["null", "integer"], minimum=1, maximum=10_000, title="Shard size",
             description="Tracks per shard; each shard is one mapped task per stage.",
         ),
+        "min_vocal_s": Param(
+            None, type=["null", "number"], minimum=0, maximum=600, title="Vocal seconds threshold",
+            description="Tracks with less time in vocal 3 s windows are excluded (the default track rule).",
+        ),
         "min_track_vocalness": Param(
             None, type=["null", "number"], minimum=0, maximum=1, title="Vocalness threshold (lambda)",
-            description="Tracks whose mean window vocalness is below are excluded.",
+            description="The paper's rule, used when vocal.track_rule is mean: tracks whose mean window vocalness is below are excluded.",
         ),
         "whisper_model": Param(
             None, type=["null", "string"], enum=[None, *WHISPER_MODELS], title="Whisper model",

@@ -16,18 +16,18 @@ def _config_and_store():
 
 @task.short_circuit(task_id="training_needed", ignore_downstream_trigger_rules=False)
 def training_needed() -> bool:
-    """Train when the run asks for it or when no model has been promoted yet."""
-    from livi_tasks.train_encoder import promoted_model
+    """Train when the run asks for it, or when no model is promoted and none is shipped for its Whisper model."""
+    from livi_tasks.model_registry import current_model
 
     params = get_current_context()["params"]
-    _, store = _config_and_store()
-    return bool(params.get("retrain")) or not promoted_model(store)
+    cfg, store = _config_and_store()
+    return bool(params.get("retrain")) or current_model(cfg, store, required=False) is None
 
 
 @task(task_id="promote", multiple_outputs=False)
 def promote(training: dict[str, Any]) -> dict[str, Any]:
     """Make the model just trained the one every later embedding uses."""
-    from livi_tasks.train_encoder import promote_model
+    from livi_tasks.model_registry import promote_model
 
     _, store = _config_and_store()
     promote_model(store, training["fingerprint"])
@@ -47,10 +47,10 @@ def train_tracked(catalogues: list[str]) -> dict[str, Any]:
     return summary
 
 
-@task(task_id="promote_if_not_worse", multiple_outputs=False)
-def promote_if_not_worse(training: dict[str, Any], holdout_catalogue: str) -> dict[str, Any]:
+@task(task_id="promote_if_better", multiple_outputs=False)
+def promote_if_better(training: dict[str, Any], holdout_catalogue: str) -> dict[str, Any]:
     """Evaluate the new model on the labelled held-out catalogue; promote it unless it is worse."""
-    from livi_tasks.tracking import promote_if_not_worse as decide
+    from livi_tasks.tracking import promote_if_better as decide
 
     cfg, store = _config_and_store()
     decision = decide(cfg, training, holdout_catalogue, store=store)

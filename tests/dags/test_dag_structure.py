@@ -96,6 +96,6 @@ def test_nightly_retrain_schedule_and_steps(dagbag):
     dag = dagbag.dags["livi_nightly_retrain"]
     assert "expression='0 2 * * *'" in repr(dag.timetable)
     upstream = {task.task_id: task.upstream_task_ids for task in dag.tasks}
-    assert upstream["promote_if_not_worse"] == {"train"}
-    assert "promote_if_not_worse" in upstream["segmented_catalogues"]
+    assert upstream["promote_if_better"] == {"train"}
+    assert "promote_if_better" in upstream["segmented_catalogues"]
     assert upstream["index"] >= {"embed"}

@@ -111,10 +111,10 @@ def test_unicode_and_spaces_in_names(corpus_run, corpus):
     assert_through_stages(corpus_run, "unicode", 16_000, 1)
 
 
-def test_white_noise_is_excluded_by_lambda(corpus_run):
+def test_white_noise_is_excluded_by_the_vocal_seconds_rule(corpus_run):
     vocal = corpus_run.vocal.loc["white_noise"]
     assert vocal["status"] == "excluded" and vocal["mean_vocalness"] < 0.2
-    assert vocal["reason"].startswith("mean vocalness") and "below lambda 0.5" in vocal["reason"]
+    assert vocal["vocal_s"] < 9 and "below vocal.min_vocal_s 9" in vocal["reason"]
     assert "white_noise" not in set(corpus_run.segments["track_id"])
 
 

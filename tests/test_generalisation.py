@@ -1,0 +1,88 @@
+"""The shipped heads and the vocal filter on sound they were not built on.
+
+A small catalogue of the evaluation-only ``foreign`` family (Festival voices, other instruments,
+words and structure) goes through the pipeline's vocal filter, segments and ASR-free embedding
+with the shipped tiny.en head; the demo catalogue (espeak-ng over the demo's backings, works the
+head never saw) is queried track by track as a user would with ``livi query``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from livi_tasks.catalogue import ingest_catalogue
+from livi_tasks.config import load_config
+from livi_tasks.lineage import artifact_for, shard_ids
+from livi_tasks.metrics import metrics_from_similarity
+from livi_tasks.pipeline import run_stage_over_shards
+from livi_tasks.retrieval import build_catalogue_index, query_file
+from livi_tasks.store import ArtifactStore
+from livi_tasks.synth.corpus import make_corpus
+
+# Bounds (measured values and their reasons in BENCHMARKS.md, "Generalisation"):
+SUNG_KEPT_AT_LEAST = 8 / 9  # one sung track of nine may be lost (the benchmark keeps >= 97% of 78)
+FOREIGN_LIVI_MAP_AT_LEAST = 0.5  # random ranking scores ~0.2 on this catalogue
+DEMO_RANK1_AT_LEAST = 0.75  # 8 queries: at most 2 misses (make demo: >= 80% of 12 with base)
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("generalisation")
+    return load_config(overrides={"store": {"root": str(root / "data")}, "transcribe": {"whisper_model": "tiny.en"}, "ingest": {"shard_size": 6}}, environ={})
+
+
+@pytest.fixture(scope="module")
+def foreign(tiny_cfg, tmp_path_factory):
+    corpus = make_corpus(tmp_path_factory.mktemp("foreign") / "corpus", "foreign", works=4, versions=2, seed=5, instrumentals=1, hard_negatives=1).parent
+    ingest_catalogue(tiny_cfg, corpus / "manifest.csv", "foreign")
+    for stage in ("vocal", "segments", "embed"):
+        run_stage_over_shards(tiny_cfg, stage, "foreign")
+    return corpus
+
+
+def _stage_table(cfg, catalogue, stage, table, extra=()):
+    store = ArtifactStore(cfg.store.root)
+    return pd.concat([artifact_for(cfg, store, catalogue, stage, shard, extra).require().read_table(table) for shard in shard_ids(store, catalogue)], ignore_index=True)
+
+
+def test_vocal_filter_keeps_sung_foreign_tracks_and_drops_the_instrumental(tiny_cfg, foreign):
+    vocal = _stage_table(tiny_cfg, "foreign", "vocal", "tracks")
+    kinds = vocal["track_id"].map(pd.read_csv(foreign / "tracks.csv").set_index("track_id")["kind"])
+    sung = vocal[kinds != "instrumental"]
+    print(vocal[["track_id", "mean_vocalness", "vocal_s", "status"]].to_string())
+    assert (sung["status"] == "kept").mean() >= SUNG_KEPT_AT_LEAST
+    assert (vocal[kinds == "instrumental"]["status"] == "excluded").all()
+
+
+def test_shipped_head_retrieves_foreign_covers(tiny_cfg, foreign):
+    from livi_tasks.model_registry import current_model
+
+    store = ArtifactStore(tiny_cfg.store.root)
+    model = current_model(tiny_cfg, store)
+    assert model.startswith("shipped-")
+    universe = artifact_for(tiny_cfg, store, "foreign", "ingest", "all").read_table("tracks")[["track_id", "work_id"]]
+    embedded = _stage_table(tiny_cfg, "foreign", "embed", "tracks", (model,))
+    vectors = np.concatenate([artifact_for(tiny_cfg, store, "foreign", "embed", shard, (model,)).read_array("track_embeddings") for shard in shard_ids(store, "foreign")])
+    matrix = np.zeros((len(universe), vectors.shape[1]), np.float32)
+    matrix[universe.reset_index().set_index("track_id").loc[embedded["track_id"], "index"].to_numpy()] = vectors
+    metrics = metrics_from_similarity(matrix @ matrix.T, universe["work_id"]).as_dict()
+    print(metrics)
+    assert metrics["MAP"] >= FOREIGN_LIVI_MAP_AT_LEAST
+
+
+def test_query_ranks_another_version_first_on_the_demo(tiny_cfg, demo_catalogue):
+    ingest_catalogue(tiny_cfg, demo_catalogue, "demo")
+    for stage in ("vocal", "segments", "embed"):
+        run_stage_over_shards(tiny_cfg, stage, "demo")
+    build_catalogue_index(tiny_cfg, ["demo"])
+    manifest = pd.read_csv(demo_catalogue)
+    versions = manifest[manifest.track_id.str.startswith("work")]
+    hits_first = []
+    for track in versions.itertuples():
+        hits = query_file(tiny_cfg, demo_catalogue.parent / track.path, top_k=3)
+        others = hits[hits.track_id != track.track_id]  # the query's own file is in the index
+        hits_first.append(others.iloc[0].work_id == track.work_id)
+    print("another version at rank 1:", sum(hits_first), "of", len(hits_first))
+    assert np.mean(hits_first) >= DEMO_RANK1_AT_LEAST
