@@ -44,9 +44,8 @@ from .vocal_head import window_coverage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (103, 150))  # (seed, works)
+DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150))  # (seed, works)
 VERSIONS = 2
-INSTRUMENTALS, HARD_NEGATIVES = 15, 5
 MIN_LINE_SHARE = 0.5  # a line belongs to a segment when at least this share of it lies inside
 
 
@@ -58,6 +57,14 @@ class Chunk:
     @property
     def name(self) -> str:
         return f"randomised_seed{self.seed}"
+
+    @property
+    def instrumentals(self) -> int:  # not trained on: they calibrate the vocal filter
+        return max(1, self.works // 10)
+
+    @property
+    def hard_negatives(self) -> int:
+        return max(1, self.works // 30)
 
 
 def sung_lines(corpus_dir: Path) -> dict[str, list[tuple[float, float, str]]]:
@@ -111,7 +118,7 @@ def _save_atomic(path: Path, write) -> None:
 
 def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...]) -> Path:
     """Corpus, segments, text targets and frame states of one chunk (each step skipped when done)."""
-    corpus = make_corpus(work_dir / "corpus" / chunk.name, "randomised", works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=INSTRUMENTALS, hard_negatives=HARD_NEGATIVES).parent
+    corpus = make_corpus(work_dir / "corpus" / chunk.name, "randomised", works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=chunk.instrumentals, hard_negatives=chunk.hard_negatives).parent
     cache = work_dir / "cache" / chunk.name
     table_path, audio_path, text_path = cache / "segments.parquet", cache / "audio.npy", cache / "text.npy"
     if not (table_path.exists() and audio_path.exists()):

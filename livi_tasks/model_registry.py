@@ -63,6 +63,8 @@ def head_digest(weights: bytes, config: bytes) -> str:
 
 def shipped_head(whisper_model: str, root: Path = SHIPPED_DIR) -> tuple[bytes, bytes, dict] | None:
     """(weights, config, card) of the head shipped for ``whisper_model``; None when none is shipped."""
+    if "/" in whisper_model or whisper_model.endswith(".pt"):
+        return None  # a checkpoint file of the user's: no head was trained on it
     folder = root / whisper_model
     if not folder.is_dir():
         return None

@@ -64,6 +64,8 @@ HALLUCINATIONS = frozenset(
         "Thank you for watching.", "Thank you so much for watching.", "Thanks for watching and see you next time.",
         "Please subscribe.", "Please subscribe to my channel.", "Like and subscribe.", "Don't forget to subscribe.",
         "See you next time.", "Bye.", "Bye bye.", "The end.", "You", "Music", "Music playing", "Applause",
+        "I hope you have a nice day.", "Have a nice day.", "I'll see you next time.", "See you in the next video.",
+        "Thank you for listening.", "Thanks for listening.", "I'm sorry.", "Oh.", "Okay.", "So.", "Hmm.",
         "Silence", "Subtitles by the Amara.org community", "Subtitles by", "Subtitles made by the community of Amara.org",
         "Transcribed by", "Transcription by castingwords", "Captions by", "Translated by", "Sous-titres réalisés par la communauté d'Amara.org",
     )

@@ -4,7 +4,9 @@ import pytest
 
 from livi_testing import run_stages
 from livi_tasks.lineage import artifact_for, shard_ids
+from livi_tasks.config import VocalConfig
 from livi_tasks.store import ArtifactStore
+from livi_tasks.vocal import track_decision
 from livi_tasks.vocal_head import precision_recall, train_vocal_head, window_coverage, window_labels
 
 
@@ -31,7 +33,7 @@ def test_zero_shot_window_detection_and_track_filter(demo_cfg, demo_ingested, de
     assert (status[status.index.str.startswith("instrumental")] == "excluded").all()
     assert (status[~status.index.str.startswith("instrumental")] == "kept").all()
     excluded = tracks[tracks.status == "excluded"]
-    assert excluded["reason"].str.contains("below lambda").all()
+    assert excluded["reason"].str.contains("below vocal.min_vocal_s").all()
 
 
 def test_windows_and_features_are_aligned(demo_cfg, demo_ingested, vocal_done):
@@ -61,3 +63,14 @@ def test_trained_head_detects_vocals(demo_cfg, demo_ingested, demo_catalogue, vo
     scores = precision_recall((windows["vocalness"].to_numpy() >= 0.5).astype(int), labels)
     assert scores["precision"] >= 0.9 and scores["recall"] >= 0.9
     assert (tracks.loc[tracks.track_id.str.startswith("instrumental"), "status"] == "excluded").all()
+
+
+def test_vocal_seconds_rule_keeps_a_song_with_a_long_instrumental_part():
+    # 60 s: 12 s sung (4 windows at 0.9), the rest instrumental (0.1): mean 0.26, 12 s of singing.
+    scores = np.array([0.9] * 4 + [0.1] * 16)
+    mean, vocal_s, reason = track_decision(scores, 60.0, VocalConfig())
+    assert reason == "" and vocal_s == 12.0 and mean == pytest.approx(0.26)
+    _, _, reason = track_decision(scores, 60.0, VocalConfig(track_rule="mean"))
+    assert reason == "mean vocalness 0.260 below lambda 0.5"  # the paper's rule drops it
+    _, vocal_s, reason = track_decision(np.array([0.1, 0.7, 0.2, 0.6]), 10.0, VocalConfig())
+    assert vocal_s == 4.0 and reason == "4 s in vocal windows, below vocal.min_vocal_s 9"  # the last window is 1 s long
