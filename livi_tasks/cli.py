@@ -137,15 +137,15 @@ def build_default_heads(
     ctx: typer.Context,
     work_dir: Path = typer.Option(Path("data/default-heads"), "--work-dir", help="Corpus, segment and frame-state caches (reused: a killed build resumes)."),
     whisper: list[str] = typer.Option(["base", "tiny.en"], "--whisper", help="Whisper models to train a head for (repeatable)."),
-    chunk: list[str] = typer.Option([], "--chunk", help="SEED:WORKS of a training catalogue (repeatable); default the shipped recipe."),
+    chunk: list[str] = typer.Option([], "--chunk", help="SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default) or demo (repeatable); default the shipped recipe."),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
     from .default_heads import DEFAULT_CHUNKS, build_default_heads as build
 
     try:
-        chunks = tuple(tuple(int(part) for part in spec.split(":")) for spec in chunk) or DEFAULT_CHUNKS
+        chunks = tuple((int(seed), int(works), *family) for seed, works, *family in (spec.split(":") for spec in chunk)) or DEFAULT_CHUNKS
     except ValueError:
-        raise UserError(f"--chunk: expected SEED:WORKS, got {chunk}") from None
+        raise UserError(f"--chunk: expected SEED:WORKS[:FAMILY], got {chunk}") from None
     cards = build(_state(ctx), work_dir, tuple(whisper), chunks)
     _print_json({name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()})
 

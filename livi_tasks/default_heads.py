@@ -39,24 +39,29 @@ from .config import EncoderConfig, LiviConfig
 from .models.musicnn import WINDOW_SECONDS
 from .segments import cut_audio, plan_segments
 from .model_registry import SHIPPED_DIR, head_digest
+from .demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION, make_demo_catalogue
 from .synth.corpus import GENERATOR_VERSION, make_corpus
 from .vocal_head import window_coverage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150))  # (seed, works)
+DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (21, 200, "demo"))  # (seed, works[, family])
 VERSIONS = 2
 MIN_LINE_SHARE = 0.5  # a line belongs to a segment when at least this share of it lies inside
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """One training catalogue: ``family`` randomised (``synth.corpus``) or demo (``demo``, the
+    make-demo generator's sound with other seeds than the demo's own seed 0)."""
+
     seed: int
     works: int
+    family: str = "randomised"
 
     @property
     def name(self) -> str:
-        return f"randomised_seed{self.seed}"
+        return f"{self.family}_seed{self.seed}"
 
     @property
     def instrumentals(self) -> int:  # not trained on: they calibrate the vocal filter
@@ -118,7 +123,12 @@ def _save_atomic(path: Path, write) -> None:
 
 def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...]) -> Path:
     """Corpus, segments, text targets and frame states of one chunk (each step skipped when done)."""
-    corpus = make_corpus(work_dir / "corpus" / chunk.name, "randomised", works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=chunk.instrumentals, hard_negatives=chunk.hard_negatives).parent
+    if chunk.family == "demo":
+        if chunk.seed == 0:
+            raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
+        corpus = make_demo_catalogue(work_dir / "corpus" / chunk.name, works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=chunk.instrumentals, hard_negatives=chunk.hard_negatives).parent
+    else:
+        corpus = make_corpus(work_dir / "corpus" / chunk.name, chunk.family, works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=chunk.instrumentals, hard_negatives=chunk.hard_negatives).parent
     cache = work_dir / "cache" / chunk.name
     table_path, audio_path, text_path = cache / "segments.parquet", cache / "audio.npy", cache / "text.npy"
     if not (table_path.exists() and audio_path.exists()):
@@ -147,8 +157,12 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
 
 
 def _code_commit() -> str:
+    """HEAD of the checkout, marked ``+dirty`` when tracked files differ from it."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
+
+        return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -196,8 +210,7 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
         "encoder_settings": settings.model_dump(mode="json"),
         "teacher": "ground-truth sung lyrics of each segment, embedded by the text model (chunked, mean-pooled, L2-normalised)",
         "data": {
-            "generator": "livi_tasks.synth.corpus, family randomised",
-            "generator_version": GENERATOR_VERSION,
+            "generators": {"randomised": f"livi_tasks.synth.corpus (version {GENERATOR_VERSION})", "demo": f"livi_tasks.demo (version {DEMO_GENERATOR_VERSION})"},
             "chunks": data,
             "versions_per_work": VERSIONS,
             "segments": int(len(pairs)),
@@ -224,10 +237,10 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
     return card
 
 
-def build_default_heads(cfg: LiviConfig, work_dir: str | Path, whisper_models: tuple[str, ...] = ("base", "tiny.en"), chunks: tuple[tuple[int, int], ...] = DEFAULT_CHUNKS, out_root: Path = SHIPPED_DIR) -> dict[str, dict]:
-    """The whole recipe; returns each Whisper model's card."""
+def build_default_heads(cfg: LiviConfig, work_dir: str | Path, whisper_models: tuple[str, ...] = ("base", "tiny.en"), chunks: tuple[tuple, ...] = DEFAULT_CHUNKS, out_root: Path = SHIPPED_DIR) -> dict[str, dict]:
+    """The whole recipe; ``chunks`` are (seed, works[, family]); returns each Whisper model's card."""
     work_dir = Path(work_dir)
-    plan = [Chunk(seed, works) for seed, works in chunks]
+    plan = [Chunk(*spec) for spec in chunks]
     for chunk in plan:
         prepare_chunk(cfg, chunk, work_dir, whisper_models)
     return {name: train_default_head(cfg, name, plan, work_dir, out_root) for name in whisper_models}

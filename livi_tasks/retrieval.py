@@ -122,7 +122,7 @@ def query_file(cfg: LiviConfig, audio_file: str | Path, top_k: int = 10, store: 
     pointer, artifact = current_index(store)
     model = current_model(cfg, store)
     if pointer["model"] != model:
-        raise IndexMismatch(f"the index was built with encoder {pointer['model']}, but {model} is promoted: run `livi build-index` again")
+        raise IndexMismatch(f"the index was built with encoder {pointer['model']}, but {model} is the current model (promoted, else shipped): run `livi build-index` again")
     index = load_index(artifact, expected_model=model)
     embedding = embed_file(cfg, audio_file, store, model=model)
     hits = index.search(embedding[None, :], min(top_k, index.count)).rows

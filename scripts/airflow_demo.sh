@@ -34,3 +34,4 @@ evaluation = ArtifactStore(sys.argv[1]).read_pointer("demo/LATEST_EVALUATION.jso
 print(format_metrics(evaluation))
 print(f"report: {evaluation['report']}")
 PY
+echo "query a track: .venv/bin/livi --data-root $LIVI__STORE__ROOT query $OUT/catalogue/audio/work-01/work-01-v1.wav"
