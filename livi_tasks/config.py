@@ -68,7 +68,8 @@ class VocalConfig(Section):
         "lambda rule on the mean window vocalness (drops sung tracks with long instrumental parts).",
     )
     min_vocal_s: float = Field(
-        9.0, ge=0, description="vocal_seconds rule: tracks with less time in vocal windows are excluded."
+        9.0, ge=0, description="vocal_seconds rule: tracks with less time in vocal windows (or, when shorter than twice "
+        "this, less than half their length) are excluded."
     )
     min_track_vocalness: float = Field(
         0.5, ge=0, le=1, description="lambda of the mean rule: tracks whose mean window vocalness is below are excluded."

@@ -7,9 +7,10 @@ design; see ``vocal_head``). A track is excluded, with its reason recorded, when
 carry no lyrics to match. The paper's rule, mean vocalness below lambda
 (``vocal.track_rule: mean``), also dropped sung tracks with long intros, breaks or a voice the
 model scores low (22% of the sung tracks of one foreign set); seconds of singing do not depend on
-how much of the track is instrumental. 9 s is the smallest multiple of the window above every
-training-family instrumental (at most 6 s of vocal windows; sung tracks had 18 s or more). The penultimate features are kept with the windows so that a head can be trained
-later without running Musicnn again.
+how much of the track is instrumental (a track shorter than 18 s needs half its length instead).
+9 s is the smallest multiple of the window above every training-family instrumental (at most 6 s
+of vocal windows; sung tracks had 18 s or more). The penultimate features are kept with the
+windows so that a head can be trained later without running Musicnn again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ STAGE = "vocal"
 WINDOW_COLUMNS = ["track_id", "window", "start_s", "end_s", "vocalness"]
 TRACK_COLUMNS = ["track_id", "work_id", "uri", "duration_s", "mean_vocalness", "vocal_s", "status", "reason"]
 FEATURE_DIM = 200
+SHORT_TRACK_VOCAL_SHARE = 0.5
 
 
 @functools.lru_cache(maxsize=2)
@@ -69,8 +71,10 @@ def track_decision(scores: np.ndarray, duration_s: float, cfg: VocalConfig) -> t
     vocal_s = float(lengths[scores >= cfg.window_threshold].sum())
     if cfg.track_rule == "mean" and mean < cfg.min_track_vocalness:
         return mean, vocal_s, f"mean vocalness {mean:.3f} below lambda {cfg.min_track_vocalness:g}"
-    if cfg.track_rule == "vocal_seconds" and vocal_s < cfg.min_vocal_s:
-        return mean, vocal_s, f"{vocal_s:g} s in vocal windows, below vocal.min_vocal_s {cfg.min_vocal_s:g}"
+    # A track shorter than twice min_vocal_s needs half of its length in vocal windows instead.
+    needed = min(cfg.min_vocal_s, SHORT_TRACK_VOCAL_SHARE * duration_s)
+    if cfg.track_rule == "vocal_seconds" and vocal_s < needed:
+        return mean, vocal_s, f"{vocal_s:g} s in vocal windows, below vocal.min_vocal_s {cfg.min_vocal_s:g}" + ("" if needed == cfg.min_vocal_s else f" (half of its {duration_s:g} s)")
     return mean, vocal_s, ""
 
 

@@ -73,4 +73,6 @@ def test_vocal_seconds_rule_keeps_a_song_with_a_long_instrumental_part():
     _, _, reason = track_decision(scores, 60.0, VocalConfig(track_rule="mean"))
     assert reason == "mean vocalness 0.260 below lambda 0.5"  # the paper's rule drops it
     _, vocal_s, reason = track_decision(np.array([0.1, 0.7, 0.2, 0.6]), 10.0, VocalConfig())
-    assert vocal_s == 4.0 and reason == "4 s in vocal windows, below vocal.min_vocal_s 9"  # the last window is 1 s long
+    assert vocal_s == 4.0 and reason == "4 s in vocal windows, below vocal.min_vocal_s 9 (half of its 10 s)"  # the last window is 1 s long
+    # A 7 s spoken clip, voiced throughout: short, but mostly voice, so kept.
+    assert track_decision(np.array([0.9, 0.8, 0.7]), 7.0, VocalConfig())[2] == ""
