@@ -45,7 +45,7 @@ from .vocal_head import window_coverage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (21, 200, "demo"))  # (seed, works[, family])
+DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (21, 200, "demo"), (22, 300, "demo"))  # (seed, works[, family])
 VERSIONS = 2
 MIN_LINE_SHARE = 0.5  # a line belongs to a segment when at least this share of it lies inside
 
@@ -229,7 +229,8 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
             "torch": torch.__version__,
         },
         "code_commit": _code_commit(),
-        "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name}",
+        "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name} "
+        + " ".join(f"--chunk {chunk.seed}:{chunk.works}:{chunk.family}" for chunk in chunks),
         "evaluation": {},
     }
     _save_atomic(out_dir / "card.json", lambda temp: Path(temp).write_text(json.dumps(card, indent=2) + "\n"))
