@@ -2,7 +2,7 @@
 
 Two evaluation catalogues, each 24 works x 3 versions + 6 hard negatives + 6 instrumentals:
 - ``randomised`` seed 1: the training family's sound, but works, lyrics and tunes the heads
-  never saw (training used seeds 100-102);
+  never saw (training used seeds 100-102, and demo-family seeds 21 and 22);
 - ``foreign`` seed 1: the evaluation-only family (Festival voices, other instruments, drum kit,
   effects, vocabulary, grammar and song structure; ``livi_tasks.synth``).
 
