@@ -121,6 +121,16 @@ def _save_atomic(path: Path, write) -> None:
         raise
 
 
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` through ``_save_atomic``, the handle closed (flushed) before the rename."""
+
+    def write(temp: str) -> None:
+        with open(temp, "wb") as handle:
+            np.save(handle, array)
+
+    _save_atomic(path, write)
+
+
 def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...]) -> Path:
     """Corpus, segments, text targets and frame states of one chunk (each step skipped when done)."""
     if chunk.family == "demo":
@@ -133,7 +143,7 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
     table_path, audio_path, text_path = cache / "segments.parquet", cache / "audio.npy", cache / "text.npy"
     if not (table_path.exists() and audio_path.exists()):
         table, audio = ground_truth_segments(corpus, cfg.segments.segment_s, cfg.segments.max_pad_s)
-        _save_atomic(audio_path, lambda temp: np.save(open(temp, "wb"), audio))
+        _save_array(audio_path, audio)
         _save_atomic(table_path, lambda temp: table.to_parquet(temp, index=False))
     table = pd.read_parquet(table_path)
     if not text_path.exists():
@@ -141,7 +151,7 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
 
         model = load_text_model(cfg.text.model)
         vectors = embed_texts(model, table["text"].tolist(), cfg.text.chunk_chars, cfg.text.batch_size)
-        _save_atomic(text_path, lambda temp: np.save(open(temp, "wb"), vectors))
+        _save_array(text_path, vectors)
     for whisper_name in whisper_models:
         states_path = cache / f"states-{whisper_name}.npy"
         if states_path.exists():
@@ -152,7 +162,7 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
 
         audio = np.load(audio_path, mmap_mode="r")
         model = cached_whisper(whisper_name, cfg.models_dir, resolve_device(cfg.encoder.device))
-        _save_atomic(states_path, lambda temp: np.save(open(temp, "wb"), encode_segments(model, audio, description=f"states {chunk.name} {whisper_name}")))
+        _save_array(states_path, encode_segments(model, audio, description=f"states {chunk.name} {whisper_name}"))
     return cache
 
 
