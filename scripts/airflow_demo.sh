@@ -23,9 +23,19 @@ conf.update(json.loads(os.environ.get("LIVI_DEMO_CONF", "{}")))
 print(json.dumps(conf))
 PY
 )"
+LOG="$OUT/airflow_dags_test.log"
 echo "running livi_pipeline with $CONF"
-airflow dags test livi_pipeline -c "$CONF" > "$OUT/airflow_dags_test.log" 2>&1 || {
-  tail -40 "$OUT/airflow_dags_test.log"; echo "pipeline failed: full log in $OUT/airflow_dags_test.log" >&2; exit 1; }
+echo "tasks as they start and finish (full log: $LOG):"
+SINCE="$(date -u '+%Y-%m-%d %H:%M:%S')"
+airflow dags test livi_pipeline -c "$CONF" > "$LOG" 2>&1 &
+RUN_PID=$!
+WATCH_STATUS=0
+python "$REPO/scripts/watch_dag_run.py" livi_pipeline --pid "$RUN_PID" --since "$SINCE" || WATCH_STATUS=$?
+RUN_STATUS=0
+wait "$RUN_PID" || RUN_STATUS=$?
+if [ "$RUN_STATUS" != 0 ] || [ "$WATCH_STATUS" != 0 ]; then
+  tail -40 "$LOG"; echo "pipeline failed: full log in $LOG" >&2; exit 1
+fi
 python - "$LIVI__STORE__ROOT" <<'PY'
 import sys
 from livi_tasks.evaluate import format_metrics

@@ -16,6 +16,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from livi_airflow.params import overrides_from_params
+from livi_airflow.task_runtime import running_library
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class LiviCatalogueOperator(BaseOperator):
 
     def execute(self, context: Mapping[str, Any]) -> Any:
         cfg = load_task_config(context["params"])
-        result = import_function(self.function)(cfg, **self.arguments, store=open_store(cfg))
+        with running_library(log):
+            result = import_function(self.function)(cfg, **self.arguments, store=open_store(cfg))
         log_summary(self.function, result)
         return result
 
@@ -102,7 +104,8 @@ class LiviShardOperator(BaseOperator):
             section, field = self.enabled_by.split(".")
             if not getattr(getattr(cfg, section), field):
                 raise AirflowSkipException(f"{self.enabled_by} is off")
-        result = import_function(self.function)(cfg, self.catalogue, self.shard, store=open_store(cfg), **self.arguments)
+        with running_library(log):
+            result = import_function(self.function)(cfg, self.catalogue, self.shard, store=open_store(cfg), **self.arguments)
         log_summary(f"{self.function} {self.catalogue}/{self.shard}", result)
         return result
 
@@ -150,7 +153,8 @@ class LiviIngestOperator(BaseOperator):
         summaries = []
         for name, source in self._sources():
             try:
-                summary = ingest_catalogue(cfg, source, name, store=store)
+                with running_library(log):
+                    summary = ingest_catalogue(cfg, source, name, store=store)
             except CatalogueError as exc:
                 raise AirflowFailException(str(exc)) from None
             log_summary(f"ingest {summary['catalogue']}", summary)

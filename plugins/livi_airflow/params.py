@@ -1,8 +1,9 @@
 """The trigger-form Params shared by the LIVI DAGs and their mapping onto config overrides.
 
-A Param left empty (None) keeps the value from the configuration (defaults < $LIVI_CONFIG YAML <
-LIVI__SECTION__FIELD environment), so a deployment sets its data root once in the environment and
-the form only carries what a run changes.
+The form shows the configured values (defaults < $LIVI_CONFIG YAML < LIVI__SECTION__FIELD
+environment, read when the DAG is parsed) as its defaults, so a user sees what a run will use
+and changes only what this run needs. The data root and text model may be left empty: the worker's
+configured value is used then, so that a deployment sets its paths once in the environment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from airflow.sdk import Param
 PARAM_FIELDS = {
     "data_root": "store.root",
     "shard_size": "ingest.shard_size",
+    "vocal_rule": "vocal.track_rule",
     "min_vocal_s": "vocal.min_vocal_s",
     "min_track_vocalness": "vocal.min_track_vocalness",
     "whisper_model": "transcribe.whisper_model",
@@ -26,39 +28,58 @@ CATALOGUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 WHISPER_MODELS = ["base", "tiny.en"]
 
 
+def configured_values():
+    """The configuration a run starts from; the defaults when it is invalid (the first task then says why)."""
+    from livi_tasks.config import ConfigError, LiviConfig, load_config  # pydantic and yaml only: cheap to parse
+
+    try:
+        return load_config()
+    except ConfigError:
+        return LiviConfig()
+
+
 def config_params() -> dict[str, Param]:
     """Params every LIVI DAG accepts: the configuration values a run may change."""
+    cfg = configured_values()
+    whisper_models = list(dict.fromkeys([cfg.transcribe.whisper_model, *WHISPER_MODELS]))
     return {
         "data_root": Param(
             None, type=["null", "string"], minLength=1, title="Data root",
-            description="Artifact store: a folder or fsspec URL. Empty: the configured store.root.",
+            description=f"Artifact store: a folder or fsspec URL. Empty: the workers' configured store.root ({cfg.store.root}).",
         ),
         "shard_size": Param(
-            None, type=["null", "integer"], minimum=1, maximum=10_000, title="Shard size",
-            description="Tracks per shard; each shard is one mapped task per stage.",
+            cfg.ingest.shard_size, type="integer", minimum=1, maximum=10_000, title="Shard size",
+            description="Tracks per shard (1-10000); each shard is one mapped task per stage.",
+        ),
+        "vocal_rule": Param(
+            cfg.vocal.track_rule, type="string", enum=["vocal_seconds", "mean"], title="Vocal track rule",
+            values_display={"vocal_seconds": "vocal seconds (robust default)", "mean": "mean vocalness (the paper's lambda)"},
+            description="How a track's 3 s window vocalness decides whether it is sung.",
         ),
         "min_vocal_s": Param(
-            None, type=["null", "number"], minimum=0, maximum=600, title="Vocal seconds threshold",
-            description="Tracks with less time in vocal 3 s windows are excluded (the default track rule).",
+            cfg.vocal.min_vocal_s, type="number", minimum=0, maximum=600, title="Vocal seconds threshold",
+            description="Tracks with fewer seconds (0-600) in vocal 3 s windows are excluded (the default track rule).",
         ),
         "min_track_vocalness": Param(
-            None, type=["null", "number"], minimum=0, maximum=1, title="Vocalness threshold (lambda)",
-            description="The paper's rule, used when vocal.track_rule is mean: tracks whose mean window vocalness is below are excluded.",
+            cfg.vocal.min_track_vocalness, type="number", minimum=0, maximum=1, title="Vocalness threshold (lambda)",
+            description="The paper's rule (0-1), used when vocal.track_rule is mean: tracks whose mean window vocalness is below are excluded.",
         ),
         "whisper_model": Param(
-            None, type=["null", "string"], enum=[None, *WHISPER_MODELS], title="Whisper model",
+            cfg.transcribe.whisper_model, type="string", enum=whisper_models, title="Whisper model",
+            values_display={"base": "base (74 M parameters, multilingual)", "tiny.en": "tiny.en (39 M, English, faster)"},
             description="Checkpoint used for transcription and as the audio encoder's frozen backbone.",
         ),
         "text_model": Param(
             None, type=["null", "string"], minLength=1, title="Text embedding model",
-            description="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2).",
+            description=f"sentence-transformers model name or path. Empty: the configured text.model ({cfg.text.model}).",
         ),
         "alpha": Param(
-            None, type=["null", "number"], minimum=0, maximum=1, title="Loss weight alpha",
-            description="Weight of the cosine loss against the similarity-matrix MSE.",
+            cfg.encoder.alpha, type="number", minimum=0, maximum=1, title="Loss weight alpha",
+            description="Training only (0-1): weight of the cosine loss against the similarity-matrix MSE.",
         ),
         "epochs": Param(
-            None, type=["null", "integer"], minimum=1, maximum=1000, title="Training epochs",
+            cfg.encoder.epochs, type="integer", minimum=1, maximum=1000, title="Training epochs",
+            description="Training only (1-1000): passes over the training segments; early stopping may end sooner.",
         ),
     }
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from airflow.sdk import get_current_context, task
 
-from livi_airflow.operators import load_task_config, log_summary, open_store
+from livi_airflow.operators import load_task_config, log, log_summary, open_store
+from livi_airflow.task_runtime import running_library
 
 
 def _config_and_store():
@@ -42,7 +43,8 @@ def train_tracked(catalogues: list[str]) -> dict[str, Any]:
     from livi_tasks.tracking import train_and_log
 
     cfg, store = _config_and_store()
-    summary = train_and_log(cfg, catalogues, store=store)
+    with running_library(log):
+        summary = train_and_log(cfg, catalogues, store=store)
     log_summary("train", summary)
     return summary
 
@@ -53,6 +55,7 @@ def promote_if_better(training: dict[str, Any], holdout_catalogue: str) -> dict[
     from livi_tasks.tracking import promote_if_better as decide
 
     cfg, store = _config_and_store()
-    decision = decide(cfg, training, holdout_catalogue, store=store)
+    with running_library(log):
+        decision = decide(cfg, training, holdout_catalogue, store=store)
     log_summary("promotion decision", decision)
     return decision

@@ -52,8 +52,18 @@ class AirflowProcesses:
             except ProcessLookupError:
                 pass
 
-    def logs(self, tail: int = 3000) -> str:
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}" for path in sorted(self.log_dir.glob("*.log")))
+    def logs(self, lines: int = 25) -> str:
+        """The last lines of each component: standalone interleaves them ("scheduler  | ..."), and a
+        chatty dag-processor would otherwise hide what the scheduler last said."""
+        parts = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            by_component: dict[str, list[str]] = {}
+            for line in path.read_text(errors="replace").splitlines():
+                component = line.split(" | ", 1)[0].strip() if " | " in line[:20] else path.stem
+                by_component.setdefault(component, []).append(line[:400])
+            for component, component_lines in by_component.items():
+                parts.append(f"--- {path.name}: {component}\n" + "\n".join(component_lines[-lines:]))
+        return "\n".join(parts)
 
     def check_alive(self) -> None:
         for name, process in self.processes:

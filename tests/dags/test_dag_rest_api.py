@@ -58,9 +58,13 @@ def test_rest_trigger_then_backfill_of_incoming_days(local_airflow, small_catalo
 
         for dag_id in ("livi_incoming", "livi_index"):
             services.unpause(dag_id)
-        services.backfill("livi_incoming", "2026-01-02", "2026-01-03")
+        backfill = services.backfill("livi_incoming", "2026-01-02", "2026-01-03")
         # Unpausing also schedules the latest day (nothing arrived then: it skips); the backfill makes two runs.
-        runs = services.wait_for_runs("livi_incoming", 2, timeout=600, run_type="backfill")
+        try:
+            runs = services.wait_for_runs("livi_incoming", 2, timeout=600, run_type="backfill")
+        except AssertionError as exc:
+            state = services.request("GET", f"/backfills/{backfill['id']}").text
+            raise AssertionError(f"backfill {state}\n{exc}") from None
         assert sorted(run["logical_date"][:10] for run in runs) == sorted(ARRIVALS)
         assert all(run["state"] == "success" for run in runs), services.logs()
         for run in runs:

@@ -99,3 +99,16 @@ def test_nightly_retrain_schedule_and_steps(dagbag):
     assert upstream["promote_if_better"] == {"train"}
     assert "promote_if_better" in upstream["segmented_catalogues"]
     assert upstream["index"] >= {"embed"}
+
+
+def test_trigger_form_fields_read_well(dagbag):
+    """Every field has a title and help text; choices are enums with a real default, never "null"."""
+    for dag_id in DAG_IDS:
+        for name, param in dagbag.dags[dag_id].params.items():
+            schema = param.schema
+            assert schema.get("title") and param.description, (dag_id, name)
+            if "enum" in schema:
+                assert None not in schema["enum"] and param.value in schema["enum"], (dag_id, name, schema["enum"])
+    params = dagbag.dags["livi_pipeline"].params
+    assert params["whisper_model"] == "base" and params["vocal_rule"] == "vocal_seconds"
+    assert params["min_vocal_s"] == 9 and params["shard_size"] == 16
