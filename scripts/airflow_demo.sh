@@ -30,11 +30,11 @@ SINCE="$(date -u '+%Y-%m-%d %H:%M:%S')"
 airflow dags test livi_pipeline -c "$CONF" > "$LOG" 2>&1 &
 RUN_PID=$!
 WATCH_STATUS=0
-python "$REPO/scripts/watch_dag_run.py" livi_pipeline --pid "$RUN_PID" --since "$SINCE" || WATCH_STATUS=$?
+python "$REPO/scripts/watch_dag_run.py" livi_pipeline --pid "$RUN_PID" --since "$SINCE" --log "$LOG" || WATCH_STATUS=$?
 RUN_STATUS=0
 wait "$RUN_PID" || RUN_STATUS=$?
 if [ "$RUN_STATUS" != 0 ] || [ "$WATCH_STATUS" != 0 ]; then
-  tail -40 "$LOG"; echo "pipeline failed: full log in $LOG" >&2; exit 1
+  echo "pipeline failed: full log in $LOG" >&2; exit 1
 fi
 python - "$LIVI__STORE__ROOT" <<'PY'
 import sys
