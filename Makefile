@@ -7,14 +7,23 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup speech demo test test-all airflow benchmarks default-heads clean help
+.PHONY: setup speech browser demo test test-all airflow benchmarks default-heads clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-# Speech engines of the song generators (Debian packages): espeak-ng sings the demo and, with
-# flite, the training family; Festival and its voices sing the evaluation-only family.
+# Debian packages. The song generators' speech engines: espeak-ng sings the demo and, with flite,
+# the training family; Festival and its voices sing the evaluation-only family. The browser the UI
+# test drives: Debian's chromium (Playwright downloads none), installed by the test targets only.
 SPEECH_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+BROWSER_PACKAGES := chromium
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -z "$$missing" ] || { \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }
+endef
 
 setup: $(STAMP) speech  ## create .venv and install everything (no-op when done)
 
@@ -29,19 +38,18 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 speech:
-	@missing=$$(for p in $(SPEECH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	[ -z "$$missing" ] || { \
-	  echo "installing the speech engines (Debian packages): $$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; }
+	$(call apt_install,$(SPEECH_PACKAGES))
+
+browser:
+	$(call apt_install,$(BROWSER_PACKAGES))
 
 demo: setup  ## run the whole pipeline through Airflow on the bundled demo catalogue
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_demo.sh $(DEMO_DIR)
 
-test: setup  ## run the test suite (what CI runs)
+test: setup browser  ## run the test suite (what CI runs)
 	$(PY) -m pytest -q -m "not slow"
 
-test-all: setup  ## the suite including slow tests
+test-all: setup browser  ## the suite including slow tests
 	$(PY) -m pytest -q
 
 airflow: setup  ## start Airflow locally (standalone, SQLite) on 127.0.0.1:8080

@@ -7,7 +7,7 @@ from datetime import datetime
 from airflow.sdk import Param, dag
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
-from livi_airflow.params import CATALOGUE_NAME_PATTERN, config_params
+from livi_airflow.params import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE, config_params
 from livi_airflow.store_units import catalogues_ready
 from livi_airflow.training import promote_if_better, train_tracked
 
@@ -44,7 +44,7 @@ fingerprint), so a night without new catalogues costs little.
     params={
         "holdout_catalogue": Param(
             "holdout", type="string", pattern=CATALOGUE_NAME_PATTERN, title="Held-out catalogue",
-            description="Labelled catalogue (already in the store) that decides promotion; never trained on.",
+            description=f"Labelled catalogue (already in the store) that decides promotion; never trained on ({CATALOGUE_NAME_RULE}).",
         ),
         **config_params(),
     },

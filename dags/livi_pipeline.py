@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task_group
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviIngestOperator, LiviShardOperator
-from livi_airflow.params import CATALOGUE_NAME_PATTERN, config_params
+from livi_airflow.params import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE, config_params
 from livi_airflow.training import promote, train_tracked, training_needed
 
 DOC = """
@@ -46,7 +46,7 @@ configured values (`$LIVI_CONFIG`, `LIVI__SECTION__FIELD`).
         ),
         "catalogue_name": Param(
             None, type=["null", "string"], pattern=CATALOGUE_NAME_PATTERN, title="Catalogue name",
-            description="Name in the artifact store. Empty: the folder's name.",
+            description=f"Name in the artifact store: {CATALOGUE_NAME_RULE}. Empty: the folder's name.",
         ),
         "retrain": Param(
             False, type="boolean", title="Retrain the audio encoder",
