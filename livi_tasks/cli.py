@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from tqdm import tqdm
 
 from .config import LiviConfig, load_config, parse_overrides
 
@@ -211,15 +212,35 @@ def build_index(
 @app.command()
 def query(
     ctx: typer.Context,
-    audio_file: Path = typer.Argument(..., help="An audio file (wav, flac, ogg, mp3)."),
-    top_k: int = typer.Option(10, "--top-k", min=1, max=1000, help="How many results."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    audio: list[Path] = typer.Argument(..., help="Audio files (wav, flac, ogg, mp3) or folders searched recursively for them."),
+    top_k: int = typer.Option(10, "--top-k", min=1, max=1000, help="How many results per file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (cold start, then per file: results, timings, error)."),
 ) -> None:
-    """Find the versions of a song in the index: embeds the file without ASR and searches."""
-    from .retrieval import format_results, query_file
+    """Find the versions of songs in the index, without ASR. The index and the models load once,
+    so many files in one call cost one cold start; timings go to stderr. A file that cannot be
+    read is reported and the others go on (exit status 1 if any failed)."""
+    from .retrieval import QuerySession, audio_files, format_results, format_timings
 
-    results = query_file(_state(ctx), audio_file, top_k)
-    typer.echo(results.to_json(orient="records", indent=2) if as_json else format_results(results))
+    files = audio_files(audio)
+    if not files:
+        raise typer.BadParameter("no audio file (wav, flac, ogg, mp3) in the given folders", param_hint="AUDIO")
+    session = QuerySession(_state(ctx))
+    answers = []
+    for path in tqdm(files, desc="queries", unit="file", disable=len(files) == 1 or None):
+        answer = session.query(path, top_k)
+        answers.append(answer)
+        if as_json:
+            continue
+        if len(files) > 1:
+            typer.echo(f"\n{path}")
+        typer.echo(f"error: {answer.error}" if answer.error else format_results(answer.hits))
+    if as_json:
+        typer.echo(json.dumps({"cold_start_s": round(session.cold_start_s, 3), "queries": [
+            {"query": a.query, "error": a.error, "embed_s": round(a.embed_s, 3), "search_ms": round(a.search_ms, 3),
+             "results": a.hits.to_dict(orient="records")} for a in answers]}, indent=2, default=str))
+    typer.echo(format_timings(session, answers), err=True)
+    if any(answer.error for answer in answers):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -13,12 +13,15 @@ import hashlib
 import json
 import logging
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .audio import AudioError
+from .audio import SAMPLE_RATE, AudioError
+from .catalogue import AUDIO_SUFFIXES
 from .config import LiviConfig
 from .index import IDS_FILE, INDEX_FILE, SIDECAR_FILE, IndexMismatch, TrackIndex
 from .lineage import artifact_for, shard_ids
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 
 POINTER = "_index/CURRENT.json"
 INDEX_FILES = (INDEX_FILE, IDS_FILE, SIDECAR_FILE)
+HIT_COLUMNS = ["rank", "track_id", "work_id", "catalogue", "score"]
+NO_HITS = pd.DataFrame(columns=HIT_COLUMNS)
 
 
 def _catalogue_embeddings(cfg: LiviConfig, store: ArtifactStore, catalogue: str, model: str) -> tuple[list[Artifact], str]:
@@ -112,21 +117,91 @@ def build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifac
     return {**result, "skipped": False}
 
 
-def query_file(cfg: LiviConfig, audio_file: str | Path, top_k: int = 10, store: ArtifactStore | None = None) -> pd.DataFrame:
-    """Rank the indexed tracks against one audio file (no ASR): track, work, catalogue, score."""
-    from .audio_embed import embed_file
+@dataclass
+class QueryAnswer:
+    """One file's ranking (rank, track_id, work_id, catalogue, score), or why there is none."""
 
+    query: str
+    hits: pd.DataFrame
+    error: str = ""
+    embed_s: float = 0.0  # decode, vocal windows, segments and encoder passes
+    search_ms: float = 0.0  # the index search alone
+
+
+class QuerySession:
+    """The index, the encoder and the vocal detector loaded once, then any number of queries.
+
+    ``cold_start_s`` is what loading took; each answer says how long its embedding and its search
+    took, so a user running many queries (``livi query`` over a folder) pays the loading once.
+    """
+
+    def __init__(self, cfg: LiviConfig, store: ArtifactStore | None = None) -> None:
+        from .audio_embed import load_encoder
+        from .models.musicnn import WINDOW_SECONDS
+        from .vocal import window_vocalness
+
+        started = time.perf_counter()
+        self.cfg = cfg
+        self.store = store or ArtifactStore(cfg.store.root)
+        pointer, artifact = current_index(self.store)
+        self.model = current_model(cfg, self.store)
+        if pointer["model"] != self.model:
+            raise IndexMismatch(f"the index was built with encoder {pointer['model']}, but {self.model} is the current model (promoted, else shipped): run `livi build-index` again")
+        self.index = load_index(artifact, expected_model=self.model)
+        load_encoder(cfg, self.store, self.model)
+        # One silent window loads the vocal detector now rather than in the first query.
+        window_vocalness(np.zeros(round(WINDOW_SECONDS * SAMPLE_RATE), np.float32), cfg.vocal, cfg.models_dir)
+        self.cold_start_s = time.perf_counter() - started
+
+    def query(self, audio_file: str | Path, top_k: int = 10) -> QueryAnswer:
+        """Rank the indexed tracks against one file; a file that cannot be read gives an error, not a raise."""
+        from .audio_embed import embed_file
+
+        name = str(audio_file)
+        if not Path(audio_file).is_file():
+            return QueryAnswer(name, NO_HITS, error=f"{name}: missing file")
+        started = time.perf_counter()
+        try:
+            embedding = embed_file(self.cfg, audio_file, self.store, model=self.model)
+        except AudioError as exc:
+            return QueryAnswer(name, NO_HITS, error=str(exc))
+        searched = time.perf_counter()
+        hits = self.index.search(embedding[None, :], min(top_k, self.index.count)).rows[HIT_COLUMNS]
+        done = time.perf_counter()
+        return QueryAnswer(name, hits.reset_index(drop=True), embed_s=searched - started, search_ms=(done - searched) * 1000)
+
+
+def query_file(cfg: LiviConfig, audio_file: str | Path, top_k: int = 10, store: ArtifactStore | None = None) -> pd.DataFrame:
+    """Rank the indexed tracks against one audio file (no ASR): rank, track, work, catalogue, score."""
     if not Path(audio_file).is_file():
         raise AudioError(f"{audio_file}: missing file")
-    store = store or ArtifactStore(cfg.store.root)
-    pointer, artifact = current_index(store)
-    model = current_model(cfg, store)
-    if pointer["model"] != model:
-        raise IndexMismatch(f"the index was built with encoder {pointer['model']}, but {model} is the current model (promoted, else shipped): run `livi build-index` again")
-    index = load_index(artifact, expected_model=model)
-    embedding = embed_file(cfg, audio_file, store, model=model)
-    hits = index.search(embedding[None, :], min(top_k, index.count)).rows
-    return hits[["rank", "track_id", "work_id", "catalogue", "score"]]
+    answer = QuerySession(cfg, store).query(audio_file, top_k)
+    if answer.error:
+        raise AudioError(answer.error)
+    return answer.hits
+
+
+def audio_files(paths: list[Path]) -> list[Path]:
+    """The given files, and the audio files under the given folders (recursively, sorted)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(child for child in path.rglob("*") if child.suffix.lower() in AUDIO_SUFFIXES and child.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def format_timings(session: QuerySession, answers: list[QueryAnswer]) -> str:
+    answered = [answer for answer in answers if not answer.error]
+    line = f"cold start {session.cold_start_s:.1f} s (index and models loaded once)"
+    if answered:
+        line += (
+            f"; {len(answered)} queries: embedding p50 {np.median([a.embed_s for a in answered]):.2f} s,"
+            f" search p50 {np.median([a.search_ms for a in answered]):.2f} ms"
+        )
+    failed = len(answers) - len(answered)
+    return line + (f"; {failed} failed" if failed else "")
 
 
 def format_results(hits: pd.DataFrame) -> str:

@@ -8,6 +8,10 @@ head never saw) is queried track by track as a user would with ``livi query``.
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +21,7 @@ from livi_tasks.config import load_config
 from livi_tasks.lineage import artifact_for, shard_ids
 from livi_tasks.metrics import metrics_from_similarity
 from livi_tasks.pipeline import run_stage_over_shards
-from livi_tasks.retrieval import build_catalogue_index, query_file
+from livi_tasks.retrieval import QuerySession, build_catalogue_index
 from livi_tasks.store import ArtifactStore
 from livi_tasks.synth.corpus import make_corpus
 
@@ -77,17 +81,44 @@ def test_shipped_head_retrieves_foreign_covers(tiny_cfg, foreign):
     assert metrics["MAP"] >= FOREIGN_LIVI_MAP_AT_LEAST
 
 
-def test_query_ranks_another_version_first_on_the_demo(tiny_cfg, demo_catalogue):
+@pytest.fixture(scope="module")
+def demo_index(tiny_cfg, demo_catalogue):
     ingest_catalogue(tiny_cfg, demo_catalogue, "demo")
     for stage in ("vocal", "segments", "embed"):
         run_stage_over_shards(tiny_cfg, stage, "demo")
     build_catalogue_index(tiny_cfg, ["demo"])
-    manifest = pd.read_csv(demo_catalogue)
+    return demo_catalogue
+
+
+def test_query_ranks_another_version_first_on_the_demo(tiny_cfg, demo_index):
+    manifest = pd.read_csv(demo_index)
     versions = manifest[manifest.track_id.str.startswith("work")]
+    session = QuerySession(tiny_cfg)
     hits_first = []
     for track in versions.itertuples():
-        hits = query_file(tiny_cfg, demo_catalogue.parent / track.path, top_k=3)
+        hits = session.query(demo_index.parent / track.path, top_k=3).hits
         others = hits[hits.track_id != track.track_id]  # the query's own file is in the index
         hits_first.append(others.iloc[0].work_id == track.work_id)
     print("another version at rank 1:", sum(hits_first), "of", len(hits_first))
     assert np.mean(hits_first) >= DEMO_RANK1_AT_LEAST
+
+
+def test_query_command_answers_a_folder_once_loaded_and_reports_a_bad_file(tiny_cfg, demo_index, tmp_path):
+    from typer.testing import CliRunner
+
+    from livi_tasks.cli import app
+
+    folder = tmp_path / "queries"
+    shutil.copytree(demo_index.parent / "audio" / "work-01", folder / "work-01")
+    (folder / "corrupt.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
+    args = ["--data-root", tiny_cfg.store.root, "--set", "transcribe.whisper_model=tiny.en", "query", str(folder), "--top-k", "3", "--json"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 1, done.output  # one file failed, the others were answered
+    report = json.loads(done.stdout)
+    answers = {Path(answer["query"]).name: answer for answer in report["queries"]}
+    assert report["cold_start_s"] > 0 and set(answers) == {"corrupt.wav", *(p.name for p in (folder / "work-01").iterdir())}
+    assert answers.pop("corrupt.wav")["error"]
+    for name, answer in answers.items():
+        assert not answer["error"] and answer["search_ms"] < 1000 and answer["embed_s"] > 0
+        assert answer["results"][0]["track_id"] == Path(name).stem  # the file itself is indexed
+    assert "cold start" in done.stderr
