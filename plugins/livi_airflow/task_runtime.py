@@ -6,6 +6,11 @@ successful task would show dozens of red ERROR lines. Inside a task, stderr is r
 and logged at INFO (or at the level a line names, for libraries that print their own log records); a bar's in-place refreshes are kept to one line every
 ``PROGRESS_EVERY_S`` seconds per bar, plus its final state.
 
+A worker runs several tasks at once (LocalExecutor: ``parallelism``; Celery: worker concurrency),
+and torch in each would start one thread per core: on 2 cores, a transcription beside a vocal task
+ran 10x slower, not 2x (BENCHMARKS.md). Library calls get the worker's cores divided by its task
+slots as their thread budget (``LIVI_TASK_THREADS`` overrides it).
+
 Parsing the DAG file at task start leaves Airflow's Python-level SIGSEGV handler installed; a
 crash in native code (numba, torch, a codec) then re-executes the faulting instruction forever and
 the task spins at full CPU instead of failing. Library calls restore the default action, with
@@ -18,6 +23,7 @@ import contextlib
 import faulthandler
 import io
 import logging
+import os
 import re
 import signal
 import sys
@@ -99,6 +105,33 @@ class LogLineWriter(io.TextIOBase):
         super().close()
 
 
+def task_slots() -> int:
+    """How many tasks this worker runs at once: Celery's worker concurrency, else the parallelism."""
+    from airflow.configuration import conf
+
+    if "Celery" in conf.get("core", "executor", fallback=""):
+        return conf.getint("celery", "worker_concurrency", fallback=16)
+    return conf.getint("core", "parallelism", fallback=32)
+
+
+def task_threads(cores: int | None = None, slots: int | None = None) -> int:
+    """Threads one task's torch and BLAS may use: the worker's cores shared among its task slots."""
+    if os.environ.get("LIVI_TASK_THREADS"):
+        return max(1, int(os.environ["LIVI_TASK_THREADS"]))
+    cores = cores or len(os.sched_getaffinity(0))
+    return max(1, cores // (slots or task_slots()))
+
+
+def limit_threads(logger: logging.Logger) -> None:
+    """Set the thread budget before torch is imported (OpenMP reads it once), or on torch if it is."""
+    threads = task_threads()
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    logger.info("threads for this task: %d (LIVI_TASK_THREADS, else cores / task slots)", threads)
+
+
 def crash_fails_task() -> None:
     """A segfault in native code ends the process (traceback first) rather than looping in a handler."""
     if threading.current_thread() is threading.main_thread():
@@ -109,8 +142,10 @@ def crash_fails_task() -> None:
 
 @contextlib.contextmanager
 def running_library(logger: logging.Logger) -> Iterator[None]:
-    """Run library code in a task: its stderr (progress bars, third-party notices) logged at INFO."""
+    """Run library code in a task: its share of the cores, its stderr (progress bars, third-party
+    notices) logged at INFO, warnings at WARNING, a native crash failing the task."""
     crash_fails_task()
+    limit_threads(logger)
 
     def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
         logger.warning("%s", warnings.formatwarning(message, category, filename, lineno, line).strip())

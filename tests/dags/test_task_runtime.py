@@ -9,8 +9,11 @@ import sys
 import textwrap
 
 from airflow_testing import REPO
-from livi_airflow.task_runtime import LogLineWriter, running_library
+from livi_airflow.task_runtime import LogLineWriter, running_library, task_threads
 from tqdm import tqdm
+
+# Configures logging as in a task process before caplog attaches; after airflow_testing set AIRFLOW_HOME.
+import airflow.configuration  # noqa: E402, F401, I001
 
 
 def test_progress_bars_become_a_few_info_lines(caplog):
@@ -70,3 +73,31 @@ def test_printed_log_records_and_warnings_keep_their_level(caplog):
     assert [record.levelno for record in caplog.records if "mlflow" in record.getMessage()] == [logging.INFO]
     assert [record.levelno for record in caplog.records if "own warning" in record.getMessage()] == [logging.WARNING]
     assert [record.levelno for record in caplog.records if "deprecated option" in record.getMessage()] == [logging.WARNING]
+
+
+def test_a_task_gets_the_cores_shared_among_the_worker_slots(monkeypatch):
+    monkeypatch.delenv("LIVI_TASK_THREADS", raising=False)
+    assert task_threads(cores=16, slots=4) == 4
+    assert task_threads(cores=2, slots=4) == 1
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.setenv("AIRFLOW__CELERY__WORKER_CONCURRENCY", "2")
+    assert task_threads(cores=8) == 4
+    monkeypatch.setenv("LIVI_TASK_THREADS", "3")
+    assert task_threads(cores=8) == 3
+
+
+def test_library_code_in_a_task_runs_with_its_thread_budget():
+    code = textwrap.dedent(
+        """
+        import logging, os, sys
+        sys.path.insert(0, sys.argv[1])
+        os.environ.pop("OMP_NUM_THREADS", None)
+        os.environ["LIVI_TASK_THREADS"] = "1"
+        from livi_airflow.task_runtime import running_library
+        with running_library(logging.getLogger("task")):
+            import torch
+            print(torch.get_num_threads())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(REPO / "plugins")], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "1", done.stderr
