@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup speech browser demo test test-all airflow benchmarks default-heads clean help
+.PHONY: setup speech browser lint demo test test-all airflow benchmarks default-heads clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,7 +46,11 @@ browser:
 demo: setup  ## run the whole pipeline through Airflow on the bundled demo catalogue
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_demo.sh $(DEMO_DIR)
 
-test: setup browser  ## run the test suite (what CI runs)
+lint: setup  ## ruff: lint rules and formatting (pyproject.toml); make test runs it first
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup browser lint  ## run the test suite (what CI runs)
 	$(PY) -m pytest -q -m "not slow"
 
 test-all: setup browser  ## the suite including slow tests

@@ -26,7 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def encode_segments(model_name: str, segments: int, threads: int | None, start_at: float, out: multiprocessing.Queue) -> None:
+def encode_segments(
+    model_name: str, segments: int, threads: int | None, start_at: float, out: multiprocessing.Queue
+) -> None:
     """One task: its thread budget set before torch loads, then ``segments`` encoder passes."""
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -54,7 +56,10 @@ def run(model_name: str, tasks: int, threads: int | None, segments: int) -> dict
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     start_at = time.time() + 20  # after every process has loaded the model
-    processes = [context.Process(target=encode_segments, args=(model_name, segments, threads, start_at, results)) for _ in range(tasks)]
+    processes = [
+        context.Process(target=encode_segments, args=(model_name, segments, threads, start_at, results))
+        for _ in range(tasks)
+    ]
     for process in processes:
         process.start()
     timings = [results.get(timeout=1800) for _ in processes]
@@ -83,7 +88,12 @@ def main() -> None:
         run(args.model, 2, max(1, cores // 2), args.segments),
     ]
     result = {
-        "machine": {"platform": platform.platform(), "cpus": cores, "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": cores,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+        },
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "whisper_model": args.model,
         "segments_per_task": args.segments,

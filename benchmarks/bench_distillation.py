@@ -39,7 +39,6 @@ from livi_tasks.pipeline import LYRICS_STAGES, run_stage_over_shards  # noqa: E4
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.train_encoder import promote_model, train  # noqa: E402
 
-
 EVAL_SEED = 1
 
 
@@ -59,11 +58,24 @@ def retrieval(vectors: np.ndarray, work_ids: pd.Series) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="/tmp/livi-distil", help="Demo catalogues and the data store go here; reused by later runs.")
-    parser.add_argument("--train", action="append", metavar="SEED:WORKS", help="A training catalogue (repeatable); default 0:100, 2:250 and 3:400.")
+    parser.add_argument(
+        "--work-dir",
+        default="/tmp/livi-distil",
+        help="Demo catalogues and the data store go here; reused by later runs.",
+    )
+    parser.add_argument(
+        "--train",
+        action="append",
+        metavar="SEED:WORKS",
+        help="A training catalogue (repeatable); default 0:100, 2:250 and 3:400.",
+    )
     parser.add_argument("--train-versions", type=int, default=2, help="Versions per work in the training catalogues.")
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "distillation.json"), help="Where to write the JSON result.")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "benchmarks" / "results" / "distillation.json"),
+        help="Where to write the JSON result.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -79,7 +91,9 @@ def main() -> None:
     if any(seed == EVAL_SEED for seed, _ in train_specs):
         parser.error(f"--train: seed {EVAL_SEED} is the evaluation catalogue's")
     manifests = {
-        f"distil_train_seed{seed}": make_demo_catalogue(work_dir / f"train_seed{seed}", works=works, versions=args.train_versions, seed=seed)
+        f"distil_train_seed{seed}": make_demo_catalogue(
+            work_dir / f"train_seed{seed}", works=works, versions=args.train_versions, seed=seed
+        )
         for seed, works in train_specs
     }
     manifests["distil_eval"] = make_demo_catalogue(work_dir / f"eval_seed{EVAL_SEED}", seed=EVAL_SEED)
@@ -114,7 +128,12 @@ def main() -> None:
     ingested = artifact_for(cfg, store, "distil_eval", "ingest", "all").read_table("tracks")
     result = {
         "train_catalogues": [
-            {"seed": seed, "works": works, "versions": args.train_versions, "tracks": int(len(artifact_for(cfg, store, name, "ingest", "all").read_table("tracks")))}
+            {
+                "seed": seed,
+                "works": works,
+                "versions": args.train_versions,
+                "tracks": int(len(artifact_for(cfg, store, name, "ingest", "all").read_table("tracks"))),
+            }
             for (seed, works), name in zip(train_specs, train_catalogues)
         ],
         "eval_catalogue": {"seed": EVAL_SEED, "works": 12, "tracks": int(len(ingested))},
@@ -124,7 +143,19 @@ def main() -> None:
         "whisper_model": cfg.transcribe.whisper_model,
         "text_model": trained["text_model"],
         "encoder_settings": cfg.encoder.model_dump(mode="json"),
-        "training": {k: trained[k] for k in ("pairs", "train_pairs", "val_pairs", "epochs_run", "best_epoch", "stopped_early", "best_val_loss", "fingerprint")},
+        "training": {
+            k: trained[k]
+            for k in (
+                "pairs",
+                "train_pairs",
+                "val_pairs",
+                "epochs_run",
+                "best_epoch",
+                "stopped_early",
+                "best_val_loss",
+                "fingerprint",
+            )
+        },
         "lyrics_asr": lyrics_metrics,
         "livi_audio": audio_metrics,
         "random_MAP_mean_of_20": float(np.mean(random_maps)),

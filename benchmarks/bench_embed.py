@@ -39,8 +39,8 @@ from livi_tasks.config import load_config, parse_overrides  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
 from livi_tasks.features import encode_segments  # noqa: E402
 from livi_tasks.models.encoder import LiviEncoder, LiviHead  # noqa: E402
-from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
 from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
+from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
 from livi_tasks.segments import cut_audio, plan_segments  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.text_embed import embed_texts, load_text_model  # noqa: E402
@@ -63,7 +63,9 @@ def _encoder(cfg, store: ArtifactStore | None, model: str | None, text_dim: int)
     torch.manual_seed(0)
     head = LiviHead.from_settings(whisper.dims.n_audio_state, text_dim, cfg.encoder)
     info = {"fingerprint": None, "text_model": {"dim": text_dim}}
-    return LoadedEncoder(encoder=LiviEncoder(whisper, head).eval(), info=info, device="cpu"), "untrained head of the trained shape"
+    return LoadedEncoder(
+        encoder=LiviEncoder(whisper, head).eval(), info=info, device="cpu"
+    ), "untrained head of the trained shape"
 
 
 def bench_tracks(cfg, uris: list[str], loaded: LoadedEncoder, text_model) -> tuple[pd.DataFrame, list[np.ndarray]]:
@@ -74,7 +76,14 @@ def bench_tracks(cfg, uris: list[str], loaded: LoadedEncoder, text_model) -> tup
         audio, t_decode = _timed(load_audio, uri, cfg.ingest.max_duration_s)
         (scores, _), t_vocal = _timed(window_vocalness, audio, cfg.vocal, cfg.models_dir)
         started = time.perf_counter()
-        plans = plan_segments(scores, WINDOW_SECONDS, len(audio) / SAMPLE_RATE, cfg.vocal.window_threshold, cfg.segments.segment_s, cfg.segments.max_pad_s)
+        plans = plan_segments(
+            scores,
+            WINDOW_SECONDS,
+            len(audio) / SAMPLE_RATE,
+            cfg.vocal.window_threshold,
+            cfg.segments.segment_s,
+            cfg.segments.max_pad_s,
+        )
         clips = cut_audio(audio, plans, segment_samples)
         t_segments = time.perf_counter() - started
         if not len(clips):
@@ -82,17 +91,32 @@ def bench_tracks(cfg, uris: list[str], loaded: LoadedEncoder, text_model) -> tup
             continue
         all_clips.append(clips)
         _, t_encoder = _timed(embed_clips, loaded, clips)
-        segments = pd.DataFrame({"segment_id": [f"t{number}#{i}" for i in range(len(clips))], "track_id": f"t{number}", "work_id": ""})
+        segments = pd.DataFrame(
+            {"segment_id": [f"t{number}#{i}" for i in range(len(clips))], "track_id": f"t{number}", "work_id": ""}
+        )
         transcripts, t_transcribe = _timed(transcribe_audio, whisper, segments, clips, cfg.transcribe)
         kept = transcripts.loc[transcripts["kept"], "text"].tolist()
         _, t_text = _timed(embed_texts, text_model, kept, cfg.text.chunk_chars, cfg.text.batch_size)
-        rows.append({
-            "uri": uri, "duration_s": len(audio) / SAMPLE_RATE, "segments": len(clips), "kept_transcripts": len(kept),
-            "decode_s": t_decode, "vocal_s": t_vocal, "segments_s": t_segments,
-            "encoder_head_s": t_encoder, "transcribe_s": t_transcribe, "text_embed_s": t_text,
-        })
-        print(f"[{number + 1}/{len(uris)}] {Path(uri).name}: {len(clips)} segments, prep {t_decode + t_vocal + t_segments:.2f} s, "
-              f"encoder {t_encoder:.2f} s, transcribe {t_transcribe:.2f} s, text {t_text:.2f} s", file=sys.stderr)
+        rows.append(
+            {
+                "uri": uri,
+                "duration_s": len(audio) / SAMPLE_RATE,
+                "segments": len(clips),
+                "kept_transcripts": len(kept),
+                "decode_s": t_decode,
+                "vocal_s": t_vocal,
+                "segments_s": t_segments,
+                "encoder_head_s": t_encoder,
+                "transcribe_s": t_transcribe,
+                "text_embed_s": t_text,
+            }
+        )
+        print(
+            f"[{number + 1}/{len(uris)}] {Path(uri).name}: {len(clips)} segments, "
+            f"prep {t_decode + t_vocal + t_segments:.2f} s, "
+            f"encoder {t_encoder:.2f} s, transcribe {t_transcribe:.2f} s, text {t_text:.2f} s",
+            file=sys.stderr,
+        )
     return pd.DataFrame(rows), all_clips
 
 
@@ -105,7 +129,11 @@ def bench_training_epoch(cfg, clips: np.ndarray, text_dim: int, work_dir: Path) 
     targets /= np.linalg.norm(targets, axis=1, keepdims=True)
 
     def epoch(states: np.ndarray, name: str) -> float:
-        pairs = FramePairs([(states, targets)], np.stack([np.zeros(len(states), np.int64), np.arange(len(states)), np.arange(len(states))], 1), [""] * len(states))
+        pairs = FramePairs(
+            [(states, targets)],
+            np.stack([np.zeros(len(states), np.int64), np.arange(len(states)), np.arange(len(states))], 1),
+            [""] * len(states),
+        )
         torch.manual_seed(0)
         head = LiviHead.from_settings(states.shape[-1], text_dim, settings)
         _, seconds = _timed(fit_head, head, pairs, None, settings, work_dir / name)
@@ -129,9 +157,15 @@ def bench_training_epoch(cfg, clips: np.ndarray, text_dim: int, work_dir: Path) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=12, help="Tracks to time (from a demo catalogue).")
-    parser.add_argument("--whisper", default=None, help="Whisper checkpoint (default: the config's transcribe.whisper_model).")
-    parser.add_argument("--catalogue-dir", default=None, help="Where to make/keep the demo catalogue (default: a temporary folder).")
-    parser.add_argument("--store", default=None, help="Data root holding a trained encoder (default: time an untrained head).")
+    parser.add_argument(
+        "--whisper", default=None, help="Whisper checkpoint (default: the config's transcribe.whisper_model)."
+    )
+    parser.add_argument(
+        "--catalogue-dir", default=None, help="Where to make/keep the demo catalogue (default: a temporary folder)."
+    )
+    parser.add_argument(
+        "--store", default=None, help="Data root holding a trained encoder (default: time an untrained head)."
+    )
     parser.add_argument("--model", default=None, help="Encoder fingerprint in --store (default: the promoted one).")
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "embed.json"))
@@ -143,13 +177,17 @@ def main() -> None:
     cfg = load_config(overrides=overrides)
     work_dir = Path(tempfile.mkdtemp(prefix="bench-embed-"))
     catalogue_dir = Path(args.catalogue_dir) if args.catalogue_dir else work_dir / "demo"
-    manifest = make_demo_catalogue(catalogue_dir, works=max(2, args.tracks // 3 + 1), versions=3, seed=5, instrumentals=0, hard_negatives=0)
+    manifest = make_demo_catalogue(
+        catalogue_dir, works=max(2, args.tracks // 3 + 1), versions=3, seed=5, instrumentals=0, hard_negatives=0
+    )
     uris = [str(manifest.parent / p) for p in pd.read_csv(manifest)["path"].tolist()[: args.tracks]]
 
     load_times = {}
     text_model, load_times["text_model_s"] = _timed(load_text_model, cfg.text.model)
     text_dim = int(embed_texts(text_model, ["warm up"], cfg.text.chunk_chars, cfg.text.batch_size).shape[-1])
-    (loaded, head_kind), load_times["encoder_s"] = _timed(_encoder, cfg, ArtifactStore(args.store) if args.store else None, args.model, text_dim)
+    (loaded, head_kind), load_times["encoder_s"] = _timed(
+        _encoder, cfg, ArtifactStore(args.store) if args.store else None, args.model, text_dim
+    )
     _, load_times["whisper_for_asr_s"] = _timed(cached_whisper, cfg.transcribe.whisper_model, cfg.models_dir)
     # Warm-up: first calls pay one-off costs (allocator, Musicnn weights, kernels).
     warm_audio = load_audio(uris[0], cfg.ingest.max_duration_s)
@@ -162,7 +200,12 @@ def main() -> None:
     asr = prep + per_track["transcribe_s"] + per_track["text_embed_s"]
     training = bench_training_epoch(cfg, np.concatenate(clips), text_dim, work_dir)
     result = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": "cpu"},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": "cpu",
+        },
         "whisper_model": cfg.transcribe.whisper_model,
         "transcribe_temperatures": list(cfg.transcribe.temperatures),
         "text_model": cfg.text.model,
@@ -183,7 +226,10 @@ def main() -> None:
         },
         "speedup_asr_over_asr_free": float(asr.sum() / asr_free.sum()),
         "preprocessing_share_of_asr_free": float(prep.sum() / asr_free.sum()),
-        "goals": {"speedup >= 5": bool(asr.sum() / asr_free.sum() >= 5), "preprocessing share <= 0.25": bool(prep.sum() / asr_free.sum() <= 0.25)},
+        "goals": {
+            "speedup >= 5": bool(asr.sum() / asr_free.sum() >= 5),
+            "preprocessing share <= 0.25": bool(prep.sum() / asr_free.sum() <= 0.25),
+        },
         "model_load_s": load_times,
         "training_epoch": training,
         "per_track": per_track.to_dict(orient="records"),

@@ -64,20 +64,28 @@ def vocal_filter_quality(cfg: LiviConfig, store: ArtifactStore, catalogue: str, 
     instrumental = (tracks["track_id"].map(kinds) == "instrumental").to_numpy()
     mean_rule = cfg.vocal.model_copy(update={"track_rule": "mean"})
     scores = {track: group["vocalness"].to_numpy() for track, group in windows.groupby("track_id")}
-    kept_mean = np.array([
-        track in scores and not track_decision(scores[track], duration, mean_rule)[2]
-        for track, duration in zip(tracks["track_id"], tracks["duration_s"])
-    ])
+    kept_mean = np.array(
+        [
+            track in scores and not track_decision(scores[track], duration, mean_rule)[2]
+            for track, duration in zip(tracks["track_id"], tracks["duration_s"])
+        ]
+    )
     kept = (tracks["status"] == "kept").to_numpy()
     labels = window_labels(window_coverage(windows, regions))
     predicted = (windows["vocalness"].to_numpy() >= cfg.vocal.window_threshold).astype(int)
     return {
-        "rule": cfg.vocal.track_rule, "min_vocal_s": cfg.vocal.min_vocal_s, "method": cfg.vocal.method,
-        "sung_tracks": int(sung.sum()), "sung_kept": float(kept[sung].mean()),
-        "instrumentals": int(instrumental.sum()), "instrumentals_excluded": float(1 - kept[instrumental].mean()),
+        "rule": cfg.vocal.track_rule,
+        "min_vocal_s": cfg.vocal.min_vocal_s,
+        "method": cfg.vocal.method,
+        "sung_tracks": int(sung.sum()),
+        "sung_kept": float(kept[sung].mean()),
+        "instrumentals": int(instrumental.sum()),
+        "instrumentals_excluded": float(1 - kept[instrumental].mean()),
         "mean_rule_lambda": cfg.vocal.min_track_vocalness,
-        "mean_rule_sung_kept": float(kept_mean[sung].mean()), "mean_rule_instrumentals_excluded": float(1 - kept_mean[instrumental].mean()),
-        "sung_vocal_s_min": float(tracks.loc[sung, "vocal_s"].min()), "instrumental_vocal_s_max": float(tracks.loc[instrumental, "vocal_s"].max()),
+        "mean_rule_sung_kept": float(kept_mean[sung].mean()),
+        "mean_rule_instrumentals_excluded": float(1 - kept_mean[instrumental].mean()),
+        "sung_vocal_s_min": float(tracks.loc[sung, "vocal_s"].min()),
+        "instrumental_vocal_s_max": float(tracks.loc[instrumental, "vocal_s"].max()),
         "windows": precision_recall(predicted, labels),
     }
 
@@ -112,29 +120,55 @@ def evaluate_domain(cfg: LiviConfig, store: ArtifactStore, family: str, corpus: 
     evaluation = evaluate_catalogue(cfg, catalogue, store=store, model=model)
     universe = artifact_for(cfg, store, catalogue, "ingest", INGEST_SHARD).read_table("tracks")[["track_id", "work_id"]]
     truth = ground_truth_lyrics(cfg, corpus, universe)
-    methods = {name: {k: v for k, v in metrics.items() if k in ("MAP", "MAP@10", "MR1", "HR@1", "HR@10", "P@10", "coverage")} for name, metrics in evaluation["methods"].items()}
+    methods = {
+        name: {k: v for k, v in metrics.items() if k in ("MAP", "MAP@10", "MR1", "HR@1", "HR@10", "P@10", "coverage")}
+        for name, metrics in evaluation["methods"].items()
+    }
     methods["ground_truth_lyrics"] = metrics_from_similarity(truth @ truth.T, universe["work_id"]).as_dict()
     rng = np.random.default_rng(0)
-    randoms = [metrics_from_similarity((v := rng.standard_normal((len(universe), 16))) @ v.T, universe["work_id"]).as_dict()["MAP"] for _ in range(20)]
+    randoms = [
+        metrics_from_similarity((v := rng.standard_normal((len(universe), 16))) @ v.T, universe["work_id"]).as_dict()[
+            "MAP"
+        ]
+        for _ in range(20)
+    ]
     methods["random"] = {"MAP": float(np.mean(randoms))}
     lyrics_map, audio_map = methods["lyrics_asr"]["MAP"], methods["livi_audio"]["MAP"]
     return {
-        "catalogue": catalogue, "family": family, "tracks": int(len(universe)), "model": model,
+        "catalogue": catalogue,
+        "family": family,
+        "tracks": int(len(universe)),
+        "model": model,
         "vocal_filter": vocal_filter_quality(cfg, store, catalogue, corpus),
         "methods": methods,
         "asr_free_over_asr_lyrics": audio_map / lyrics_map if lyrics_map else None,
-        "report": evaluation["report"], "timings": {**timings, "total_s": round(time.perf_counter() - started, 1)},
+        "report": evaluation["report"],
+        "timings": {**timings, "total_s": round(time.perf_counter() - started, 1)},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Evaluation catalogues and their store go here (reused).")
-    parser.add_argument("--whisper", action="append", help="Whisper model whose shipped head to evaluate (repeatable; default base and tiny.en).")
-    parser.add_argument("--domain", action="append", choices=sorted(DOMAINS), help="Evaluation family (repeatable; default both).")
+    parser.add_argument(
+        "--work-dir",
+        default=str(REPO / "data" / "default-heads"),
+        help="Evaluation catalogues and their store go here (reused).",
+    )
+    parser.add_argument(
+        "--whisper",
+        action="append",
+        help="Whisper model whose shipped head to evaluate (repeatable; default base and tiny.en).",
+    )
+    parser.add_argument(
+        "--domain", action="append", choices=sorted(DOMAINS), help="Evaluation family (repeatable; default both)."
+    )
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
     parser.add_argument("--no-card", action="store_true", help="Do not write the figures into the shipped model cards.")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "generalisation.json"), help="Where to write the JSON result.")
+    parser.add_argument(
+        "--out",
+        default=str(REPO / "benchmarks" / "results" / "generalisation.json"),
+        help="Where to write the JSON result.",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work_dir = Path(args.work_dir)
@@ -150,7 +184,9 @@ def main() -> None:
         store = ArtifactStore(cfg.store.root)
         domains = result["whisper"].setdefault(whisper, {})
         for family in args.domain or list(DOMAINS):
-            corpus = make_corpus(work_dir / "corpus" / f"eval_{family}_seed{EVAL_SEED}", family, seed=EVAL_SEED, **SHAPE).parent
+            corpus = make_corpus(
+                work_dir / "corpus" / f"eval_{family}_seed{EVAL_SEED}", family, seed=EVAL_SEED, **SHAPE
+            ).parent
             domains[family] = {"label": DOMAINS[family], **evaluate_domain(cfg, store, family, corpus)}
             logging.info("%s %s: %s", whisper, family, json.dumps(domains[family]["methods"]))
         result["measured"] = time.strftime("%Y-%m-%d")
@@ -160,10 +196,18 @@ def main() -> None:
         if not args.no_card and card_path.exists():
             card = json.loads(card_path.read_text())
             card["evaluation"] = {
-                family: {"methods": {m: v["MAP"] for m, v in d["methods"].items()}, "asr_free_over_asr_lyrics": d["asr_free_over_asr_lyrics"], "vocal_sung_kept": d["vocal_filter"]["sung_kept"], "vocal_instrumentals_excluded": d["vocal_filter"]["instrumentals_excluded"]}
+                family: {
+                    "methods": {m: v["MAP"] for m, v in d["methods"].items()},
+                    "asr_free_over_asr_lyrics": d["asr_free_over_asr_lyrics"],
+                    "vocal_sung_kept": d["vocal_filter"]["sung_kept"],
+                    "vocal_instrumentals_excluded": d["vocal_filter"]["instrumentals_excluded"],
+                }
                 for family, d in domains.items()
             }
-            card["evaluation"]["metric"] = "MAP over every track of a 24-work x 3-version catalogue (+6 hard negatives, +6 instrumentals), benchmarks/bench_generalisation.py"
+            card["evaluation"]["metric"] = (
+                "MAP over every track of a 24-work x 3-version catalogue (+6 hard negatives, +6 instrumentals), "
+                "benchmarks/bench_generalisation.py"
+            )
             card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -52,7 +52,9 @@ def synthetic_catalogue(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     work_of = np.repeat(np.arange(len(versions_per_work)), versions_per_work)[:n]
     genres = rng.standard_normal((GENRES, DIM), dtype=np.float32)
     n_works = int(work_of[-1]) + 1
-    works = genres[rng.integers(0, GENRES, n_works)] + WORK_SPREAD * rng.standard_normal((n_works, DIM), dtype=np.float32)
+    works = genres[rng.integers(0, GENRES, n_works)] + WORK_SPREAD * rng.standard_normal(
+        (n_works, DIM), dtype=np.float32
+    )
     vectors = np.empty((n, DIM), dtype=np.float32)
     for start in tqdm(range(0, n, GENERATE_CHUNK), desc="generate", unit="chunk"):
         members = work_of[start : start + GENERATE_CHUNK]
@@ -163,8 +165,18 @@ def main() -> None:
             "recall_at_10": chosen["recall_at_10"] >= GOALS["recall_at_10"],
             "index_bytes": index_bytes < GOALS["index_bytes"],
         },
-        "machine": {"cpus": os.cpu_count(), "load_average_1m": os.getloadavg()[0], "python": platform.python_version(), "faiss": faiss.__version__},
-        "data": {"genres": GENRES, "work_spread": WORK_SPREAD, "version_spread": VERSION_SPREAD, "versions_per_work": "2-18"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_1m": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "faiss": faiss.__version__,
+        },
+        "data": {
+            "genres": GENRES,
+            "work_spread": WORK_SPREAD,
+            "version_spread": VERSION_SPREAD,
+            "versions_per_work": "2-18",
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.out.with_suffix(".json.tmp")
@@ -176,9 +188,13 @@ def main() -> None:
     for row in [chosen] + sweep:
         print(
             f"{row['ivf_probe']:>6} {row['refine_factor']:>6} {row['recall_at_10']:>9.4f} "
-            f"{row['faiss_p50_ms']:>8.3f}/{row['faiss_p99_ms']:<8.3f} {row['search_p50_ms']:>8.3f}/{row['search_p99_ms']:<8.3f}"
+            f"{row['faiss_p50_ms']:>8.3f}/{row['faiss_p99_ms']:<8.3f} "
+            f"{row['search_p50_ms']:>8.3f}/{row['search_p99_ms']:<8.3f}"
         )
-    print(f"goals met: {result['goals_met']} (load average {result['machine']['load_average_1m']:.1f} on {os.cpu_count()} cpus)")
+    print(
+        f"goals met: {result['goals_met']} "
+        f"(load average {result['machine']['load_average_1m']:.1f} on {os.cpu_count()} cpus)"
+    )
 
 
 if __name__ == "__main__":

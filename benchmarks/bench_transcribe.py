@@ -35,16 +35,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import whisper  # noqa: E402
-
 from ground_truth_segments import ground_truth_segments, reference_lyrics  # noqa: E402
+
 from livi_tasks.config import load_config  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
 from livi_tasks.lineage import artifact_for  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
 from livi_tasks.metrics_text import corpus_word_error_rate  # noqa: E402
+from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.text_embed import embed_lyrics, embed_texts, load_text_model  # noqa: E402
-from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
 from livi_tasks.transcribe import decode_segments, transcribe_segments  # noqa: E402
 
 THREADS = 2
@@ -63,8 +63,11 @@ def per_segment(watch: Stopwatch, count: int) -> dict:
     return {"wall_s": round(watch.wall / count, 3), "cpu_s": round(watch.cpu / count, 3)}
 
 
-def time_decoders(model_name: str, cfg, audio: np.ndarray, segment_ids: list[str], references: list[str], batch_sizes: list[int]) -> dict:
-    """Seconds per segment and WER on a sample: openai's transcribe() vs the batched decoder, greedy and paper fallback."""
+def time_decoders(
+    model_name: str, cfg, audio: np.ndarray, segment_ids: list[str], references: list[str], batch_sizes: list[int]
+) -> dict:
+    """Seconds per segment and WER on a sample: openai's transcribe() vs the batched decoder, greedy
+    and paper fallback."""
     model = cached_whisper(model_name, cfg.models_dir)
     greedy = cfg.transcribe.model_copy(update={"temperatures": (0.0,)})
     paper = cfg.transcribe
@@ -74,26 +77,45 @@ def time_decoders(model_name: str, cfg, audio: np.ndarray, segment_ids: list[str
     with Stopwatch() as watch:
         texts = [
             whisper.transcribe(
-                model, row, language=language, temperature=0.0, condition_on_previous_text=False, fp16=False, verbose=None,
-                compression_ratio_threshold=None, logprob_threshold=None, no_speech_threshold=None,
+                model,
+                row,
+                language=language,
+                temperature=0.0,
+                condition_on_previous_text=False,
+                fp16=False,
+                verbose=None,
+                compression_ratio_threshold=None,
+                logprob_threshold=None,
+                no_speech_threshold=None,
             )["text"]
             for row in audio
         ]
-    timings["whisper.transcribe_greedy"] = {**per_segment(watch, len(audio)), "wer": round(corpus_word_error_rate(zip(references, texts)), 4)}
+    timings["whisper.transcribe_greedy"] = {
+        **per_segment(watch, len(audio)),
+        "wer": round(corpus_word_error_rate(zip(references, texts)), 4),
+    }
     runs = [(f"batched_greedy_{batch}", greedy, batch) for batch in batch_sizes]
     runs.append((f"batched_paper_fallback_{paper.batch_segments}", paper, paper.batch_segments))
     for label, options, batch in runs:
         with Stopwatch() as watch:
             decoded = []
             for start in range(0, len(audio), batch):
-                decoded += decode_segments(model, audio[start : start + batch], options, segment_ids[start : start + batch])
+                decoded += decode_segments(
+                    model, audio[start : start + batch], options, segment_ids[start : start + batch]
+                )
         wer = corpus_word_error_rate(zip(references, [d.text for d in decoded]))
-        timings[label] = {**per_segment(watch, len(audio)), "wer": round(wer, 4), "fallback_used": sum(d.temperature > 0 for d in decoded)}
+        timings[label] = {
+            **per_segment(watch, len(audio)),
+            "wer": round(wer, 4),
+            "fallback_used": sum(d.temperature > 0 for d in decoded),
+        }
     return timings
 
 
 def load_shards(cfg, store: ArtifactStore, stage: str, shards: list[str], table: str) -> pd.DataFrame:
-    return pd.concat([artifact_for(cfg, store, "demo", stage, shard).read_table(table) for shard in shards], ignore_index=True)
+    return pd.concat(
+        [artifact_for(cfg, store, "demo", stage, shard).read_table(table) for shard in shards], ignore_index=True
+    )
 
 
 def retrieval(cfg, store: ArtifactStore, shards: list[str], all_tracks: pd.DataFrame) -> dict:
@@ -111,9 +133,17 @@ def retrieval(cfg, store: ArtifactStore, shards: list[str], all_tracks: pd.DataF
 
 
 def run_model(
-    model_name: str, demo_dir: Path, data_root: Path, batch_size: int, temperatures: list[float], timing_segments: int, batch_sizes: list[int]
+    model_name: str,
+    demo_dir: Path,
+    data_root: Path,
+    batch_size: int,
+    temperatures: list[float],
+    timing_segments: int,
+    batch_sizes: list[int],
 ) -> dict:
-    cfg = load_config(overrides={"store": {"root": str(data_root)}, "transcribe": {"whisper_model": model_name}}, environ={})
+    cfg = load_config(
+        overrides={"store": {"root": str(data_root)}, "transcribe": {"whisper_model": model_name}}, environ={}
+    )
     store = ArtifactStore(cfg.store.root)
     shards = ground_truth_segments(cfg, demo_dir / "manifest.csv", "demo", store)
     segments = load_shards(cfg, store, "segments", shards, "segments")
@@ -122,10 +152,18 @@ def run_model(
     references = reference_lyrics(demo_dir, segments)
     sample_ids = segments["segment_id"].tolist()[: len(sample)]
     result = {"timing_segments": len(sample)}
-    result["decoder_per_segment"] = time_decoders(model_name, cfg, sample, sample_ids, [references[i] for i in sample_ids], batch_sizes)
+    result["decoder_per_segment"] = time_decoders(
+        model_name, cfg, sample, sample_ids, [references[i] for i in sample_ids], batch_sizes
+    )
 
     # The catalogue run: the stage as configured except the decoding schedule and batch, given here.
-    cfg = cfg.model_copy(update={"transcribe": cfg.transcribe.model_copy(update={"batch_segments": batch_size, "temperatures": tuple(temperatures)})})
+    cfg = cfg.model_copy(
+        update={
+            "transcribe": cfg.transcribe.model_copy(
+                update={"batch_segments": batch_size, "temperatures": tuple(temperatures)}
+            )
+        }
+    )
 
     with Stopwatch() as watch:
         for shard in shards:
@@ -133,11 +171,17 @@ def run_model(
     transcripts = load_shards(cfg, store, "transcribe", shards, "transcripts")
     kept = transcripts[transcripts["kept"]]
     result["stage"] = {
-        "batch_segments": batch_size, "temperatures": temperatures, "segments": len(transcripts), **per_segment(watch, len(transcripts)),
-        "kept": len(kept), "dropped": transcripts.loc[~transcripts["kept"], "reason"].value_counts().to_dict(),
+        "batch_segments": batch_size,
+        "temperatures": temperatures,
+        "segments": len(transcripts),
+        **per_segment(watch, len(transcripts)),
+        "kept": len(kept),
+        "dropped": transcripts.loc[~transcripts["kept"], "reason"].value_counts().to_dict(),
         "fallback_used": int((transcripts["temperature"] > 0).sum()),
         "wer_kept": round(corpus_word_error_rate(zip(kept["segment_id"].map(references), kept["text"])), 4),
-        "wer_all_segments": round(corpus_word_error_rate(zip(transcripts["segment_id"].map(references), transcripts["text"].fillna(""))), 4),
+        "wer_all_segments": round(
+            corpus_word_error_rate(zip(transcripts["segment_id"].map(references), transcripts["text"].fillna(""))), 4
+        ),
     }
 
     with Stopwatch() as watch:
@@ -175,9 +219,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 8])
-    parser.add_argument("--stage-batch", type=int, default=None, help="batch_segments of the catalogue run (default: config default)")
-    parser.add_argument("--stage-temperatures", nargs="+", type=float, default=[0.0],
-                        help="decoding schedule of the catalogue run (default greedy: the paper's fallback costs several times more)")
+    parser.add_argument(
+        "--stage-batch", type=int, default=None, help="batch_segments of the catalogue run (default: config default)"
+    )
+    parser.add_argument(
+        "--stage-temperatures",
+        nargs="+",
+        type=float,
+        default=[0.0],
+        help="decoding schedule of the catalogue run (default greedy: the paper's fallback costs several times more)",
+    )
     parser.add_argument("--timing-segments", type=int, default=8)
     parser.add_argument("--demo-dir", type=Path, default=Path(tempfile.gettempdir()) / "livi-bench-demo-seed0")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transcribe.json")
@@ -188,7 +239,12 @@ def main() -> None:
     make_demo_catalogue(args.demo_dir, seed=0)
     stage_batch = args.stage_batch or load_config(environ={}).transcribe.batch_segments
     results = {
-        "machine": {"cpus": os.cpu_count(), "torch_threads": THREADS, "load_average_at_start": os.getloadavg(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "torch_threads": THREADS,
+            "load_average_at_start": os.getloadavg(),
+            "python": platform.python_version(),
+        },
         "catalogue": "make_demo_catalogue(seed=0): 12 works x 3 versions + 3 instrumentals + 3 hard negatives",
         "segments_from": "ground-truth vocal regions (vocals.csv), paper padding rule",
         "models": {},
@@ -196,7 +252,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as tmp:
         for model_name in args.models:
             results["models"][model_name] = run_model(
-                model_name, args.demo_dir, Path(tmp) / model_name, stage_batch, args.stage_temperatures, args.timing_segments, args.batch_sizes
+                model_name,
+                args.demo_dir,
+                Path(tmp) / model_name,
+                stage_batch,
+                args.stage_temperatures,
+                args.timing_segments,
+                args.batch_sizes,
             )
             print(model_name, json.dumps(results["models"][model_name], indent=1), flush=True)
     results["retrieval_true_lyrics"] = ground_truth_retrieval(args.demo_dir)

@@ -38,7 +38,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     folder = Path(args.catalogue_dir or tempfile.mkdtemp(prefix="bench-vocal-"))
-    manifest = make_demo_catalogue(folder, works=max(1, args.tracks // 3), versions=3, seed=3, instrumentals=0, hard_negatives=0)
+    manifest = make_demo_catalogue(
+        folder, works=max(1, args.tracks // 3), versions=3, seed=3, instrumentals=0, hard_negatives=0
+    )
     paths = [manifest.parent / p for p in pd.read_csv(manifest)["path"]][: args.tracks]
     model = load_musicnn("MTT_musicnn", os.path.expanduser("~/.cache/livi"))
     predict_windows(model, log_mel_windows(load_audio(str(paths[0]))[: 3 * SAMPLE_RATE * 4]), args.batch)  # warm-up

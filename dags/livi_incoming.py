@@ -6,6 +6,7 @@ import os
 from datetime import datetime
 
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task, task_group
+
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviIngestOperator, LiviShardOperator
 from livi_airflow.params import config_params
@@ -49,7 +50,10 @@ def publish(units: list[dict[str, str]], *, outlet_events=None) -> list[str]:
     max_active_runs=2,
     params={
         "incoming_root": Param(
-            os.environ.get("LIVI_INCOMING_ROOT", "incoming"), type="string", minLength=1, title="Incoming root",
+            os.environ.get("LIVI_INCOMING_ROOT", "incoming"),
+            type="string",
+            minLength=1,
+            title="Incoming root",
             description="Folder holding one YYYY-MM-DD folder per arrival day.",
         ),
         **config_params(),
@@ -68,7 +72,11 @@ def livi_incoming():
             task_id="segments", function="livi_tasks.segments.extract_vocal_segments", catalogue=catalogue, shard=shard
         )
         embed = LiviShardOperator(
-            task_id="embed", function="livi_tasks.audio_embed.embed_audio", catalogue=catalogue, shard=shard, **HEAVY_ARGS
+            task_id="embed",
+            function="livi_tasks.audio_embed.embed_audio",
+            catalogue=catalogue,
+            shard=shard,
+            **HEAVY_ARGS,
         )
         vocal >> segments >> embed
 

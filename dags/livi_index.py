@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow.sdk import Asset, dag
+
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import config_params
@@ -33,7 +34,9 @@ def livi_index():
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
     ).expand_kwargs(units)
     index = LiviCatalogueOperator(
-        task_id="index", function="livi_tasks.retrieval.build_catalogue_index", arguments={"catalogues": units["catalogues"]}
+        task_id="index",
+        function="livi_tasks.retrieval.build_catalogue_index",
+        arguments={"catalogues": units["catalogues"]},
     )
     embed >> index
 

@@ -1,10 +1,12 @@
-"""LIVI nightly retrain: train on every transcribed catalogue, promote only when better than the current model (the shipped head included), re-embed."""
+"""LIVI nightly retrain: train on every transcribed catalogue, promote only when better than the
+current model (the shipped head included), re-embed."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from airflow.sdk import Param, dag
+
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE, config_params
@@ -43,14 +45,22 @@ fingerprint), so a night without new catalogues costs little.
     max_active_runs=1,
     params={
         "holdout_catalogue": Param(
-            "holdout", type="string", pattern=CATALOGUE_NAME_PATTERN, title="Held-out catalogue",
-            description=f"Labelled catalogue (already in the store) that decides promotion; never trained on ({CATALOGUE_NAME_RULE}).",
+            "holdout",
+            type="string",
+            pattern=CATALOGUE_NAME_PATTERN,
+            title="Held-out catalogue",
+            description=(
+                "Labelled catalogue (already in the store) that decides promotion; "
+                f"never trained on ({CATALOGUE_NAME_RULE})."
+            ),
         ),
         **config_params(),
     },
 )
 def livi_nightly_retrain():
-    training_units = catalogues_ready.override(task_id="training_data")("text", exclude="{{ params.holdout_catalogue }}")
+    training_units = catalogues_ready.override(task_id="training_data")(
+        "text", exclude="{{ params.holdout_catalogue }}"
+    )
     features = LiviShardOperator.partial(
         task_id="features", function="livi_tasks.features.cache_encoder_features", **HEAVY_ARGS
     ).expand_kwargs(training_units)
@@ -62,7 +72,8 @@ def livi_nightly_retrain():
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
     ).expand_kwargs(index_units)
     index = LiviCatalogueOperator(
-        task_id="index", function="livi_tasks.retrieval.build_catalogue_index",
+        task_id="index",
+        function="livi_tasks.retrieval.build_catalogue_index",
         arguments={"catalogues": index_units["catalogues"]},
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task_group
+
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviIngestOperator, LiviShardOperator
 from livi_airflow.params import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE, config_params
@@ -41,16 +42,26 @@ configured values (`$LIVI_CONFIG`, `LIVI__SECTION__FIELD`).
     max_active_runs=1,
     params={
         "catalogue_source": Param(
-            type="string", minLength=1, title="Catalogue location",
+            type="string",
+            minLength=1,
+            title="Catalogue location",
             description="Folder <root>/<work_id>/<track> or CSV manifest, as the workers see it.",
         ),
         "catalogue_name": Param(
-            None, type=["null", "string"], pattern=CATALOGUE_NAME_PATTERN, title="Catalogue name",
+            None,
+            type=["null", "string"],
+            pattern=CATALOGUE_NAME_PATTERN,
+            title="Catalogue name",
             description=f"Name in the artifact store: {CATALOGUE_NAME_RULE}. Empty: the folder's name.",
         ),
         "retrain": Param(
-            False, type="boolean", title="Retrain the audio encoder",
-            description="Train a head on this catalogue's lyrics and promote it. Off: embed with the promoted model, else the shipped default head.",
+            False,
+            type="boolean",
+            title="Retrain the audio encoder",
+            description=(
+                "Train a head on this catalogue's lyrics and promote it. "
+                "Off: embed with the promoted model, else the shipped default head."
+            ),
         ),
         **config_params(),
     },
@@ -72,8 +83,11 @@ def livi_pipeline():
             task_id="segments", function="livi_tasks.segments.extract_vocal_segments", catalogue=catalogue, shard=shard
         )
         transcribe = LiviShardOperator(
-            task_id="transcribe", function="livi_tasks.transcribe.transcribe_segments",
-            catalogue=catalogue, shard=shard, **HEAVY_ARGS,
+            task_id="transcribe",
+            function="livi_tasks.transcribe.transcribe_segments",
+            catalogue=catalogue,
+            shard=shard,
+            **HEAVY_ARGS,
         )
         text = LiviShardOperator(
             task_id="text", function="livi_tasks.text_embed.embed_lyrics", catalogue=catalogue, shard=shard
@@ -99,7 +113,8 @@ def livi_pipeline():
         task_id="index", function="livi_tasks.retrieval.build_catalogue_index", arguments={"catalogues": catalogues}
     )
     evaluate = LiviCatalogueOperator(
-        task_id="evaluate", function="livi_tasks.evaluate.evaluate_catalogue",
+        task_id="evaluate",
+        function="livi_tasks.evaluate.evaluate_catalogue",
         arguments={"catalogue": "{{ ti.xcom_pull(task_ids='ingest', key='catalogues')[0] }}"},
         trigger_rule="none_failed",
     )

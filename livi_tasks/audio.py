@@ -93,7 +93,9 @@ def load_audio(path: str, max_duration_s: float | None = None, sample_rate: int 
     with _open(path) as handle:
         source_rate = handle.samplerate
         max_frames = None if max_duration_s is None else int(max_duration_s * source_rate)
-        resampler = None if source_rate == sample_rate else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32")
+        resampler = (
+            None if source_rate == sample_rate else soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32")
+        )
         pieces = []
         for block in _blocks(handle, max_frames):
             mono = block.mean(axis=1, dtype=np.float32)

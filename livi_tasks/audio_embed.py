@@ -20,14 +20,16 @@ from tqdm import tqdm
 from .audio import SAMPLE_RATE, load_audio
 from .config import LiviConfig
 from .features import ENCODE_BATCH, SEGMENT_COLUMNS
-from .models.encoder import LiviEncoder, head_from_bytes, resolve_device
+from .model_registry import NoEncoderModel, current_model, model_artifact
+from .models.encoder import LiviEncoder, encode_frames, head_from_bytes, resolve_device
 from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
-from .model_registry import NoEncoderModel, current_model, model_artifact
 
 STAGE = "embed"
 TRACK_COLUMNS = ["track_id", "work_id"]
+# A chunk with less singing than this adds no embedding of its own to the one-pass path.
+MIN_CHUNK_VOCAL_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,10 @@ def load_encoder(cfg: LiviConfig, store: ArtifactStore, model: str | None = None
     # The head only makes sense on the exact encoder it was trained on.
     found = whisper_identity(whisper["name"], cfg.models_dir)
     if found["id"] != whisper["id"]:
-        raise ValueError(f"encoder model {fingerprint} was trained on Whisper {whisper}, but {whisper['name']!r} resolves to {found['id']} here")
+        raise ValueError(
+            f"encoder model {fingerprint} was trained on Whisper {whisper}, "
+            f"but {whisper['name']!r} resolves to {found['id']} here"
+        )
     head = head_from_bytes(artifact.read_bytes("head.pt"), artifact.read_bytes("head.json"))
     encoder = LiviEncoder(cached_whisper(whisper["name"], cfg.models_dir, device), head.to(device)).eval()
     _LOADED[cache_key] = LoadedEncoder(encoder=encoder, info=info, device=device)
@@ -70,7 +75,9 @@ def embed_clips(loaded: LoadedEncoder, audio: np.ndarray, description: str = "em
     dim = loaded.info["text_model"]["dim"]
     out = np.zeros((len(audio), dim), dtype=np.float32)
     with torch.inference_mode():
-        for start in tqdm(range(0, len(audio), ENCODE_BATCH), desc=description, unit="batch", leave=False, disable=None):
+        for start in tqdm(
+            range(0, len(audio), ENCODE_BATCH), desc=description, unit="batch", leave=False, disable=None
+        ):
             clips = np.asarray(audio[start : start + ENCODE_BATCH], dtype=np.float32)
             out[start : start + len(clips)] = loaded.encoder(clips).cpu().numpy()
     return out
@@ -86,7 +93,9 @@ def track_embeddings(segment_embeddings: np.ndarray, segments: pd.DataFrame) -> 
     return (sums / np.maximum(norms, 1e-12)).astype(np.float32), tracks
 
 
-def embed_audio(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None, model: str | None = None) -> dict:
+def embed_audio(
+    cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None, model: str | None = None
+) -> dict:
     """The embed stage for one shard: every segment through the encoder, then track embeddings."""
     store = store or ArtifactStore(cfg.store.root)
     fingerprint = current_model(cfg, store, model)
@@ -101,8 +110,23 @@ def embed_audio(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStor
         output.write_table("segments", segments[SEGMENT_COLUMNS].reset_index(drop=True))
         output.write_array("track_embeddings", track_vectors)
         output.write_table("tracks", tracks)
-        output.write_json("model", {"name": "livi-audio", "dim": int(segment_vectors.shape[1]), "encoder": fingerprint, "text_model": loaded.info["text_model"]})
-        log.info("embed %s/%s: %d segments -> %d tracks with encoder %s", catalogue, shard, len(segments), len(tracks), fingerprint)
+        output.write_json(
+            "model",
+            {
+                "name": "livi-audio",
+                "dim": int(segment_vectors.shape[1]),
+                "encoder": fingerprint,
+                "text_model": loaded.info["text_model"],
+            },
+        )
+        log.info(
+            "embed %s/%s: %d segments -> %d tracks with encoder %s",
+            catalogue,
+            shard,
+            len(segments),
+            len(tracks),
+            fingerprint,
+        )
         return {"segments": int(len(segments)), "tracks": int(len(tracks)), "encoder": fingerprint}
 
     return run_shard_stage(cfg, store, catalogue, STAGE, shard, work, extra=(fingerprint,))
@@ -117,20 +141,36 @@ def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np
 
     segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
     scores, _ = window_vocalness(audio, cfg.vocal, cfg.models_dir)
-    plans = plan_segments(scores, WINDOW_SECONDS, len(audio) / SAMPLE_RATE, cfg.vocal.window_threshold, cfg.segments.segment_s, cfg.segments.max_pad_s)
+    plans = plan_segments(
+        scores,
+        WINDOW_SECONDS,
+        len(audio) / SAMPLE_RATE,
+        cfg.vocal.window_threshold,
+        cfg.segments.segment_s,
+        cfg.segments.max_pad_s,
+    )
     if plans:
         _, _, reason = track_decision(scores, len(audio) / SAMPLE_RATE, cfg.vocal)
         if reason:
-            log.info("%s: the catalogue filter would exclude it (%s); embedding its %d vocal segments anyway", name, reason, len(plans))
+            log.info(
+                "%s: the catalogue filter would exclude it (%s); embedding its %d vocal segments anyway",
+                name,
+                reason,
+                len(plans),
+            )
         return cut_audio(audio, plans, segment_samples)
     chunks = max(1, -(-len(audio) // segment_samples))
-    log.warning("%s: no vocal segment found; falling back to %d whole-file %g s chunks", name, chunks, cfg.segments.segment_s)
+    log.warning(
+        "%s: no vocal segment found; falling back to %d whole-file %g s chunks", name, chunks, cfg.segments.segment_s
+    )
     padded = np.zeros(chunks * segment_samples, dtype=np.float16)
     padded[: len(audio)] = audio
     return padded.reshape(chunks, segment_samples)
 
 
-def embed_file(cfg: LiviConfig, path: str | Path, store: ArtifactStore | None = None, model: str | None = None) -> np.ndarray:
+def embed_file(
+    cfg: LiviConfig, path: str | Path, store: ArtifactStore | None = None, model: str | None = None
+) -> np.ndarray:
     """Track embedding (text_dim,) of one audio file: decode -> vocal windows -> segments -> encoder."""
     store = store or ArtifactStore(cfg.store.root)
     loaded = load_encoder(cfg, store, model)
@@ -139,3 +179,43 @@ def embed_file(cfg: LiviConfig, path: str | Path, store: ArtifactStore | None = 
     vectors = embed_clips(loaded, clips, description=Path(path).name)
     mean = vectors.mean(axis=0)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+@dataclass
+class OnePassEmbedding:
+    """A track's embedding from one encoder pass per 30 s, and the singing the probe found."""
+
+    embedding: np.ndarray  # (text_dim,) unit length
+    vocal_s: float  # seconds of frames the probe calls sung
+    chunks: int  # encoder passes made
+    fallback: bool  # no chunk had enough singing: every frame of audio was pooled
+
+
+def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: float) -> OnePassEmbedding:
+    """The track cut into consecutive ``segment_s`` chunks, each through the frozen encoder once;
+    the vocal probe marks the sung frames; the head pools only those, per chunk with at least
+    ``MIN_CHUNK_VOCAL_S`` of singing; chunk embeddings are averaged weighted by their sung frames.
+    No Musicnn pass and no second encoder pass: the detector rides on the embedding's own states."""
+    from .vocal_probe import FRAMES_PER_SECOND, whole_track_chunks
+
+    chunks, audio_frames = whole_track_chunks(audio, round(segment_s * SAMPLE_RATE))
+    encoder = loaded.encoder.whisper_encoder
+    with torch.inference_mode():
+        states = torch.cat(
+            [encode_frames(encoder, chunks[i : i + ENCODE_BATCH]) for i in range(0, len(chunks), ENCODE_BATCH)]
+        )
+        in_audio = np.arange(states.shape[1])[None, :] < audio_frames[:, None]
+        sung = (probe.frame_vocalness(states.numpy()) >= probe.threshold) & in_audio
+        used = sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
+        fallback = not used.any()
+        pooled = in_audio if fallback else sung
+        used = pooled.sum(axis=1) > 0 if fallback else used
+        vectors = loaded.encoder.head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
+    weights = pooled[used].sum(axis=1, keepdims=True).astype(np.float64)
+    mean = (vectors * weights).sum(axis=0)
+    return OnePassEmbedding(
+        embedding=(mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32),
+        vocal_s=float(sung.sum()) / FRAMES_PER_SECOND,
+        chunks=len(chunks),
+        fallback=fallback,
+    )

@@ -63,4 +63,6 @@ def _embed_shard(cfg: LiviConfig, shard: str, ingest: Artifact, output: Artifact
 
 def embed_baseline(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None) -> dict:
     """Compute the 2D-FTM chroma fingerprints of one shard's tracks."""
-    return run_shard_stage(cfg, store, catalogue, STAGE, shard, lambda ingest, out: _embed_shard(cfg, shard, ingest, out))
+    return run_shard_stage(
+        cfg, store, catalogue, STAGE, shard, lambda ingest, out: _embed_shard(cfg, shard, ingest, out)
+    )

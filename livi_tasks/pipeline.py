@@ -34,19 +34,31 @@ def stage_function(stage: str) -> Callable[..., dict]:
     return getattr(importlib.import_module(module), name)
 
 
-def run_stage_over_shards(cfg: LiviConfig, stage: str, catalogue: str, shards: list[str] | None = None, store: ArtifactStore | None = None, **kwargs) -> list[dict]:
+def run_stage_over_shards(
+    cfg: LiviConfig,
+    stage: str,
+    catalogue: str,
+    shards: list[str] | None = None,
+    store: ArtifactStore | None = None,
+    **kwargs,
+) -> list[dict]:
     store = store or ArtifactStore(cfg.store.root)
     function = stage_function(stage)
     shards = shards or shard_ids(store, catalogue)
-    return [function(cfg, catalogue, shard, store=store, **kwargs) for shard in tqdm(shards, desc=f"{stage} {catalogue}", unit="shard", disable=None)]
+    return [
+        function(cfg, catalogue, shard, store=store, **kwargs)
+        for shard in tqdm(shards, desc=f"{stage} {catalogue}", unit="shard", disable=None)
+    ]
 
 
-def run_pipeline(cfg: LiviConfig, source: str, catalogue: str | None = None, train: bool = False, store: ArtifactStore | None = None) -> dict:
+def run_pipeline(
+    cfg: LiviConfig, source: str, catalogue: str | None = None, train: bool = False, store: ArtifactStore | None = None
+) -> dict:
     """Ingest -> lyrics path -> (train, promote) -> ASR-free embeddings -> index -> evaluation."""
     from .catalogue import ingest_catalogue
     from .evaluate import evaluate_catalogue
-    from .retrieval import build_catalogue_index
     from .model_registry import current_model, promote_model
+    from .retrieval import build_catalogue_index
     from .train_encoder import train as train_encoder
 
     store = store or ArtifactStore(cfg.store.root)

@@ -36,8 +36,12 @@ HIT_COLUMNS = ["rank", "track_id", "work_id", "catalogue", "score"]
 NO_HITS = pd.DataFrame(columns=HIT_COLUMNS)
 
 
-def _catalogue_embeddings(cfg: LiviConfig, store: ArtifactStore, catalogue: str, model: str) -> tuple[list[Artifact], str]:
-    artifacts = [artifact_for(cfg, store, catalogue, "embed", shard, (model,)).require() for shard in shard_ids(store, catalogue)]
+def _catalogue_embeddings(
+    cfg: LiviConfig, store: ArtifactStore, catalogue: str, model: str
+) -> tuple[list[Artifact], str]:
+    artifacts = [
+        artifact_for(cfg, store, catalogue, "embed", shard, (model,)).require() for shard in shard_ids(store, catalogue)
+    ]
     signature = hashlib.sha256("".join(a.key.fingerprint + a.key.shard for a in artifacts).encode()).hexdigest()[:16]
     return artifacts, signature
 
@@ -47,7 +51,9 @@ def _read_embeddings(catalogue: str, artifacts: list[Artifact]) -> tuple[np.ndar
     rows = pd.concat([a.read_table("tracks") for a in artifacts], ignore_index=True)
     rows.insert(0, "catalogue", catalogue)
     dim = next((v.shape[1] for v in vectors if v.ndim == 2), 0)
-    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), rows[["catalogue", "track_id", "work_id"]]
+    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), rows[
+        ["catalogue", "track_id", "work_id"]
+    ]
 
 
 def save_index(index: TrackIndex, artifact: Artifact) -> None:
@@ -74,7 +80,9 @@ def current_index(store: ArtifactStore) -> tuple[dict, Artifact]:
     return pointer, store.artifact("_index", "faiss", "all", pointer["fingerprint"])
 
 
-def build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = None, model: str | None = None) -> dict:
+def build_catalogue_index(
+    cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = None, model: str | None = None
+) -> dict:
     """Index the catalogues' ASR-free track embeddings, adding them to the current index when it
     uses the same model."""
     store = store or ArtifactStore(cfg.store.root)
@@ -94,8 +102,10 @@ def build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifac
         store.write_pointer(POINTER, result)
         return {**output.summary(), "skipped": True}
 
-    unchanged = pointer is not None and pointer["model"] == model and all(
-        pointer["members"].get(catalogue) in (None, signature) for catalogue, (_, signature) in wanted.items()
+    unchanged = (
+        pointer is not None
+        and pointer["model"] == model
+        and all(pointer["members"].get(catalogue) in (None, signature) for catalogue, (_, signature) in wanted.items())
     )
     if unchanged:
         index = load_index(current, expected_model=model)
@@ -105,9 +115,14 @@ def build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifac
         log.info("added %s to the index of %s", new, sorted(pointer["members"]))
         result["added"], result["rebuilt"] = new, False
     else:
-        everything = {**{c: _catalogue_embeddings(cfg, store, c, model)[0] for c in members if c not in wanted}, **{c: a for c, (a, _) in wanted.items()}}
+        everything = {
+            **{c: _catalogue_embeddings(cfg, store, c, model)[0] for c in members if c not in wanted},
+            **{c: a for c, (a, _) in wanted.items()},
+        }
         parts = [_read_embeddings(catalogue, artifacts) for catalogue, artifacts in sorted(everything.items())]
-        index = TrackIndex.build(np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True), cfg.index, model)
+        index = TrackIndex.build(
+            np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True), cfg.index, model
+        )
         log.info("built a %s index of %d tracks from %s", index.kind, index.count, sorted(everything))
         result["added"], result["rebuilt"] = sorted(everything), True
     save_index(index, output)
@@ -146,7 +161,10 @@ class QuerySession:
         pointer, artifact = current_index(self.store)
         self.model = current_model(cfg, self.store)
         if pointer["model"] != self.model:
-            raise IndexMismatch(f"the index was built with encoder {pointer['model']}, but {self.model} is the current model (promoted, else shipped): run `livi build-index` again")
+            raise IndexMismatch(
+                f"the index was built with encoder {pointer['model']}, but {self.model} is the current model "
+                "(promoted, else shipped): run `livi build-index` again"
+            )
         self.index = load_index(artifact, expected_model=self.model)
         load_encoder(cfg, self.store, self.model)
         # One silent window loads the vocal detector now rather than in the first query.
@@ -168,10 +186,14 @@ class QuerySession:
         searched = time.perf_counter()
         hits = self.index.search(embedding[None, :], min(top_k, self.index.count)).rows[HIT_COLUMNS]
         done = time.perf_counter()
-        return QueryAnswer(name, hits.reset_index(drop=True), embed_s=searched - started, search_ms=(done - searched) * 1000)
+        return QueryAnswer(
+            name, hits.reset_index(drop=True), embed_s=searched - started, search_ms=(done - searched) * 1000
+        )
 
 
-def query_file(cfg: LiviConfig, audio_file: str | Path, top_k: int = 10, store: ArtifactStore | None = None) -> pd.DataFrame:
+def query_file(
+    cfg: LiviConfig, audio_file: str | Path, top_k: int = 10, store: ArtifactStore | None = None
+) -> pd.DataFrame:
     """Rank the indexed tracks against one audio file (no ASR): rank, track, work, catalogue, score."""
     if not Path(audio_file).is_file():
         raise AudioError(f"{audio_file}: missing file")
@@ -186,7 +208,9 @@ def audio_files(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(child for child in path.rglob("*") if child.suffix.lower() in AUDIO_SUFFIXES and child.is_file()))
+            found.extend(
+                sorted(child for child in path.rglob("*") if child.suffix.lower() in AUDIO_SUFFIXES and child.is_file())
+            )
         else:
             found.append(path)
     return found
@@ -207,5 +231,7 @@ def format_timings(session: QuerySession, answers: list[QueryAnswer]) -> str:
 def format_results(hits: pd.DataFrame) -> str:
     lines = [f"{'rank':>4}  {'score':>6}  {'work':<20} {'catalogue':<14} track"]
     for row in hits.itertuples():
-        lines.append(f"{row.rank:>4}  {row.score:6.3f}  {str(row.work_id or '-'):<20} {row.catalogue:<14} {row.track_id}")
+        lines.append(
+            f"{row.rank:>4}  {row.score:6.3f}  {str(row.work_id or '-'):<20} {row.catalogue:<14} {row.track_id}"
+        )
     return "\n".join(lines)

@@ -70,7 +70,9 @@ class SegmentPlan:
     zero_pad_s: float
 
 
-def vocal_regions(window_vocalness: np.ndarray, window_s: float, duration_s: float, threshold: float) -> list[tuple[float, float]]:
+def vocal_regions(
+    window_vocalness: np.ndarray, window_s: float, duration_s: float, threshold: float
+) -> list[tuple[float, float]]:
     """Contiguous runs of windows with vocalness >= threshold, as (start_s, end_s); NaN is not vocal."""
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
@@ -95,7 +97,9 @@ def side_padding(region_length_s: float, segment_s: float, max_pad_s: float) -> 
     return max(0.0, min(max_pad_s, (segment_s - region_length_s) / 2))
 
 
-def merge_padded_regions(regions: list[tuple[float, float]], segment_s: float, max_pad_s: float) -> list[tuple[float, float]]:
+def merge_padded_regions(
+    regions: list[tuple[float, float]], segment_s: float, max_pad_s: float
+) -> list[tuple[float, float]]:
     """Merge neighbouring regions whose padded extents overlap or touch (rule 3 of the module doc)."""
     merged: list[tuple[float, float]] = []
     for start, end in regions:
@@ -120,7 +124,9 @@ def plan_segments(
     """The track's segments, in time order, by the rule in the module docstring."""
     if segment_s <= 0 or max_pad_s < 0:
         raise ValueError(f"segment_s must be positive and max_pad_s non-negative, got {segment_s}, {max_pad_s}")
-    regions = merge_padded_regions(vocal_regions(window_vocalness, window_s, duration_s, threshold), segment_s, max_pad_s)
+    regions = merge_padded_regions(
+        vocal_regions(window_vocalness, window_s, duration_s, threshold), segment_s, max_pad_s
+    )
     plans: list[SegmentPlan] = []
     for region_start, region_end in regions:
         pad = side_padding(region_end - region_start, segment_s, max_pad_s)
@@ -131,12 +137,18 @@ def plan_segments(
             start = padded_start + piece * segment_s
             end = min(start + segment_s, padded_end)
             zero_pad = segment_s - (end - start)
-            plans.append(SegmentPlan(
-                index=len(plans), start_s=start, end_s=end,
-                region_start_s=region_start, region_end_s=region_end,
-                pad_before_s=region_start - padded_start, pad_after_s=padded_end - region_end,
-                zero_pad_s=zero_pad if zero_pad > TIME_TOLERANCE_S else 0.0,
-            ))
+            plans.append(
+                SegmentPlan(
+                    index=len(plans),
+                    start_s=start,
+                    end_s=end,
+                    region_start_s=region_start,
+                    region_end_s=region_end,
+                    pad_before_s=region_start - padded_start,
+                    pad_after_s=padded_end - region_end,
+                    zero_pad_s=zero_pad if zero_pad > TIME_TOLERANCE_S else 0.0,
+                )
+            )
     return plans
 
 
@@ -172,12 +184,16 @@ def _segment_shard(cfg: LiviConfig, vocal: Artifact, output: Artifact) -> dict:
     tracks = vocal.read_table("tracks")
     windows = vocal.read_table("windows")
     kept = tracks[tracks["status"] == "kept"].reset_index(drop=True)
-    windows_by_track = {track_id: group.sort_values("window") for track_id, group in windows.groupby("track_id", sort=False)}
+    windows_by_track = {
+        track_id: group.sort_values("window") for track_id, group in windows.groupby("track_id", sort=False)
+    }
     segment_s, max_pad_s = cfg.segments.segment_s, cfg.segments.max_pad_s
     segment_samples = round(segment_s * SAMPLE_RATE)
 
     rows, audio_blocks, failed = [], [], []
-    for track in tqdm(kept.itertuples(index=False), total=len(kept), desc=f"segments {output.key.shard}", unit="track", disable=None):
+    for track in tqdm(
+        kept.itertuples(index=False), total=len(kept), desc=f"segments {output.key.shard}", unit="track", disable=None
+    ):
         try:
             vocalness, window_s = track_window_vocalness(windows_by_track.get(track.track_id, windows.iloc[:0]))
         except ValueError as exc:
@@ -190,10 +206,17 @@ def _segment_shard(cfg: LiviConfig, vocal: Artifact, output: Artifact) -> dict:
             log.warning("segments: %s failed to decode (%s): %s", track.track_id, track.uri, exc)
             failed.append({"track_id": track.track_id, "reason": f"audio decode failed: {exc}"})
             continue
-        plans = plan_segments(vocalness, window_s, len(audio) / SAMPLE_RATE, cfg.vocal.window_threshold, segment_s, max_pad_s)
+        plans = plan_segments(
+            vocalness, window_s, len(audio) / SAMPLE_RATE, cfg.vocal.window_threshold, segment_s, max_pad_s
+        )
         log.debug("segments: %s has %d segments", track.track_id, len(plans))
         rows.extend(
-            {"segment_id": f"{track.track_id}#{plan.index:03d}", "track_id": track.track_id, "work_id": track.work_id, **asdict(plan)}
+            {
+                "segment_id": f"{track.track_id}#{plan.index:03d}",
+                "track_id": track.track_id,
+                "work_id": track.work_id,
+                **asdict(plan),
+            }
             for plan in plans
         )
         audio_blocks.append(cut_audio(audio, plans, segment_samples))
@@ -208,4 +231,6 @@ def _segment_shard(cfg: LiviConfig, vocal: Artifact, output: Artifact) -> dict:
 
 def extract_vocal_segments(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None) -> dict:
     """The segments stage for one shard: summary (tracks, segments, failed) + key + skipped."""
-    return run_shard_stage(cfg, store, catalogue, STAGE, shard, lambda vocal, output: _segment_shard(cfg, vocal, output))
+    return run_shard_stage(
+        cfg, store, catalogue, STAGE, shard, lambda vocal, output: _segment_shard(cfg, vocal, output)
+    )

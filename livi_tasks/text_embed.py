@@ -72,7 +72,8 @@ def check_same_text_model(a: dict, b: dict) -> None:
     """Raise ValueError unless two ``model`` records ({name, dim}) describe the same text space."""
     if a.get("name") != b.get("name") or a.get("dim") != b.get("dim"):
         raise ValueError(
-            f"text embedding spaces differ: {a.get('name')!r} ({a.get('dim')}-d) vs {b.get('name')!r} ({b.get('dim')}-d); "
+            f"text embedding spaces differ: {a.get('name')!r} ({a.get('dim')}-d) "
+            f"vs {b.get('name')!r} ({b.get('dim')}-d); "
             "embeddings from different text models cannot be compared or mixed"
         )
 
@@ -143,8 +144,14 @@ def embed_lyrics(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactSto
         output.write_table("tracks", tracks)
         output.write_json("model", info)
         skipped_tracks = transcripts.loc[~transcripts["track_id"].isin(work_of), "track_id"].nunique()
-        log.info("text %s/%s: %d segments, %d tracks embedded; %d tracks without kept lyrics", catalogue, shard,
-                 len(kept), len(track_ids), skipped_tracks)
+        log.info(
+            "text %s/%s: %d segments, %d tracks embedded; %d tracks without kept lyrics",
+            catalogue,
+            shard,
+            len(kept),
+            len(track_ids),
+            skipped_tracks,
+        )
         return {"segments": len(kept), "tracks": len(track_ids), "tracks_without_lyrics": int(skipped_tracks), **info}
 
     return run_shard_stage(cfg, store, catalogue, STAGE, shard, work)

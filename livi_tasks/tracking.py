@@ -64,7 +64,9 @@ def find_run(cfg: LiviConfig, fingerprint: str) -> str | None:
     import mlflow
 
     runs = mlflow.search_runs(
-        experiment_ids=[_experiment_id(cfg)], filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}'", output_format="list"
+        experiment_ids=[_experiment_id(cfg)],
+        filter_string=f"tags.`{FINGERPRINT_TAG}` = '{fingerprint}'",
+        output_format="list",
     )
     return runs[0].info.run_id if runs else None
 
@@ -96,22 +98,28 @@ def log_training_run(cfg: LiviConfig, catalogues: Sequence[str], training: dict[
         log.info("training of %s already tracked in MLflow run %s", fingerprint, existing)
         return existing
     params = {f"encoder.{name}": value for name, value in cfg.encoder.model_dump(mode="json").items()}
-    params.update({
-        "catalogues": ",".join(catalogues),
-        "whisper_model": cfg.transcribe.whisper_model,
-        "text_model": cfg.text.model,
-        "fingerprint": fingerprint,
-        "pairs": training.get("pairs"),
-        "train_pairs": training.get("train_pairs"),
-        "val_pairs": training.get("val_pairs"),
-    })
+    params.update(
+        {
+            "catalogues": ",".join(catalogues),
+            "whisper_model": cfg.transcribe.whisper_model,
+            "text_model": cfg.text.model,
+            "fingerprint": fingerprint,
+            "pairs": training.get("pairs"),
+            "train_pairs": training.get("train_pairs"),
+            "val_pairs": training.get("val_pairs"),
+        }
+    )
     with mlflow.start_run(experiment_id=_experiment_id(cfg), run_name=f"encoder-{fingerprint[:8]}") as run:
         mlflow.set_tags({FINGERPRINT_TAG: fingerprint, "livi.catalogues": ",".join(catalogues)})
         mlflow.log_params(params)
         for row in training.get("history", []):
             values = {name: float(row[name]) for name in EPOCH_METRICS if row.get(name) is not None}
             mlflow.log_metrics(values, step=int(row["epoch"]))
-        final = {name: float(training[name]) for name in ("final_train_loss", "best_val_loss", "epochs_run", "best_epoch") if training.get(name) is not None}
+        final = {
+            name: float(training[name])
+            for name in ("final_train_loss", "best_val_loss", "epochs_run", "best_epoch")
+            if training.get(name) is not None
+        }
         mlflow.log_metrics(final)
         with tempfile.TemporaryDirectory() as folder:
             for path in _model_files(store, fingerprint, Path(folder)):
@@ -120,7 +128,9 @@ def log_training_run(cfg: LiviConfig, catalogues: Sequence[str], training: dict[
         return run.info.run_id
 
 
-def train_and_log(cfg: LiviConfig, catalogues: Sequence[str], store: ArtifactStore | None = None, resume: bool = False) -> dict[str, Any]:
+def train_and_log(
+    cfg: LiviConfig, catalogues: Sequence[str], store: ArtifactStore | None = None, resume: bool = False
+) -> dict[str, Any]:
     """Train the encoder on ``catalogues`` and log the run; the summary (without the per-epoch
     history, which MLflow holds) plus ``mlflow_run_id``."""
     from .train_encoder import train
@@ -161,10 +171,14 @@ def _score(evaluation: dict[str, Any]) -> float:
     try:
         return float(evaluation["methods"][COMPARED_METHOD][COMPARED_METRIC])
     except KeyError:
-        raise ArtifactMissing(f"evaluation has no {COMPARED_METHOD} {COMPARED_METRIC}: {evaluation.get('missing')}") from None
+        raise ArtifactMissing(
+            f"evaluation has no {COMPARED_METHOD} {COMPARED_METRIC}: {evaluation.get('missing')}"
+        ) from None
 
 
-def promote_if_better(cfg: LiviConfig, training: dict[str, Any], holdout: str, store: ArtifactStore | None = None) -> dict[str, Any]:
+def promote_if_better(
+    cfg: LiviConfig, training: dict[str, Any], holdout: str, store: ArtifactStore | None = None
+) -> dict[str, Any]:
     """Promote the candidate model only when its held-out MAP beats the current model's (the
     promoted one, else the shipped default head); with no current model it is promoted.
 
@@ -181,8 +195,13 @@ def promote_if_better(cfg: LiviConfig, training: dict[str, Any], holdout: str, s
     if promote:
         promote_model(store, candidate)
     decision = {
-        "candidate": candidate, "previous": current, "holdout": holdout, "metric": f"{COMPARED_METHOD}.{COMPARED_METRIC}",
-        "candidate_score": candidate_score, "previous_score": current_score, "promoted": promote,
+        "candidate": candidate,
+        "previous": current,
+        "holdout": holdout,
+        "metric": f"{COMPARED_METHOD}.{COMPARED_METRIC}",
+        "candidate_score": candidate_score,
+        "previous_score": current_score,
+        "promoted": promote,
         "model": candidate if promote else current,
     }
     log.info("promotion decision on %s: %s", holdout, decision)

@@ -36,9 +36,9 @@ from tqdm import tqdm
 from .config import EncoderConfig, LiviConfig
 from .features import cache_encoder_features
 from .lineage import artifact_for, shard_ids
+from .model_registry import model_artifact, promote_model, promoted_model  # noqa: F401  (the training API's names)
 from .models.encoder import LiviHead, head_to_bytes, resolve_device
 from .models.whisper_weights import whisper_identity
-from .model_registry import model_artifact, promote_model, promoted_model  # noqa: F401  (the training API's names)
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -77,7 +77,9 @@ class FramePairs(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         source, state_row, text_row = self.rows[index]
         states, texts = self.sources[source]
-        return torch.from_numpy(np.asarray(states[state_row], dtype=np.float32)), torch.from_numpy(np.asarray(texts[text_row], dtype=np.float32))
+        return torch.from_numpy(np.asarray(states[state_row], dtype=np.float32)), torch.from_numpy(
+            np.asarray(texts[text_row], dtype=np.float32)
+        )
 
     def subset(self, indices: np.ndarray) -> "FramePairs":
         return FramePairs(self.sources, self.rows[indices], self.work_ids[indices])
@@ -107,7 +109,9 @@ def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
     return [order[start : start + batch_size] for start in range(0, n, batch_size)]
 
 
-def _stack(dataset: FramePairs | torch.utils.data.Dataset, indices: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _stack(
+    dataset: FramePairs | torch.utils.data.Dataset, indices: np.ndarray, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     items = [dataset[int(i)] for i in indices]
     return torch.stack([s for s, _ in items]).to(device), torch.stack([t for _, t in items]).to(device)
 
@@ -133,7 +137,9 @@ def _rng_state() -> dict[str, torch.Tensor]:
 def _restore_rng_state(state: dict[str, torch.Tensor]) -> None:
     torch.set_rng_state(state["torch"])
     position, has_gauss = (int(v) for v in state["numpy_extra"])
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), position, has_gauss, float(state["numpy_gauss"][0])))
+    np.random.set_state(
+        ("MT19937", state["numpy_keys"].numpy().astype(np.uint32), position, has_gauss, float(state["numpy_gauss"][0]))
+    )
     version, has_gauss_next = (int(v) for v in state["python_meta"])
     gauss_next = float(state["python_gauss"][0]) if has_gauss_next else None
     random.setstate((version, tuple(int(v) for v in state["python"]), gauss_next))
@@ -212,7 +218,9 @@ def fit_head(
         raise ValueError("no training pairs")
     _seed_everything(settings.seed)
     head.to(device)
-    optimiser = torch.optim.AdamW(head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas)
+    optimiser = torch.optim.AdamW(
+        head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas
+    )
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     warmup_steps = int(settings.warmup_fraction * total_steps)
@@ -223,12 +231,18 @@ def fit_head(
     best_state = {name: tensor.detach().clone() for name, tensor in head.state_dict().items()}
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if resume and checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
+        checkpoint = torch.load(
+            checkpoint_path, map_location="cpu", weights_only=True
+        )  # RNG states must stay on the CPU
         head.load_state_dict(checkpoint["head"])
         optimiser.load_state_dict(checkpoint["optimiser"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         history = checkpoint["history"]
-        best_loss, best_epoch, stale_epochs = checkpoint["best_loss"], checkpoint["best_epoch"], checkpoint["stale_epochs"]
+        best_loss, best_epoch, stale_epochs = (
+            checkpoint["best_loss"],
+            checkpoint["best_epoch"],
+            checkpoint["stale_epochs"],
+        )
         best_state = checkpoint["best_head"]
         start_epoch = checkpoint["epoch"] + 1
         _restore_rng_state(checkpoint["rng"])
@@ -237,13 +251,17 @@ def fit_head(
         log.info("no checkpoint in %s: training from the start", out_dir)
 
     stopped_early = stale_epochs >= settings.patience
-    for epoch in tqdm(range(start_epoch, settings.epochs), desc="epochs", unit="epoch", initial=start_epoch, total=settings.epochs):
+    for epoch in tqdm(
+        range(start_epoch, settings.epochs), desc="epochs", unit="epoch", initial=start_epoch, total=settings.epochs
+    ):
         if stopped_early:
             break
         head.train()
         order = np.random.default_rng([settings.seed, epoch]).permutation(len(train_set))
         train_total = 0.0
-        for batch_number, indices in enumerate(tqdm(_batches(len(train_set), settings.batch_size, order), desc=f"epoch {epoch}", unit="batch", leave=False)):
+        for batch_number, indices in enumerate(
+            tqdm(_batches(len(train_set), settings.batch_size, order), desc=f"epoch {epoch}", unit="batch", leave=False)
+        ):
             states, texts = _stack(train_set, indices, device)
             loss = distillation_loss(head(states), texts, settings.alpha)
             optimiser.zero_grad(set_to_none=True)
@@ -262,9 +280,21 @@ def fit_head(
         else:
             stale_epochs += 1
         stopped_early = stale_epochs >= settings.patience
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "lr": scheduler.get_last_lr()[0], "best_epoch": best_epoch}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "lr": scheduler.get_last_lr()[0],
+            "best_epoch": best_epoch,
+        }
         history.append(row)
-        log.info("epoch %d: train loss %.5f, validation loss %s, lr %.2e", epoch, train_loss, "n/a" if val_loss is None else f"{val_loss:.5f}", row["lr"])
+        log.info(
+            "epoch %d: train loss %.5f, validation loss %s, lr %.2e",
+            epoch,
+            train_loss,
+            "n/a" if val_loss is None else f"{val_loss:.5f}",
+            row["lr"],
+        )
         _save_atomic(
             checkpoint_path,
             {
@@ -282,7 +312,12 @@ def fit_head(
         )
         _write_metrics(out_dir, history)
         if stopped_early:
-            log.info("early stop after epoch %d: no validation improvement for %d epochs (best epoch %d)", epoch, settings.patience, best_epoch)
+            log.info(
+                "early stop after epoch %d: no validation improvement for %d epochs (best epoch %d)",
+                epoch,
+                settings.patience,
+                best_epoch,
+            )
     head.load_state_dict(best_state)
     return FitResult(head=head.eval().cpu(), history=history, best_epoch=best_epoch, stopped_early=stopped_early)
 
@@ -298,7 +333,9 @@ class TrainingData:
     inputs: list[dict]  # one per (catalogue, shard): the artifact keys that fed training
 
 
-def _shard_pairs(text: Artifact, features: Artifact) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+def _shard_pairs(
+    text: Artifact, features: Artifact
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
     text_segments = text.read_table("segments")
     feature_segments = features.read_table("segments")
     state_rows = pd.Series(np.arange(len(feature_segments)), index=feature_segments["segment_id"].to_numpy())
@@ -331,7 +368,10 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
             if text_model is None:
                 text_model = model
             elif model != text_model:
-                raise ValueError(f"{catalogue}/{shard} was embedded with {model}, other shards with {text_model}: refusing to mix text models")
+                raise ValueError(
+                    f"{catalogue}/{shard} was embedded with {model}, other shards with {text_model}: "
+                    "refusing to mix text models"
+                )
             features = artifact_for(cfg, store, catalogue, "features", shard)
             if not features.is_complete():
                 log.info("features %s/%s missing: computing them", catalogue, shard)
@@ -340,7 +380,14 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
             sources.append((states, texts))
             rows.append(np.stack([np.full(len(state_rows), len(sources) - 1), state_rows, text_rows], axis=1))
             work_ids.extend(works)
-            inputs.append({"catalogue": catalogue, "shard": shard, "text": text.key.fingerprint, "features": features.key.fingerprint})
+            inputs.append(
+                {
+                    "catalogue": catalogue,
+                    "shard": shard,
+                    "text": text.key.fingerprint,
+                    "features": features.key.fingerprint,
+                }
+            )
     if text_model is None:
         raise ValueError("no catalogues given")
     pairs = FramePairs(sources, np.concatenate(rows) if rows else np.zeros((0, 3), np.int64), work_ids)
@@ -358,7 +405,13 @@ def model_fingerprint(settings: EncoderConfig, whisper: dict, text_model: dict, 
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = None, resume: bool = False, out_dir: str | Path | None = None) -> dict:
+def train(
+    cfg: LiviConfig,
+    catalogues: list[str],
+    store: ArtifactStore | None = None,
+    resume: bool = False,
+    out_dir: str | Path | None = None,
+) -> dict:
     """Train the head on the catalogues' segments; returns the summary with the model fingerprint.
 
     ``out_dir`` holds the per-epoch checkpoints and metrics.jsonl (default: a ``training`` folder
@@ -375,7 +428,12 @@ def train(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = 
     train_index, val_index = split_by_work(data.pairs.work_ids, cfg.encoder.val_fraction, cfg.encoder.seed)
     log.info(
         "training encoder head %s on %d pairs (%d train, %d validation; %d works held out) from %s",
-        fingerprint, len(data.pairs), len(train_index), len(val_index), len(set(data.pairs.work_ids[val_index])), list(catalogues),
+        fingerprint,
+        len(data.pairs),
+        len(train_index),
+        len(val_index),
+        len(set(data.pairs.work_ids[val_index])),
+        list(catalogues),
     )
     states, _ = data.pairs[0]
     _seed_everything(cfg.encoder.seed)  # the head's initial weights are part of the seeded run

@@ -50,8 +50,17 @@ log = logging.getLogger(__name__)
 
 STAGE = "transcribe"
 TRANSCRIPT_COLUMNS = [
-    "segment_id", "track_id", "work_id", "text", "language", "avg_logprob", "no_speech_prob",
-    "compression_ratio", "temperature", "kept", "reason",
+    "segment_id",
+    "track_id",
+    "work_id",
+    "text",
+    "language",
+    "avg_logprob",
+    "no_speech_prob",
+    "compression_ratio",
+    "temperature",
+    "kept",
+    "reason",
 ]
 NGRAM = 3
 
@@ -60,14 +69,46 @@ NGRAM = 3
 HALLUCINATIONS = frozenset(
     normalise_text(phrase)
     for phrase in (
-        "Thank you.", "Thank you very much.", "Thank you so much.", "Thanks.", "Thanks for watching!",
-        "Thank you for watching.", "Thank you so much for watching.", "Thanks for watching and see you next time.",
-        "Please subscribe.", "Please subscribe to my channel.", "Like and subscribe.", "Don't forget to subscribe.",
-        "See you next time.", "Bye.", "Bye bye.", "The end.", "You", "Music", "Music playing", "Applause",
-        "I hope you have a nice day.", "Have a nice day.", "I'll see you next time.", "See you in the next video.",
-        "Thank you for listening.", "Thanks for listening.", "I'm sorry.", "Oh.", "Okay.", "So.", "Hmm.",
-        "Silence", "Subtitles by the Amara.org community", "Subtitles by", "Subtitles made by the community of Amara.org",
-        "Transcribed by", "Transcription by castingwords", "Captions by", "Translated by", "Sous-titres réalisés par la communauté d'Amara.org",
+        "Thank you.",
+        "Thank you very much.",
+        "Thank you so much.",
+        "Thanks.",
+        "Thanks for watching!",
+        "Thank you for watching.",
+        "Thank you so much for watching.",
+        "Thanks for watching and see you next time.",
+        "Please subscribe.",
+        "Please subscribe to my channel.",
+        "Like and subscribe.",
+        "Don't forget to subscribe.",
+        "See you next time.",
+        "Bye.",
+        "Bye bye.",
+        "The end.",
+        "You",
+        "Music",
+        "Music playing",
+        "Applause",
+        "I hope you have a nice day.",
+        "Have a nice day.",
+        "I'll see you next time.",
+        "See you in the next video.",
+        "Thank you for listening.",
+        "Thanks for listening.",
+        "I'm sorry.",
+        "Oh.",
+        "Okay.",
+        "So.",
+        "Hmm.",
+        "Silence",
+        "Subtitles by the Amara.org community",
+        "Subtitles by",
+        "Subtitles made by the community of Amara.org",
+        "Transcribed by",
+        "Transcription by castingwords",
+        "Captions by",
+        "Translated by",
+        "Sous-titres réalisés par la communauté d'Amara.org",
     )
 )
 # Annotations such as [Music], (upbeat music), *applause* and music symbols are never lyrics.
@@ -106,7 +147,9 @@ def repeated_ngram_share(words: Sequence[str], n: int = NGRAM) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def transcript_verdict(text: str, no_speech_prob: float, avg_logprob: float, cfg: TranscribeConfig) -> tuple[bool, str, str]:
+def transcript_verdict(
+    text: str, no_speech_prob: float, avg_logprob: float, cfg: TranscribeConfig
+) -> tuple[bool, str, str]:
     """(kept, reason, cleaned text) for one decoded segment; reason is "" when kept.
 
     Reasons, first match wins: ``no_speech`` (Whisper's own silence rule: no-speech probability
@@ -130,7 +173,9 @@ def transcript_verdict(text: str, no_speech_prob: float, avg_logprob: float, cfg
 def log_mel_batch(model: Whisper, audio: np.ndarray) -> torch.Tensor:
     """(n, samples) 16 kHz audio -> (n, n_mels, 3000) log-mel spectrograms of 30 s windows."""
     mels = [
-        whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(np.asarray(row, dtype=np.float32)), N_SAMPLES), model.dims.n_mels)
+        whisper.log_mel_spectrogram(
+            whisper.pad_or_trim(torch.from_numpy(np.asarray(row, dtype=np.float32)), N_SAMPLES), model.dims.n_mels
+        )
         for row in audio
     ]
     return whisper.pad_or_trim(torch.stack(mels), N_FRAMES)
@@ -145,7 +190,9 @@ def _needs_fallback(result: DecodingResult, cfg: TranscribeConfig) -> bool:
 
 def _best_attempt(attempts: list[DecodingResult], cfg: TranscribeConfig) -> DecodingResult:
     """The most likely attempt, loops excepted: a sentence repeated to the token limit can score high."""
-    no_loop = [r for r in attempts if repeated_ngram_share(normalise_text(r.text).split()) <= cfg.max_repeated_ngram_share]
+    no_loop = [
+        r for r in attempts if repeated_ngram_share(normalise_text(r.text).split()) <= cfg.max_repeated_ngram_share
+    ]
     return max(no_loop or attempts, key=lambda result: result.avg_logprob)
 
 
@@ -156,7 +203,9 @@ def _sampling_seed(segment_ids: Sequence[str], temperature: float) -> int:
 
 
 @torch.no_grad()
-def decode_segments(model: Whisper, audio: np.ndarray, cfg: TranscribeConfig, segment_ids: Sequence[str]) -> list[Decoded]:
+def decode_segments(
+    model: Whisper, audio: np.ndarray, cfg: TranscribeConfig, segment_ids: Sequence[str]
+) -> list[Decoded]:
     """Decode a batch of 30 s windows (n, samples) with the temperature fallback; one result per row."""
     features = model.embed_audio(log_mel_batch(model, audio))
     language = cfg.language if model.is_multilingual else "en"
@@ -179,15 +228,20 @@ def decode_segments(model: Whisper, audio: np.ndarray, cfg: TranscribeConfig, se
         chosen[index] = _best_attempt(attempts[index], cfg)
     return [
         Decoded(
-            text=result.text, language=result.language, avg_logprob=float(result.avg_logprob),
-            no_speech_prob=float(result.no_speech_prob), compression_ratio=float(result.compression_ratio),
+            text=result.text,
+            language=result.language,
+            avg_logprob=float(result.avg_logprob),
+            no_speech_prob=float(result.no_speech_prob),
+            compression_ratio=float(result.compression_ratio),
             temperature=float(result.temperature),
         )
         for result in (chosen[index] for index in range(len(audio)))
     ]
 
 
-def _decode_guarded(model: Whisper, audio: np.ndarray, cfg: TranscribeConfig, segment_ids: list[str]) -> list[Decoded | str]:
+def _decode_guarded(
+    model: Whisper, audio: np.ndarray, cfg: TranscribeConfig, segment_ids: list[str]
+) -> list[Decoded | str]:
     """Decode a batch; if the batch fails, decode its segments one by one so one bad segment costs only itself."""
     try:
         return list(decode_segments(model, audio, cfg, segment_ids))
@@ -207,17 +261,40 @@ def transcribe_audio(model: Whisper, segments: pd.DataFrame, audio: np.ndarray, 
     batch = cfg.batch_segments
     for start in tqdm(range(0, len(segments), batch), desc="transcribe", unit="batch", disable=None):
         chunk = segments.iloc[start : start + batch]
-        outcomes = _decode_guarded(model, np.asarray(audio[start : start + batch], dtype=np.float32), cfg, chunk["segment_id"].tolist())
+        outcomes = _decode_guarded(
+            model, np.asarray(audio[start : start + batch], dtype=np.float32), cfg, chunk["segment_id"].tolist()
+        )
         for (_, segment), outcome in zip(chunk.iterrows(), outcomes):
             base = {"segment_id": segment["segment_id"], "track_id": segment["track_id"], "work_id": segment["work_id"]}
             if isinstance(outcome, str):
-                rows.append({**base, "text": "", "language": None, "avg_logprob": np.nan, "no_speech_prob": np.nan,
-                             "compression_ratio": np.nan, "temperature": np.nan, "kept": False, "reason": outcome})
+                rows.append(
+                    {
+                        **base,
+                        "text": "",
+                        "language": None,
+                        "avg_logprob": np.nan,
+                        "no_speech_prob": np.nan,
+                        "compression_ratio": np.nan,
+                        "temperature": np.nan,
+                        "kept": False,
+                        "reason": outcome,
+                    }
+                )
                 continue
             kept, reason, text = transcript_verdict(outcome.text, outcome.no_speech_prob, outcome.avg_logprob, cfg)
-            rows.append({**base, "text": text, "language": outcome.language, "avg_logprob": outcome.avg_logprob,
-                         "no_speech_prob": outcome.no_speech_prob, "compression_ratio": outcome.compression_ratio,
-                         "temperature": outcome.temperature, "kept": kept, "reason": reason})
+            rows.append(
+                {
+                    **base,
+                    "text": text,
+                    "language": outcome.language,
+                    "avg_logprob": outcome.avg_logprob,
+                    "no_speech_prob": outcome.no_speech_prob,
+                    "compression_ratio": outcome.compression_ratio,
+                    "temperature": outcome.temperature,
+                    "kept": kept,
+                    "reason": reason,
+                }
+            )
     return pd.DataFrame(rows, columns=TRANSCRIPT_COLUMNS).astype({"kept": bool})
 
 

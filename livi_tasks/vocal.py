@@ -24,7 +24,15 @@ from tqdm import tqdm
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .config import LiviConfig, VocalConfig
-from .models.musicnn import TAGS, WINDOW_SECONDS, VocalHead, load_musicnn, log_mel_windows, predict_windows, zero_shot_vocalness
+from .models.musicnn import (
+    TAGS,
+    WINDOW_SECONDS,
+    VocalHead,
+    load_musicnn,
+    log_mel_windows,
+    predict_windows,
+    zero_shot_vocalness,
+)
 from .stage import run_shard_stage, shard_tracks
 from .store import Artifact, ArtifactStore
 
@@ -46,7 +54,10 @@ def _musicnn(name: str, models_dir: str):
 def _head(path: str, musicnn_model: str) -> VocalHead:
     head = VocalHead.load(path)
     if head.musicnn_model != musicnn_model:
-        raise ValueError(f"vocal.head_path {path} was trained on {head.musicnn_model} features, but vocal.musicnn_model is {musicnn_model}")
+        raise ValueError(
+            f"vocal.head_path {path} was trained on {head.musicnn_model} features, "
+            f"but vocal.musicnn_model is {musicnn_model}"
+        )
     return head
 
 
@@ -74,7 +85,12 @@ def track_decision(scores: np.ndarray, duration_s: float, cfg: VocalConfig) -> t
     # A track shorter than twice min_vocal_s needs half of its length in vocal windows instead.
     needed = min(cfg.min_vocal_s, SHORT_TRACK_VOCAL_SHARE * duration_s)
     if cfg.track_rule == "vocal_seconds" and vocal_s < needed:
-        return mean, vocal_s, f"{vocal_s:g} s in vocal windows, below vocal.min_vocal_s {cfg.min_vocal_s:g}" + ("" if needed == cfg.min_vocal_s else f" (half of its {duration_s:g} s)")
+        return (
+            mean,
+            vocal_s,
+            f"{vocal_s:g} s in vocal windows, below vocal.min_vocal_s {cfg.min_vocal_s:g}"
+            + ("" if needed == cfg.min_vocal_s else f" (half of its {duration_s:g} s)"),
+        )
     return mean, vocal_s, ""
 
 
@@ -88,25 +104,53 @@ def _detect_shard(cfg: LiviConfig, shard: str, ingest: Artifact, output: Artifac
             scores, features = window_vocalness(audio, cfg.vocal, cfg.models_dir)
         except AudioError as exc:
             log.warning("vocal: %s failed: %s", row.track_id, exc)
-            track_rows.append({**base, "mean_vocalness": np.nan, "vocal_s": np.nan, "status": "failed", "reason": str(exc)})
+            track_rows.append(
+                {**base, "mean_vocalness": np.nan, "vocal_s": np.nan, "status": "failed", "reason": str(exc)}
+            )
             continue
         duration = len(audio) / SAMPLE_RATE
         for index, score in enumerate(scores):
             start = index * WINDOW_SECONDS
-            window_rows.append({"track_id": row.track_id, "window": index, "start_s": start, "end_s": min(start + WINDOW_SECONDS, duration), "vocalness": float(score)})
+            window_rows.append(
+                {
+                    "track_id": row.track_id,
+                    "window": index,
+                    "start_s": start,
+                    "end_s": min(start + WINDOW_SECONDS, duration),
+                    "vocalness": float(score),
+                }
+            )
         feature_blocks.append(features.astype(np.float16))
         mean, vocal_s, reason = track_decision(scores, duration, cfg.vocal)
         if reason:
             log.info("vocal: %s excluded: %s", row.track_id, reason)
-        track_rows.append({**base, "mean_vocalness": mean, "vocal_s": vocal_s, "status": "excluded" if reason else "kept", "reason": reason})
+        track_rows.append(
+            {
+                **base,
+                "mean_vocalness": mean,
+                "vocal_s": vocal_s,
+                "status": "excluded" if reason else "kept",
+                "reason": reason,
+            }
+        )
     table = pd.DataFrame(track_rows, columns=TRACK_COLUMNS)
     output.write_table("windows", pd.DataFrame(window_rows, columns=WINDOW_COLUMNS))
     output.write_table("tracks", table)
-    output.write_array("features", np.concatenate(feature_blocks) if feature_blocks else np.zeros((0, FEATURE_DIM), np.float16))
+    output.write_array(
+        "features", np.concatenate(feature_blocks) if feature_blocks else np.zeros((0, FEATURE_DIM), np.float16)
+    )
     counts = table["status"].value_counts()
-    return {"tracks": len(table), "kept": int(counts.get("kept", 0)), "excluded": int(counts.get("excluded", 0)), "failed": int(counts.get("failed", 0)), "windows": len(window_rows)}
+    return {
+        "tracks": len(table),
+        "kept": int(counts.get("kept", 0)),
+        "excluded": int(counts.get("excluded", 0)),
+        "failed": int(counts.get("failed", 0)),
+        "windows": len(window_rows),
+    }
 
 
 def detect_vocals(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None) -> dict:
     """Score one shard's tracks for vocals and decide which go on to segmentation."""
-    return run_shard_stage(cfg, store, catalogue, STAGE, shard, lambda ingest, out: _detect_shard(cfg, shard, ingest, out))
+    return run_shard_stage(
+        cfg, store, catalogue, STAGE, shard, lambda ingest, out: _detect_shard(cfg, shard, ingest, out)
+    )

@@ -2,9 +2,9 @@
 
 ``train_vocal_head`` learns it from labelled windows: the penultimate features the vocal stage
 already stored for a catalogue, and a vocal-regions CSV (``track_id,start_s,end_s``, e.g. the demo
-generator's ``vocals.csv``). A window is labelled vocal when regions cover at least half of it; for the metrics, windows with
-voice on less than half but more than a tenth of their length (a line's first or last syllables)
-are ignored.
+generator's ``vocals.csv``). A window is labelled vocal when regions cover at least half of it;
+for the metrics, windows with voice on less than half but more than a tenth of their length (a
+line's first or last syllables) are ignored.
 Tracks, not windows, are split into training and validation, so that no track is in both.
 """
 
@@ -42,7 +42,9 @@ def window_coverage(windows: pd.DataFrame, regions: pd.DataFrame) -> np.ndarray:
         spans = by_track.get(track)
         if spans is None or end <= start:
             continue
-        coverage[i] = np.clip(np.minimum(spans[:, 1], end) - np.maximum(spans[:, 0], start), 0, None).sum() / (end - start)
+        coverage[i] = np.clip(np.minimum(spans[:, 1], end) - np.maximum(spans[:, 0], start), 0, None).sum() / (
+            end - start
+        )
     return coverage
 
 
@@ -61,7 +63,13 @@ def precision_recall(predicted: np.ndarray, labels: np.ndarray) -> dict[str, flo
     precision = true_positive / max(float((predicted == 1).sum()), 1.0)
     recall = true_positive / max(float((labels == 1).sum()), 1.0)
     f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": precision, "recall": recall, "f1": f1, "windows": int(len(labels)), "edge_windows_ignored": ignored}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "windows": int(len(labels)),
+        "edge_windows_ignored": ignored,
+    }
 
 
 def _validation_tracks(track_ids: np.ndarray, fraction: float) -> np.ndarray:

@@ -32,7 +32,13 @@ def run(dag_id: str, conf: dict, logical_date: datetime | None) -> dict:
             "run_id": dag_run.run_id,
             "state": str(dag_run.state),
             "tasks": [
-                {"task_id": ti.task_id, "map_index": ti.map_index, "state": str(ti.state), "hostname": ti.hostname, "pid": ti.pid}
+                {
+                    "task_id": ti.task_id,
+                    "map_index": ti.map_index,
+                    "state": str(ti.state),
+                    "hostname": ti.hostname,
+                    "pid": ti.pid,
+                }
                 for ti in instances
             ],
             "xcom": [

@@ -32,7 +32,11 @@ def process_alive(pid: int) -> bool:
 def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc) if "+" not in value else datetime.fromisoformat(value)
+    return (
+        datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        if "+" not in value
+        else datetime.fromisoformat(value)
+    )
 
 
 def read_run(database: Path, dag_id: str, since: str) -> tuple[str | None, list[tuple]]:
@@ -99,8 +103,11 @@ def watch(database: Path, dag_id: str, pid: int, since: str, log: Path | None = 
         if not alive:
             break
         time.sleep(POLL_S)
-    print(f"{dag_id}: {run_state or 'no run'} after {time.monotonic() - started:.0f} s"
-          + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+    print(
+        f"{dag_id}: {run_state or 'no run'} after {time.monotonic() - started:.0f} s"
+        + (f"; failed: {', '.join(failed)}" if failed else ""),
+        flush=True,
+    )
     for name in failed if log and log.exists() else []:
         print(f"--- end of {name}'s log ({log}):", *task_log_tail(log, dag_id, name), sep="\n", flush=True)
     return 0 if run_state == "success" else 1
@@ -111,7 +118,8 @@ def main() -> None:
     parser.add_argument("dag_id", help="The DAG whose run to follow.")
     parser.add_argument("--pid", type=int, required=True, help="Process running the DAG; watching stops when it exits.")
     parser.add_argument(
-        "--since", default=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+        "--since",
+        default=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         help="Follow only a run started at or after this UTC time, 'YYYY-MM-DD HH:MM:SS' (default: now).",
     )
     parser.add_argument("--log", type=Path, help="The run's log, from which a failed task's lines are shown.")

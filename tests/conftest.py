@@ -36,7 +36,9 @@ def demo_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from livi_tasks.demo import make_demo_catalogue
 
     out = tmp_path_factory.mktemp("demo")
-    return make_demo_catalogue(out, works=4, versions=2, seed=7, instrumentals=1, hard_negatives=1, min_duration_s=40, max_duration_s=45)
+    return make_demo_catalogue(
+        out, works=4, versions=2, seed=7, instrumentals=1, hard_negatives=1, min_duration_s=40, max_duration_s=45
+    )
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +47,11 @@ def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
     test_transcribe), small shards, a session data root."""
     root = tmp_path_factory.mktemp("demo_data")
     return load_config(
-        overrides={"store": {"root": str(root)}, "transcribe": {"whisper_model": "tiny.en", "temperatures": [0.0]}, "ingest": {"shard_size": 6}},
+        overrides={
+            "store": {"root": str(root)},
+            "transcribe": {"whisper_model": "tiny.en", "temperatures": [0.0]},
+            "ingest": {"shard_size": 6},
+        },
         environ={},
     )
 

@@ -27,8 +27,17 @@ SEGMENT_S = 30.0
 MAX_PAD_S = 10.0
 MERGE_GAP_S = 3.0
 SEGMENT_COLUMNS = [
-    "segment_id", "track_id", "work_id", "index", "start_s", "end_s", "region_start_s", "region_end_s",
-    "pad_before_s", "pad_after_s", "zero_pad_s",
+    "segment_id",
+    "track_id",
+    "work_id",
+    "index",
+    "start_s",
+    "end_s",
+    "region_start_s",
+    "region_end_s",
+    "pad_before_s",
+    "pad_after_s",
+    "zero_pad_s",
 ]
 
 
@@ -39,7 +48,10 @@ def sung_lines(demo_dir: Path) -> dict[str, list[tuple[float, float, str]]]:
     with open(demo_dir / "vocals.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             times.setdefault(row["track_id"], []).append((float(row["start_s"]), float(row["end_s"])))
-    return {track: [(start, end, text) for (start, end), text in zip(times.get(track, []), lines)] for track, lines in lyrics.items()}
+    return {
+        track: [(start, end, text) for (start, end), text in zip(times.get(track, []), lines)]
+        for track, lines in lyrics.items()
+    }
 
 
 def vocal_regions(lines: list[tuple[float, float, str]]) -> list[tuple[float, float]]:
@@ -52,7 +64,9 @@ def vocal_regions(lines: list[tuple[float, float, str]]) -> list[tuple[float, fl
     return [(start, end) for start, end in regions]
 
 
-def cut_segments(track_id: str, work_id: str, audio: np.ndarray, regions: list[tuple[float, float]]) -> tuple[list[dict], list[np.ndarray]]:
+def cut_segments(
+    track_id: str, work_id: str, audio: np.ndarray, regions: list[tuple[float, float]]
+) -> tuple[list[dict], list[np.ndarray]]:
     duration = len(audio) / SAMPLE_RATE
     rows, pieces = [], []
     segment_samples = int(SEGMENT_S * SAMPLE_RATE)
@@ -66,18 +80,29 @@ def cut_segments(track_id: str, work_id: str, audio: np.ndarray, regions: list[t
             piece = np.zeros(segment_samples, dtype=np.float32)
             piece[: len(samples)] = samples
             index = len(rows)
-            rows.append({
-                "segment_id": f"{track_id}:{index:03d}", "track_id": track_id, "work_id": work_id, "index": index,
-                "start_s": position, "end_s": piece_end, "region_start_s": region_start, "region_end_s": region_end,
-                "pad_before_s": region_start - start, "pad_after_s": end - region_end,
-                "zero_pad_s": SEGMENT_S - len(samples) / SAMPLE_RATE,
-            })
+            rows.append(
+                {
+                    "segment_id": f"{track_id}:{index:03d}",
+                    "track_id": track_id,
+                    "work_id": work_id,
+                    "index": index,
+                    "start_s": position,
+                    "end_s": piece_end,
+                    "region_start_s": region_start,
+                    "region_end_s": region_end,
+                    "pad_before_s": region_start - start,
+                    "pad_after_s": end - region_end,
+                    "zero_pad_s": SEGMENT_S - len(samples) / SAMPLE_RATE,
+                }
+            )
             pieces.append(piece)
             position = piece_end
     return rows, pieces
 
 
-def write_segments_artifact(cfg: LiviConfig, store: ArtifactStore, catalogue: str, shard: str, rows: list[dict], pieces: list[np.ndarray]) -> None:
+def write_segments_artifact(
+    cfg: LiviConfig, store: ArtifactStore, catalogue: str, shard: str, rows: list[dict], pieces: list[np.ndarray]
+) -> None:
     artifact = artifact_for(cfg, store, catalogue, "segments", shard)
     artifact.write_table("segments", pd.DataFrame(rows, columns=SEGMENT_COLUMNS))
     audio = np.stack(pieces) if pieces else np.zeros((0, int(SEGMENT_S * SAMPLE_RATE)))
@@ -85,7 +110,9 @@ def write_segments_artifact(cfg: LiviConfig, store: ArtifactStore, catalogue: st
     artifact.commit({"segments": len(rows), "source": "ground truth vocals.csv"})
 
 
-def ground_truth_segments(cfg: LiviConfig, manifest: Path, catalogue: str = "demo", store: ArtifactStore | None = None) -> list[str]:
+def ground_truth_segments(
+    cfg: LiviConfig, manifest: Path, catalogue: str = "demo", store: ArtifactStore | None = None
+) -> list[str]:
     """Ingest the demo catalogue and write its ground-truth segments artifacts; returns the shards."""
     store = store or ArtifactStore(cfg.store.root)
     ingest_catalogue(cfg, manifest, catalogue, store)
@@ -112,7 +139,11 @@ def reference_lyrics(demo_dir: Path, segments: pd.DataFrame) -> dict[str, str]:
     lines = sung_lines(demo_dir)
     references = {}
     for segment in segments.itertuples():
-        inside = [text for start, end, text in lines.get(segment.track_id, []) if segment.start_s <= (start + end) / 2 < segment.end_s]
+        inside = [
+            text
+            for start, end, text in lines.get(segment.track_id, [])
+            if segment.start_s <= (start + end) / 2 < segment.end_s
+        ]
         references[segment.segment_id] = normalise_text(" ".join(inside))
     return references
 
@@ -127,7 +158,13 @@ def transcribe_ground_truth(
     """
     from livi_tasks.transcribe import transcribe_segments
 
-    cfg = load_config(overrides={"store": {"root": str(root)}, "transcribe": {"whisper_model": whisper_model, "temperatures": list(temperatures)}}, environ={})
+    cfg = load_config(
+        overrides={
+            "store": {"root": str(root)},
+            "transcribe": {"whisper_model": whisper_model, "temperatures": list(temperatures)},
+        },
+        environ={},
+    )
     store = ArtifactStore(cfg.store.root)
     shards = ground_truth_segments(cfg, manifest, "demo", store)
     for shard in shards:

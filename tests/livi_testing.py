@@ -10,7 +10,14 @@ import soundfile as sf
 from livi_tasks.config import LiviConfig
 
 
-def write_tone(path: Path, seconds: float = 2.0, rate: int = 16_000, channels: int = 1, amplitude: float = 0.3, subtype: str | None = None) -> Path:
+def write_tone(
+    path: Path,
+    seconds: float = 2.0,
+    rate: int = 16_000,
+    channels: int = 1,
+    amplitude: float = 0.3,
+    subtype: str | None = None,
+) -> Path:
     """A short chord (not silence) as a real audio file."""
     t = np.arange(int(seconds * rate)) / rate
     mono = amplitude * (np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 330 * t)) / 1.5

@@ -31,7 +31,14 @@ def pipeline(demo_catalogue, tmp_path_factory):
             "store": {"root": str(root / "data")},
             "ingest": {"shard_size": 2},
             "transcribe": {"whisper_model": "tiny.en"},
-            "encoder": {"epochs": 3, "batch_size": 4, "hidden_dim": 32, "attention_heads": 2, "patience": 2, "device": "cpu"},
+            "encoder": {
+                "epochs": 3,
+                "batch_size": 4,
+                "hidden_dim": 32,
+                "attention_heads": 2,
+                "patience": 2,
+                "device": "cpu",
+            },
         },
         environ={},
     )

@@ -2,8 +2,8 @@ import os
 
 import pandas as pd
 import pytest
-
 from livi_testing import write_tone
+
 from livi_tasks.catalogue import CatalogueError, ingest_catalogue
 from livi_tasks.lineage import current_ingest
 from livi_tasks.store import ArtifactStore

@@ -55,7 +55,7 @@ def test_ingest_runs_on_the_demo_catalogue_and_a_rerun_skips(demo_catalogue, tmp
     args = ["--data-root", str(tmp_path / "data"), "ingest", str(demo_catalogue), "--catalogue", "demo"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    summary = json.loads(first.output[first.output.index("{"):])
+    summary = json.loads(first.output[first.output.index("{") :])
     assert summary["catalogue"] == "demo" and summary["tracks"] > 0 and not summary["skipped"]
     second = runner.invoke(app, args)
-    assert json.loads(second.output[second.output.index("{"):])["skipped"]
+    assert json.loads(second.output[second.output.index("{") :])["skipped"]

@@ -9,7 +9,9 @@ def test_precedence_yaml_env_overrides(tmp_path):
     cfg = load_config(path, environ={"LIVI__INGEST__SHARD_SIZE": "7"})
     assert cfg.ingest.shard_size == 7
     assert cfg.vocal.min_track_vocalness == 0.3
-    cfg = load_config(path, overrides=parse_overrides(["ingest.shard_size=9"]), environ={"LIVI__INGEST__SHARD_SIZE": "7"})
+    cfg = load_config(
+        path, overrides=parse_overrides(["ingest.shard_size=9"]), environ={"LIVI__INGEST__SHARD_SIZE": "7"}
+    )
     assert cfg.ingest.shard_size == 9
 
 

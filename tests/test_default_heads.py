@@ -34,6 +34,14 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     assert loaded_card == card and head_digest(weights, config) == card["head_sha256"]
     segments = pd.read_parquet(tmp_path / "work" / "cache" / "randomised_seed7" / "segments.parquet")
     assert card["data"]["segments"] == len(segments) == card["data"]["train_pairs"] + card["data"]["validation_pairs"]
-    assert card["data"]["chunks"] == [{"seed": 7, "works": 3, "family": "randomised", "segments": len(segments), "tracks": segments["track_id"].nunique()}]
+    assert card["data"]["chunks"] == [
+        {
+            "seed": 7,
+            "works": 3,
+            "family": "randomised",
+            "segments": len(segments),
+            "tracks": segments["track_id"].nunique(),
+        }
+    ]
     assert card["training"]["epochs_run"] == 2 and card["encoder_settings"]["hidden_dim"] == 32
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]

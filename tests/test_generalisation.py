@@ -39,12 +39,27 @@ DEMO_RANK1_AT_LEAST = 0.5
 @pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("generalisation")
-    return load_config(overrides={"store": {"root": str(root / "data")}, "transcribe": {"whisper_model": "tiny.en"}, "ingest": {"shard_size": 6}}, environ={})
+    return load_config(
+        overrides={
+            "store": {"root": str(root / "data")},
+            "transcribe": {"whisper_model": "tiny.en"},
+            "ingest": {"shard_size": 6},
+        },
+        environ={},
+    )
 
 
 @pytest.fixture(scope="module")
 def foreign(tiny_cfg, tmp_path_factory):
-    corpus = make_corpus(tmp_path_factory.mktemp("foreign") / "corpus", "foreign", works=4, versions=2, seed=5, instrumentals=1, hard_negatives=1).parent
+    corpus = make_corpus(
+        tmp_path_factory.mktemp("foreign") / "corpus",
+        "foreign",
+        works=4,
+        versions=2,
+        seed=5,
+        instrumentals=1,
+        hard_negatives=1,
+    ).parent
     ingest_catalogue(tiny_cfg, corpus / "manifest.csv", "foreign")
     for stage in ("vocal", "segments", "embed"):
         run_stage_over_shards(tiny_cfg, stage, "foreign")
@@ -53,7 +68,13 @@ def foreign(tiny_cfg, tmp_path_factory):
 
 def _stage_table(cfg, catalogue, stage, table, extra=()):
     store = ArtifactStore(cfg.store.root)
-    return pd.concat([artifact_for(cfg, store, catalogue, stage, shard, extra).require().read_table(table) for shard in shard_ids(store, catalogue)], ignore_index=True)
+    return pd.concat(
+        [
+            artifact_for(cfg, store, catalogue, stage, shard, extra).require().read_table(table)
+            for shard in shard_ids(store, catalogue)
+        ],
+        ignore_index=True,
+    )
 
 
 def test_vocal_filter_keeps_sung_foreign_tracks_and_drops_the_instrumental(tiny_cfg, foreign):
@@ -73,7 +94,12 @@ def test_shipped_head_retrieves_foreign_covers(tiny_cfg, foreign):
     assert model.startswith("shipped-")
     universe = artifact_for(tiny_cfg, store, "foreign", "ingest", "all").read_table("tracks")[["track_id", "work_id"]]
     embedded = _stage_table(tiny_cfg, "foreign", "embed", "tracks", (model,))
-    vectors = np.concatenate([artifact_for(tiny_cfg, store, "foreign", "embed", shard, (model,)).read_array("track_embeddings") for shard in shard_ids(store, "foreign")])
+    vectors = np.concatenate(
+        [
+            artifact_for(tiny_cfg, store, "foreign", "embed", shard, (model,)).read_array("track_embeddings")
+            for shard in shard_ids(store, "foreign")
+        ]
+    )
     matrix = np.zeros((len(universe), vectors.shape[1]), np.float32)
     matrix[universe.reset_index().set_index("track_id").loc[embedded["track_id"], "index"].to_numpy()] = vectors
     metrics = metrics_from_similarity(matrix @ matrix.T, universe["work_id"]).as_dict()
@@ -111,12 +137,25 @@ def test_query_command_answers_a_folder_once_loaded_and_reports_a_bad_file(tiny_
     folder = tmp_path / "queries"
     shutil.copytree(demo_index.parent / "audio" / "work-01", folder / "work-01")
     (folder / "corrupt.wav").write_bytes(b"RIFF" + bytes(range(256)) * 8)
-    args = ["--data-root", tiny_cfg.store.root, "--set", "transcribe.whisper_model=tiny.en", "query", str(folder), "--top-k", "3", "--json"]
+    args = [
+        "--data-root",
+        tiny_cfg.store.root,
+        "--set",
+        "transcribe.whisper_model=tiny.en",
+        "query",
+        str(folder),
+        "--top-k",
+        "3",
+        "--json",
+    ]
     done = CliRunner().invoke(app, args)
     assert done.exit_code == 1, done.output  # one file failed, the others were answered
     report = json.loads(done.stdout)
     answers = {Path(answer["query"]).name: answer for answer in report["queries"]}
-    assert report["cold_start_s"] > 0 and set(answers) == {"corrupt.wav", *(p.name for p in (folder / "work-01").iterdir())}
+    assert report["cold_start_s"] > 0 and set(answers) == {
+        "corrupt.wav",
+        *(p.name for p in (folder / "work-01").iterdir()),
+    }
     assert answers.pop("corrupt.wav")["error"]
     for name, answer in answers.items():
         assert not answer["error"] and answer["search_ms"] < 1000 and answer["embed_s"] > 0

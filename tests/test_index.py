@@ -18,7 +18,9 @@ def clustered(n: int, seed: int = 0, versions: int = 8) -> tuple[np.ndarray, pd.
     works = np.arange(n) // versions
     centres = rng.standard_normal((works[-1] + 1, DIM))
     vectors = centres[works] + 0.6 * rng.standard_normal((n, DIM))
-    rows = pd.DataFrame({"catalogue": "cat_a", "track_id": [f"t{i}" for i in range(n)], "work_id": [f"w{w}" for w in works]})
+    rows = pd.DataFrame(
+        {"catalogue": "cat_a", "track_id": [f"t{i}" for i in range(n)], "work_id": [f"w{w}" for w in works]}
+    )
     return vectors.astype(np.float32), rows
 
 

@@ -1,6 +1,6 @@
 import pytest
-
 from livi_testing import write_tone
+
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.lineage import fingerprint
 from livi_tasks.store import ArtifactMissing, ArtifactStore
@@ -25,7 +25,9 @@ def test_replacing_the_vocal_head_file_rekeys_downstream(cfg, ingested, tmp_path
     store = ArtifactStore(cfg.store.root)
     head = tmp_path / "head.pt"
     head.write_bytes(b"one")
-    with_head = cfg.model_copy(update={"vocal": cfg.vocal.model_copy(update={"method": "trained_head", "head_path": str(head)})})
+    with_head = cfg.model_copy(
+        update={"vocal": cfg.vocal.model_copy(update={"method": "trained_head", "head_path": str(head)})}
+    )
     first = fingerprint(with_head, store, ingested, "segments")
     head.write_bytes(b"two")
     assert fingerprint(with_head, store, ingested, "segments") != first
@@ -35,8 +37,13 @@ def test_replacing_the_whisper_checkpoint_rekeys_transcripts_and_below(cfg, inge
     store = ArtifactStore(cfg.store.root)
     checkpoint = tmp_path / "whisper.pt"
     checkpoint.write_bytes(b"one")
-    with_file = cfg.model_copy(update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": str(checkpoint)})})
-    first = {stage: fingerprint(with_file, store, ingested, stage) for stage in ("segments", "transcribe", "text", "features")}
+    with_file = cfg.model_copy(
+        update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": str(checkpoint)})}
+    )
+    first = {
+        stage: fingerprint(with_file, store, ingested, stage)
+        for stage in ("segments", "transcribe", "text", "features")
+    }
     checkpoint.write_bytes(b"other weights")
     second = {stage: fingerprint(with_file, store, ingested, stage) for stage in first}
     assert first["segments"] == second["segments"]

@@ -72,7 +72,13 @@ def test_current_model_prefers_the_promoted_one(cfg, tmp_path):
 
 
 def test_no_model_for_an_unshipped_whisper_is_a_clear_error(tmp_path):
-    cfg = load_config(overrides={"store": {"root": str(tmp_path / "data")}, "transcribe": {"whisper_model": str(tmp_path / "custom.pt")}}, environ={})
+    cfg = load_config(
+        overrides={
+            "store": {"root": str(tmp_path / "data")},
+            "transcribe": {"whisper_model": str(tmp_path / "custom.pt")},
+        },
+        environ={},
+    )
     with pytest.raises(NoEncoderModel, match="no head is shipped"):
         current_model(cfg, ArtifactStore(cfg.store.root))
     assert current_model(cfg, ArtifactStore(cfg.store.root), required=False) is None
@@ -109,11 +115,29 @@ def test_cli_prints_a_corrupted_shipped_head_as_one_line(tmp_path, monkeypatch):
     head = package / "models" / "shipped" / "tiny.en" / "head.pt"
     head.write_bytes(b"not a head")
     done = subprocess.run(
-        [sys.executable, "-c", "from livi_tasks.cli import main; main()", "--data-root", str(tmp_path / "data"),
-         "--set", "transcribe.whisper_model=tiny.en", "build-index", "--catalogue", "none"],
-        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        [
+            sys.executable,
+            "-c",
+            "from livi_tasks.cli import main; main()",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--set",
+            "transcribe.whisper_model=tiny.en",
+            "build-index",
+            "--catalogue",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(package.parent), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         timeout=300,
     )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "head.pt" in lines[0] and "livi build-default-heads" in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("error: ")
+        and "head.pt" in lines[0]
+        and "livi build-default-heads" in lines[0]
+    )

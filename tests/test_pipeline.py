@@ -28,7 +28,9 @@ def test_every_method_is_evaluated(pipeline_run):
     assert set(evaluation["methods"]) == {"lyrics_asr", "livi_audio", "chroma_2dftm"}
     for method, metrics in evaluation["methods"].items():
         print(method, {k: round(v, 3) if isinstance(v, float) else v for k, v in metrics.items()})
-        assert metrics["n_queries"] == 8  # 4 works x 2 versions; the instrumental and hard negative have no other version
+        assert (
+            metrics["n_queries"] == 8
+        )  # 4 works x 2 versions; the instrumental and hard negative have no other version
         assert 0.0 <= metrics["MAP"] <= 1.0
     # Lyrics carry the identity of a work here: the ASR path must beat chance by far.
     assert evaluation["methods"]["lyrics_asr"]["MAP"] >= 0.6
@@ -78,4 +80,7 @@ def test_indexing_another_catalogue_adds_without_rebuilding(pipeline_cfg, pipeli
     result = build_catalogue_index(pipeline_cfg, ["second"])
     assert not result["rebuilt"] and result["added"] == ["second"]
     assert result["tracks"] == pipeline_run["stages"]["index"]["tracks"] + 3
-    assert sorted(ArtifactStore(pipeline_cfg.store.root).read_pointer("_index/CURRENT.json")["members"]) == ["demo", "second"]
+    assert sorted(ArtifactStore(pipeline_cfg.store.root).read_pointer("_index/CURRENT.json")["members"]) == [
+        "demo",
+        "second",
+    ]

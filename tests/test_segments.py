@@ -56,7 +56,13 @@ def test_vocals_at_the_very_end_lose_the_padding_after():
 
 def test_short_region_is_padded_to_exactly_one_segment():
     (only,) = plan(vocal_at(20, 5, 6, 7, 8), 60.0)  # region [15, 27]: 12 s, 9 s each side
-    assert (only.start_s, only.end_s, only.pad_before_s, only.pad_after_s, only.zero_pad_s) == (6.0, 36.0, 9.0, 9.0, 0.0)
+    assert (only.start_s, only.end_s, only.pad_before_s, only.pad_after_s, only.zero_pad_s) == (
+        6.0,
+        36.0,
+        9.0,
+        9.0,
+        0.0,
+    )
 
 
 def test_region_longer_than_a_segment_is_cut_and_the_last_piece_zero_padded():
@@ -65,7 +71,12 @@ def test_region_longer_than_a_segment_is_cut_and_the_last_piece_zero_padded():
     assert (second.start_s, second.end_s, second.zero_pad_s) == (36.0, 45.0, 21.0)
     assert [first.index, second.index] == [0, 1]
     for piece in (first, second):
-        assert (piece.region_start_s, piece.region_end_s, piece.pad_before_s, piece.pad_after_s) == (6.0, 45.0, 0.0, 0.0)
+        assert (piece.region_start_s, piece.region_end_s, piece.pad_before_s, piece.pad_after_s) == (
+            6.0,
+            45.0,
+            0.0,
+            0.0,
+        )
 
 
 def test_regions_closer_than_the_padding_merge_into_one_padded_region():
@@ -97,7 +108,13 @@ def test_distant_regions_stay_apart():
 
 def test_track_shorter_than_a_segment():
     (only,) = plan(vocal_at(7, 2, 3), 20.0)  # 7 windows, the last [18, 20] a 2 s tail
-    assert (only.start_s, only.end_s, only.pad_before_s, only.pad_after_s, only.zero_pad_s) == (0.0, 20.0, 6.0, 8.0, 10.0)
+    assert (only.start_s, only.end_s, only.pad_before_s, only.pad_after_s, only.zero_pad_s) == (
+        0.0,
+        20.0,
+        6.0,
+        8.0,
+        10.0,
+    )
 
 
 def test_window_tail_shorter_than_a_window_ends_at_the_track_end():
@@ -156,13 +173,26 @@ def write_vocal_artifact(cfg, store, catalogue, shard, ingested):
         vocalness = np.full(n_windows, 0.2)
         vocalness[list(vocal_windows)] = 0.9
         windows += [
-            {"track_id": track.track_id, "window": i, "start_s": 3.0 * i, "end_s": min(3.0 * (i + 1), duration), "vocalness": float(v)}
+            {
+                "track_id": track.track_id,
+                "window": i,
+                "start_s": 3.0 * i,
+                "end_s": min(3.0 * (i + 1), duration),
+                "vocalness": float(v),
+            }
             for i, v in enumerate(vocalness)
         ]
-        tracks.append({
-            "track_id": track.track_id, "work_id": track.work_id, "uri": track.uri, "duration_s": track.duration_s,
-            "mean_vocalness": float(vocalness.mean()), "status": status, "reason": "" if status == "kept" else "mean vocalness below lambda",
-        })
+        tracks.append(
+            {
+                "track_id": track.track_id,
+                "work_id": track.work_id,
+                "uri": track.uri,
+                "duration_s": track.duration_s,
+                "mean_vocalness": float(vocalness.mean()),
+                "status": status,
+                "reason": "" if status == "kept" else "mean vocalness below lambda",
+            }
+        )
     vocal = artifact_for(cfg, store, catalogue, "vocal", shard)
     vocal.write_table("windows", pd.DataFrame(windows))
     vocal.write_table("tracks", pd.DataFrame(tracks))
@@ -172,7 +202,10 @@ def write_vocal_artifact(cfg, store, catalogue, shard, ingested):
 @pytest.fixture
 def ingested_shard(cfg, tmp_path):
     root = tmp_path / "tiny"
-    sources = {track_id: write_noise(root / f"{track_id}.wav", duration, seed) for seed, (track_id, (duration, _, _)) in enumerate(TRACKS.items())}
+    sources = {
+        track_id: write_noise(root / f"{track_id}.wav", duration, seed)
+        for seed, (track_id, (duration, _, _)) in enumerate(TRACKS.items())
+    }
     store = ArtifactStore(cfg.store.root)
     ingest_catalogue(cfg, root, "tiny", store)
     (root / "w2" / "broken.wav").write_bytes(b"RIFF but not really a wave file" * 10)

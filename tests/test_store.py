@@ -63,7 +63,9 @@ def test_kill_during_write_leaves_no_partial_artifact(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)])
     folder = root / "c" / "s" / "all" / "f"
     deadline = time.time() + 60
-    while time.time() < deadline and not (folder.exists() and any(p.name.startswith(".tmp-") for p in folder.iterdir())):
+    while time.time() < deadline and not (
+        folder.exists() and any(p.name.startswith(".tmp-") for p in folder.iterdir())
+    ):
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

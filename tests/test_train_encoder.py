@@ -56,7 +56,17 @@ def _pairs(n: int = 40, seed: int = 0) -> FramePairs:
 
 
 def _settings(**changes) -> EncoderConfig:
-    base = dict(hidden_dim=16, attention_heads=2, dropout=0.1, lr=5e-3, epochs=4, batch_size=8, patience=10, seed=0, warmup_fraction=0.2)
+    base = dict(
+        hidden_dim=16,
+        attention_heads=2,
+        dropout=0.1,
+        lr=5e-3,
+        epochs=4,
+        batch_size=8,
+        patience=10,
+        seed=0,
+        warmup_fraction=0.2,
+    )
     return EncoderConfig(**{**base, **changes})
 
 

@@ -7,11 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from whisper.decoding import DecodingResult
-
 from ground_truth_segments import (
-    SEGMENT_S,
     SAMPLE_RATE,
+    SEGMENT_S,
     cut_segments,
     reference_lyrics,
     sung_lines,
@@ -19,6 +17,8 @@ from ground_truth_segments import (
     vocal_regions,
     write_segments_artifact,
 )
+from whisper.decoding import DecodingResult
+
 from livi_tasks.audio import load_audio
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.config import LiviConfig, TranscribeConfig
@@ -41,8 +41,17 @@ LYRIC = "I will carry the golden river tonight and follow the lonely harbor home
 
 @pytest.mark.parametrize(
     "text",
-    ["Thank you.", "Thanks for watching!", "[Music]", "♪ ♪ ♪", "Music", "(upbeat music)", "Subtitles by the Amara.org community",
-     "Thank you. Thank you for watching.", "♪ Thank you. ♪"],
+    [
+        "Thank you.",
+        "Thanks for watching!",
+        "[Music]",
+        "♪ ♪ ♪",
+        "Music",
+        "(upbeat music)",
+        "Subtitles by the Amara.org community",
+        "Thank you. Thank you for watching.",
+        "♪ Thank you. ♪",
+    ],
 )
 def test_hallucinations_are_dropped(text: str) -> None:
     kept, reason, _ = transcript_verdict(text, no_speech_prob=0.1, avg_logprob=-0.3, cfg=GUARDS)
@@ -82,9 +91,18 @@ def test_repetition_loops_are_dropped_but_a_repeated_chorus_is_kept() -> None:
     assert repeated_ngram_share(["la", "la"]) == 0.0
 
 
-def _result(avg_logprob: float, compression_ratio: float, no_speech_prob: float = 0.1, temperature: float = 0.0) -> DecodingResult:
-    return DecodingResult(audio_features=None, language="en", text="x", avg_logprob=avg_logprob, no_speech_prob=no_speech_prob,
-                          compression_ratio=compression_ratio, temperature=temperature)
+def _result(
+    avg_logprob: float, compression_ratio: float, no_speech_prob: float = 0.1, temperature: float = 0.0
+) -> DecodingResult:
+    return DecodingResult(
+        audio_features=None,
+        language="en",
+        text="x",
+        avg_logprob=avg_logprob,
+        no_speech_prob=no_speech_prob,
+        compression_ratio=compression_ratio,
+        temperature=temperature,
+    )
 
 
 def test_fallback_rule_follows_openai_whisper() -> None:
@@ -97,7 +115,9 @@ def test_fallback_rule_follows_openai_whisper() -> None:
 def test_when_every_temperature_fails_the_most_likely_attempt_wins() -> None:
     greedy, hot = _result(-0.4, 1.6, temperature=0.0), _result(-3.0, 1.1, temperature=1.0)
     assert _best_attempt([greedy, _result(-0.9, 1.5, temperature=0.2), hot], GUARDS) is greedy
-    loop = DecodingResult(audio_features=None, language="en", text="I love you. " * 20, avg_logprob=-0.1, compression_ratio=9.0)
+    loop = DecodingResult(
+        audio_features=None, language="en", text="I love you. " * 20, avg_logprob=-0.1, compression_ratio=9.0
+    )
     assert _best_attempt([loop, greedy, hot], GUARDS) is greedy
 
 
@@ -112,15 +132,27 @@ def probe_segments(cfg: LiviConfig, demo_catalogue: Path) -> tuple[LiviConfig, A
     instrumental = next(track for track in tracks.index if track.startswith("instrumental"))
     sung = next(track for track in tracks.index if track.startswith("work-"))
     samples = int(SEGMENT_S * SAMPLE_RATE)
-    rows, pieces = cut_segments(sung, tracks.loc[sung, "work_id"], load_audio(tracks.loc[sung, "uri"]),
-                                vocal_regions(sung_lines(demo_catalogue.parent)[sung])[:1])
+    rows, pieces = cut_segments(
+        sung,
+        tracks.loc[sung, "work_id"],
+        load_audio(tracks.loc[sung, "uri"]),
+        vocal_regions(sung_lines(demo_catalogue.parent)[sung])[:1],
+    )
     rows, pieces = rows[:1], pieces[:1]
     for segment_id, track, audio in (
         ("silence:000", sung, np.zeros(samples, np.float32)),
         (f"{instrumental}:000", instrumental, load_audio(tracks.loc[instrumental, "uri"])[:samples]),
     ):
-        rows.append({**rows[0], "segment_id": segment_id, "track_id": track, "work_id": tracks.loc[track, "work_id"], "start_s": 0.0,
-                     "end_s": SEGMENT_S})
+        rows.append(
+            {
+                **rows[0],
+                "segment_id": segment_id,
+                "track_id": track,
+                "work_id": tracks.loc[track, "work_id"],
+                "start_s": 0.0,
+                "end_s": SEGMENT_S,
+            }
+        )
         pieces.append(np.pad(audio, (0, samples - len(audio))))
     write_segments_artifact(cfg, store, "demo", shard, rows, pieces)
     return cfg, store, shard, [row["segment_id"] for row in rows]
@@ -130,7 +162,9 @@ def test_silence_and_instrumental_give_no_kept_transcript(probe_segments) -> Non
     cfg, store, shard, (sung_id, silence_id, instrumental_id) = probe_segments
     summary = transcribe_segments(cfg, "demo", shard, store)
     assert summary["segments"] == 3 and not summary["skipped"]
-    transcripts = artifact_for(cfg, store, "demo", "transcribe", shard).read_table("transcripts").set_index("segment_id")
+    transcripts = (
+        artifact_for(cfg, store, "demo", "transcribe", shard).read_table("transcripts").set_index("segment_id")
+    )
     assert transcripts.loc[silence_id, "kept"] == False  # noqa: E712 - numpy bool
     assert transcripts.loc[instrumental_id, "kept"] == False  # noqa: E712
     assert transcripts.loc[silence_id, "reason"] and transcripts.loc[instrumental_id, "reason"]
@@ -145,11 +179,20 @@ def transcribed(demo_catalogue: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_demo_catalogue_transcripts(transcribed, demo_catalogue: Path) -> None:
     cfg, store, shards = transcribed
-    segments = pd.concat([artifact_for(cfg, store, "demo", "segments", s).read_table("segments") for s in shards], ignore_index=True)
-    transcripts = pd.concat([artifact_for(cfg, store, "demo", "transcribe", s).read_table("transcripts") for s in shards], ignore_index=True)
+    segments = pd.concat(
+        [artifact_for(cfg, store, "demo", "segments", s).read_table("segments") for s in shards], ignore_index=True
+    )
+    transcripts = pd.concat(
+        [artifact_for(cfg, store, "demo", "transcribe", s).read_table("transcripts") for s in shards], ignore_index=True
+    )
     assert list(transcripts.columns) == TRANSCRIPT_COLUMNS
     assert transcripts["segment_id"].tolist() == segments["segment_id"].tolist()
-    assert set(transcripts.loc[~transcripts["kept"], "reason"]) <= {"no_speech", "hallucination", "too_few_words", "repetition_loop"}
+    assert set(transcripts.loc[~transcripts["kept"], "reason"]) <= {
+        "no_speech",
+        "hallucination",
+        "too_few_words",
+        "repetition_loop",
+    }
     kept = transcripts[transcripts["kept"]]
     # every sung track (versions and hard negatives) keeps lyrics; tiny.en is English-only
     assert set(kept["track_id"]) == set(segments["track_id"])

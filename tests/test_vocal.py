@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from livi_testing import run_stages
-from livi_tasks.lineage import artifact_for, shard_ids
+
 from livi_tasks.config import VocalConfig
+from livi_tasks.lineage import artifact_for, shard_ids
 from livi_tasks.store import ArtifactStore
 from livi_tasks.vocal import track_decision
 from livi_tasks.vocal_head import precision_recall, train_vocal_head, window_coverage, window_labels
@@ -56,7 +56,13 @@ def test_trained_head_detects_vocals(demo_cfg, demo_ingested, demo_catalogue, vo
     result = train_vocal_head(demo_cfg, demo_ingested, regions, tmp_path / "head.pt")
     print("trained head:", result)
     assert result["validation"]["precision"] >= 0.9 and result["validation"]["recall"] >= 0.9
-    head_cfg = demo_cfg.model_copy(update={"vocal": demo_cfg.vocal.model_copy(update={"method": "trained_head", "head_path": str(tmp_path / "head.pt")})})
+    head_cfg = demo_cfg.model_copy(
+        update={
+            "vocal": demo_cfg.vocal.model_copy(
+                update={"method": "trained_head", "head_path": str(tmp_path / "head.pt")}
+            )
+        }
+    )
     run_stages(head_cfg, demo_ingested, "vocal")
     windows, tracks = _vocal_tables(head_cfg, demo_ingested)
     labels = window_labels(window_coverage(windows, pd.read_csv(regions)))
@@ -73,6 +79,8 @@ def test_vocal_seconds_rule_keeps_a_song_with_a_long_instrumental_part():
     _, _, reason = track_decision(scores, 60.0, VocalConfig(track_rule="mean"))
     assert reason == "mean vocalness 0.260 below lambda 0.5"  # the paper's rule drops it
     _, vocal_s, reason = track_decision(np.array([0.1, 0.7, 0.2, 0.6]), 10.0, VocalConfig())
-    assert vocal_s == 4.0 and reason == "4 s in vocal windows, below vocal.min_vocal_s 9 (half of its 10 s)"  # the last window is 1 s long
+    assert (
+        vocal_s == 4.0 and reason == "4 s in vocal windows, below vocal.min_vocal_s 9 (half of its 10 s)"
+    )  # the last window is 1 s long
     # A 7 s spoken clip, voiced throughout: short, but mostly voice, so kept.
     assert track_decision(np.array([0.9, 0.8, 0.7]), 7.0, VocalConfig())[2] == ""

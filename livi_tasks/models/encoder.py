@@ -70,13 +70,16 @@ class LiviHead(nn.Module):
     @classmethod
     def from_settings(cls, width: int, text_dim: int, settings: "EncoderConfig") -> "LiviHead":
         """A fresh head shaped by the encoder section of the config."""
-        return cls(width, text_dim, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask)
+        return cls(
+            width, text_dim, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask
+        )
 
-    def forward(self, frame_states: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, width) -> (batch, text_dim), unit length."""
-        return F.normalize(self.projection(self.norm(self.pool(frame_states))), dim=-1)
+    def forward(self, frame_states: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, frames, width) -> (batch, text_dim), unit length. ``hidden`` (batch, frames),
+        true for frames the pooling must not see (e.g. frames without singing)."""
+        return F.normalize(self.projection(self.norm(self.pool(frame_states, hidden))), dim=-1)
 
-    def pool(self, frame_states: torch.Tensor) -> torch.Tensor:
+    def pool(self, frame_states: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The [CLS] query's attention output (batch, width): ``self.attention`` computed with one query.
 
         With a single query, softmax(q W_k x_t) needs only x_t . (W_k^T q) and the value
@@ -93,9 +96,11 @@ class LiviHead(nn.Module):
         query = (self.cls_query.reshape(width) @ w_q.T + b_q).reshape(heads, head_dim) / math.sqrt(head_dim)
         key_directions = torch.einsum("hd,hdw->hw", query, w_k.reshape(heads, head_dim, width))
         logits = torch.einsum("btw,hw->bht", frame_states, key_directions)
-        hidden = self._training_mask(frame_states)
+        masked = self._training_mask(frame_states)
         if hidden is not None:
-            logits = logits.masked_fill(hidden[:, None, :], float("-inf"))
+            masked = hidden if masked is None else masked | hidden
+        if masked is not None:
+            logits = logits.masked_fill(masked[:, None, :], float("-inf"))
         weights = F.dropout(logits.softmax(dim=-1), p=self.attention.dropout, training=self.training)
         pooled_frames = torch.einsum("bht,btw->bhw", weights, frame_states)
         values = torch.einsum("bhw,hdw->bhd", pooled_frames, w_v.reshape(heads, head_dim, width))
@@ -150,7 +155,9 @@ def encode_frames(whisper_model: Whisper | AudioEncoder, audio_16k_batch: np.nda
     encoder = _audio_encoder(whisper_model)
     device = encoder.conv1.weight.device
     n_mels = encoder.conv1.in_channels
-    clips = torch.as_tensor(np.asarray(audio_16k_batch, dtype=np.float32) if not torch.is_tensor(audio_16k_batch) else audio_16k_batch)
+    clips = torch.as_tensor(
+        np.asarray(audio_16k_batch, dtype=np.float32) if not torch.is_tensor(audio_16k_batch) else audio_16k_batch
+    )
     clips = clips.to(device=device, dtype=torch.float32)
     if clips.ndim == 1:
         clips = clips[None]
@@ -167,7 +174,8 @@ class LiviEncoder(nn.Module):
         self.whisper_encoder = _audio_encoder(whisper_model)
         if frame_width(self.whisper_encoder) != head.settings["width"]:
             raise ValueError(
-                f"head expects frame width {head.settings['width']}, the Whisper encoder gives {frame_width(self.whisper_encoder)}"
+                f"head expects frame width {head.settings['width']}, "
+                f"the Whisper encoder gives {frame_width(self.whisper_encoder)}"
             )
         self.whisper_encoder.requires_grad_(False)
         self.whisper_encoder.eval()

@@ -132,7 +132,9 @@ def _converted_bundled(name: str, bundled: BundledModel, models_dir: Path) -> Pa
     if out_path.is_file():
         return out_path
     with ExitStack() as stack:
-        parts = [stack.enter_context(importlib.resources.as_file(_package_file(*part))) for part in bundled.model_bin_parts]
+        parts = [
+            stack.enter_context(importlib.resources.as_file(_package_file(*part))) for part in bundled.model_bin_parts
+        ]
         config = stack.enter_context(importlib.resources.as_file(_package_file(*bundled.config_json)))
         convert_ctranslate2(parts, config, out_path)
     return out_path
@@ -256,7 +258,9 @@ def read_ctranslate2(model_bin: bytes) -> dict[str, np.ndarray]:
             widened = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
             variables[name] = widened.view(np.float32).reshape(shape)
         else:
-            variables[name] = np.frombuffer(raw, dtype=np.dtype(_CT2_DTYPES[dtype_code]).newbyteorder("<")).reshape(shape)
+            variables[name] = np.frombuffer(raw, dtype=np.dtype(_CT2_DTYPES[dtype_code]).newbyteorder("<")).reshape(
+                shape
+            )
     for _ in range(reader.unpack("I")):
         alias, target = reader.string(), reader.string()
         variables[alias] = variables[target]
@@ -314,7 +318,9 @@ def _state_dict(variables: dict[str, np.ndarray], dims: ModelDimensions) -> dict
                 state[f"{target}.bias"] = torch.from_numpy(bias.copy())
 
     def put_block(target: str, source: str, cross_attention: bool) -> None:
-        put_split((f"{target}.attn.query", f"{target}.attn.key", f"{target}.attn.value"), f"{source}/self_attention/linear_0")
+        put_split(
+            (f"{target}.attn.query", f"{target}.attn.key", f"{target}.attn.value"), f"{source}/self_attention/linear_0"
+        )
         put_linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
         put_layer_norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
         if cross_attention:

@@ -36,7 +36,16 @@ from .voices import Voice, melody_contour, sing, speak
 GENERATOR_VERSION = 1
 WRITE_BLOCK = 16_384  # frames per write
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "corpus.json")
-ESPEAK_ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+ESPEAK_ACCENTS = (
+    "en",
+    "en-us",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
 ESPEAK_VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5")
 
 
@@ -61,7 +70,9 @@ FAMILIES = {
     "randomised": Family(
         name="randomised",
         voices=tuple(("espeak-ng", accent + variant) for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS)
-        + tuple(("flite", voice) for voice in ("awb", "rms") for _ in range(12)),  # flite weighted like one espeak accent each
+        + tuple(
+            ("flite", voice) for voice in ("awb", "rms") for _ in range(12)
+        ),  # flite weighted like one espeak accent each
         chord_instruments=("additive", "fm_brass", "organ", "filtered_saw"),
         bass_instruments=("additive", "filtered_saw"),
         lead_instruments=("fm_brass", "filtered_saw", "organ"),
@@ -117,7 +128,9 @@ class CorpusPlan:
     tracks: tuple[TrackPlan, ...]
 
 
-def plan_corpus(family: str, works: int, versions: int, seed: int, instrumentals: int = 0, hard_negatives: int = 0) -> CorpusPlan:
+def plan_corpus(
+    family: str, works: int, versions: int, seed: int, instrumentals: int = 0, hard_negatives: int = 0
+) -> CorpusPlan:
     """Draw every random choice; rendering the plan is then deterministic."""
     spec = FAMILIES[family]
     rng = np.random.default_rng([seed, 0 if family == "randomised" else 1])
@@ -131,13 +144,19 @@ def plan_corpus(family: str, works: int, versions: int, seed: int, instrumentals
         progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
         for version in range(1, versions + 1):
             backing = _draw_backing(rng, spec, mode, progression, lead="")
-            tracks.append(_draw_sung(rng, spec, f"{work_id}-v{version}", work_id, "version", backing, len(lyrics[work_id])))
+            tracks.append(
+                _draw_sung(rng, spec, f"{work_id}-v{version}", work_id, "version", backing, len(lyrics[work_id]))
+            )
     for index in range(1, instrumentals + 1):
         mode = str(rng.choice(list(SCALES)))
         progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
         backing = _draw_backing(rng, spec, mode, progression, lead=str(rng.choice(spec.lead_instruments)))
         work_id = f"instrumental-{index:03d}"
-        tracks.append(TrackPlan(family, work_id, work_id, "instrumental", backing, _draw(rng, spec.formats), int(rng.choice([1, 2]))))
+        tracks.append(
+            TrackPlan(
+                family, work_id, work_id, "instrumental", backing, _draw(rng, spec.formats), int(rng.choice([1, 2]))
+            )
+        )
     sung = [track for track in tracks if track.kind == "version"]
     for work_id, source in zip(negative_ids, rng.choice(len(sung), size=min(hard_negatives, len(sung)), replace=False)):
         source_track = sung[int(source)]
@@ -154,11 +173,24 @@ def _tune(rng: np.random.Generator) -> list[int]:
     """A line's melody: 4-8 notes as semitone offsets within a sixth, mostly stepwise."""
     notes = [0]
     for _ in range(int(rng.integers(3, 8))):
-        notes.append(int(np.clip(notes[-1] + rng.choice([-4, -3, -2, -1, 0, 1, 2, 3, 4], p=[0.04, 0.08, 0.16, 0.18, 0.08, 0.18, 0.16, 0.08, 0.04]), -5, 5)))
+        notes.append(
+            int(
+                np.clip(
+                    notes[-1]
+                    + rng.choice(
+                        [-4, -3, -2, -1, 0, 1, 2, 3, 4], p=[0.04, 0.08, 0.16, 0.18, 0.08, 0.18, 0.16, 0.08, 0.04]
+                    ),
+                    -5,
+                    5,
+                )
+            )
+        )
     return notes
 
 
-def _draw_backing(rng: np.random.Generator, spec: Family, mode: str, progression: tuple[int, ...], lead: str) -> BackingSpec:
+def _draw_backing(
+    rng: np.random.Generator, spec: Family, mode: str, progression: tuple[int, ...], lead: str
+) -> BackingSpec:
     return BackingSpec(
         seed=int(rng.integers(2**31)),
         sample_rate=int(_draw(rng, spec.sample_rates)),
@@ -176,9 +208,23 @@ def _draw_backing(rng: np.random.Generator, spec: Family, mode: str, progression
     )
 
 
-def _draw_sung(rng: np.random.Generator, spec: Family, track_id: str, work_id: str, kind: str, backing: BackingSpec, line_count: int) -> TrackPlan:
+def _draw_sung(
+    rng: np.random.Generator,
+    spec: Family,
+    track_id: str,
+    work_id: str,
+    kind: str,
+    backing: BackingSpec,
+    line_count: int,
+) -> TrackPlan:
     engine, name = _draw(rng, spec.voices)
-    voice = Voice(engine, name, stretch=round(float(rng.uniform(0.9, 1.5)), 3), word_gap=int(rng.integers(0, 6)), pitch=int(rng.integers(25, 75)))
+    voice = Voice(
+        engine,
+        name,
+        stretch=round(float(rng.uniform(0.9, 1.5)), 3),
+        word_gap=int(rng.integers(0, 6)),
+        pitch=int(rng.integers(25, 75)),
+    )
     lines, section_ends = _structure(rng, spec.name, line_count)
     duration = backing.duration_s
     return TrackPlan(
@@ -223,7 +269,9 @@ def _structure(rng: np.random.Generator, family: str, count: int) -> tuple[list[
     return order, ends
 
 
-def render_stems(plan: TrackPlan, lyrics: dict[str, list[str]], melodies: dict[str, list[list[int]]]) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float, str]]]:
+def render_stems(
+    plan: TrackPlan, lyrics: dict[str, list[str]], melodies: dict[str, list[list[int]]]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float, str]]]:
     """(vocals (n,), backing (n, channels), sung lines [(start_s, end_s, text)]) before the master."""
     rate = plan.backing.sample_rate
     layers = render_backing(plan.backing)
@@ -242,7 +290,14 @@ def render_stems(plan: TrackPlan, lyrics: dict[str, list[str]], melodies: dict[s
                 speech, speech_rate = speak(plan.voice, texts[line])
                 tune = np.array(tunes[line]) + plan.transpose
                 note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * plan.voice.stretch
-                contour = melody_contour(np.resize(tune, 64), np.resize(note_s, 64), speech_rate, 0.04, rng.uniform(15, 45), rng.uniform(4.5, 6.5))
+                contour = melody_contour(
+                    np.resize(tune, 64),
+                    np.resize(note_s, 64),
+                    speech_rate,
+                    0.04,
+                    rng.uniform(15, 45),
+                    rng.uniform(4.5, 6.5),
+                )
                 rendered[line] = sing(speech, speech_rate, contour, rate)
             audio = rendered[line]
             if cursor + len(audio) / rate > latest_end:
@@ -250,7 +305,9 @@ def render_stems(plan: TrackPlan, lyrics: dict[str, list[str]], melodies: dict[s
             start = int(round(cursor * rate))
             vocals[start : start + len(audio)] += audio
             sung.append((start / rate, (start + len(audio)) / rate, texts[line]))
-            cursor = sung[-1][1] + rng.uniform(0.3, 1.2) + (rng.uniform(1.5, 4.0) if position in plan.section_ends else 0.0)
+            cursor = (
+                sung[-1][1] + rng.uniform(0.3, 1.2) + (rng.uniform(1.5, 4.0) if position in plan.section_ends else 0.0)
+            )
     vocals = _vocal_chain(vocals, rate, rng, plan.family)
     backing = _place(layers, plan.channels, rate)
     if sung:
@@ -266,13 +323,23 @@ def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, family
     if not vocals.any():
         return vocals
     if family == "randomised":
-        vocals = effects.equalise(vocals, rate, (("low_shelf", 200, rng.uniform(-6, 3)), ("peak", rng.uniform(1500, 4000), rng.uniform(-3, 6)), ("high_shelf", 8000, rng.uniform(-8, 3))))
+        vocals = effects.equalise(
+            vocals,
+            rate,
+            (
+                ("low_shelf", 200, rng.uniform(-6, 3)),
+                ("peak", rng.uniform(1500, 4000), rng.uniform(-3, 6)),
+                ("high_shelf", 8000, rng.uniform(-8, 3)),
+            ),
+        )
         if rng.random() < 0.6:
             vocals = effects.compress(vocals, rate, threshold_db=rng.uniform(-20, -8), ratio=rng.uniform(2, 6))
         return effects.reverb(vocals, rate, rng, rt60_s=rng.uniform(0.2, 1.8), wet=rng.uniform(0.05, 0.45))
     vocals = effects.band_limit(vocals, rate, rng.uniform(120, 300), rng.uniform(5000, 9000))
     vocals = effects.early_reflections(vocals, rate, (7.0, 13.0, 23.0), (0.3, 0.2, 0.12))
-    vocals = effects.echo(vocals, rate, delay_s=rng.uniform(0.09, 0.35), feedback=rng.uniform(0.2, 0.45), wet=rng.uniform(0.1, 0.3))
+    vocals = effects.echo(
+        vocals, rate, delay_s=rng.uniform(0.09, 0.35), feedback=rng.uniform(0.2, 0.45), wet=rng.uniform(0.1, 0.3)
+    )
     return effects.saturate(vocals, drive=rng.uniform(1.0, 2.5))
 
 
@@ -304,7 +371,9 @@ def master(plan: TrackPlan, vocals: np.ndarray, backing: np.ndarray) -> np.ndarr
         if plan.family == "randomised" and rng.random() < 0.5:
             mixed[:, channel] = effects.compress(mixed[:, channel], rate, threshold_db=-12, ratio=3)
         elif plan.family == "foreign":
-            mixed[:, channel] = effects.equalise(mixed[:, channel], rate, (("peak", 900, 2.0), ("high_shelf", 6000, -4.0)))
+            mixed[:, channel] = effects.equalise(
+                mixed[:, channel], rate, (("peak", 900, 2.0), ("high_shelf", 6000, -4.0))
+            )
     return (0.89 * mixed / max(np.abs(mixed).max(), 1e-9)).astype(np.float32)
 
 
@@ -323,7 +392,16 @@ def _render_and_write(plan: TrackPlan, corpus: CorpusPlan, root: Path) -> list[t
     return sung
 
 
-def make_corpus(out_dir: str | Path, family: str, works: int, versions: int = 2, seed: int = 0, instrumentals: int = 0, hard_negatives: int = 0, workers: int | None = None) -> Path:
+def make_corpus(
+    out_dir: str | Path,
+    family: str,
+    works: int,
+    versions: int = 2,
+    seed: int = 0,
+    instrumentals: int = 0,
+    hard_negatives: int = 0,
+    workers: int | None = None,
+) -> Path:
     """Write a catalogue of ``family`` songs into ``out_dir``; returns its ``manifest.csv``.
 
     Built in a temporary sibling folder and renamed into place; a catalogue already made with the
@@ -331,12 +409,25 @@ def make_corpus(out_dir: str | Path, family: str, works: int, versions: int = 2,
     """
     if family not in FAMILIES:
         raise ValueError(f"family: expected one of {sorted(FAMILIES)}, got {family!r}")
-    for name, value, lowest in (("works", works, 1), ("versions", versions, 1), ("seed", seed, 0), ("instrumentals", instrumentals, 0), ("hard_negatives", hard_negatives, 0)):
+    for name, value, lowest in (
+        ("works", works, 1),
+        ("versions", versions, 1),
+        ("seed", seed, 0),
+        ("instrumentals", instrumentals, 0),
+        ("hard_negatives", hard_negatives, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
             raise ValueError(f"{name}: expected an integer >= {lowest}, got {value!r}")
     out_dir = Path(out_dir)
     manifest = out_dir / "manifest.csv"
-    parameters = {"family": family, "works": works, "versions": versions, "seed": seed, "instrumentals": instrumentals, "hard_negatives": hard_negatives}
+    parameters = {
+        "family": family,
+        "works": works,
+        "versions": versions,
+        "seed": seed,
+        "instrumentals": instrumentals,
+        "hard_negatives": hard_negatives,
+    }
     description = {"generator_version": GENERATOR_VERSION, "parameters": parameters}
     try:
         if json.loads((out_dir / "corpus.json").read_text()) == description and manifest.exists():
@@ -354,7 +445,9 @@ def make_corpus(out_dir: str | Path, family: str, works: int, versions: int = 2,
         # Speech engines run as subprocesses and numpy releases the GIL on large arrays: threads suffice.
         with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
             futures = {pool.submit(_render_and_write, track, plan, staging): track.track_id for track in plan.tracks}
-            for future in tqdm(as_completed(futures), total=len(futures), desc=f"{family} songs", unit="track", disable=None):
+            for future in tqdm(
+                as_completed(futures), total=len(futures), desc=f"{family} songs", unit="track", disable=None
+            ):
                 sung[futures[future]] = future.result()
         _write_tables(staging, plan, sung)
         (staging / "corpus.json").write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
@@ -379,18 +472,70 @@ def _write_tables(root: Path, plan: CorpusPlan, sung: dict[str, list[tuple[float
         writer.writerows(rows)
         (root / name).write_text(buffer.getvalue())
 
-    write_csv("manifest.csv", ["track_id", "work_id", "path"], [[t.track_id, t.work_id, t.relpath] for t in plan.tracks])
-    write_csv("vocals.csv", ["track_id", "start_s", "end_s"], [[t.track_id, f"{s:.3f}", f"{e:.3f}"] for t in plan.tracks for s, e, _ in sung[t.track_id]])
-    columns = ["track_id", "work_id", "kind", "family", "engine", "voice", "stretch", "transpose", "key", "tempo", "chord_instrument", "chord_style", "bass_instrument", "lead_instrument", "kit", "duration_s", "sample_rate", "channels", "format", "snr_db", "lines_sung", "backing_of"]
+    write_csv(
+        "manifest.csv", ["track_id", "work_id", "path"], [[t.track_id, t.work_id, t.relpath] for t in plan.tracks]
+    )
+    write_csv(
+        "vocals.csv",
+        ["track_id", "start_s", "end_s"],
+        [[t.track_id, f"{s:.3f}", f"{e:.3f}"] for t in plan.tracks for s, e, _ in sung[t.track_id]],
+    )
+    columns = [
+        "track_id",
+        "work_id",
+        "kind",
+        "family",
+        "engine",
+        "voice",
+        "stretch",
+        "transpose",
+        "key",
+        "tempo",
+        "chord_instrument",
+        "chord_style",
+        "bass_instrument",
+        "lead_instrument",
+        "kit",
+        "duration_s",
+        "sample_rate",
+        "channels",
+        "format",
+        "snr_db",
+        "lines_sung",
+        "backing_of",
+    ]
     rows = []
     for t in plan.tracks:
         b = t.backing
-        rows.append([
-            t.track_id, t.work_id, t.kind, t.family, t.voice.engine if t.voice else "", t.voice.name if t.voice else "",
-            t.voice.stretch if t.voice else "", t.transpose if t.voice else "", b.key, f"{b.tempo_bpm:g}", b.chord_instrument, b.chord_style,
-            b.bass_instrument, b.lead_instrument, b.kit, f"{b.duration_s:g}", b.sample_rate, t.channels, t.audio_format,
-            "" if np.isnan(t.snr_db) else f"{t.snr_db:g}", len(sung[t.track_id]), t.backing_of,
-        ])
+        rows.append(
+            [
+                t.track_id,
+                t.work_id,
+                t.kind,
+                t.family,
+                t.voice.engine if t.voice else "",
+                t.voice.name if t.voice else "",
+                t.voice.stretch if t.voice else "",
+                t.transpose if t.voice else "",
+                b.key,
+                f"{b.tempo_bpm:g}",
+                b.chord_instrument,
+                b.chord_style,
+                b.bass_instrument,
+                b.lead_instrument,
+                b.kit,
+                f"{b.duration_s:g}",
+                b.sample_rate,
+                t.channels,
+                t.audio_format,
+                "" if np.isnan(t.snr_db) else f"{t.snr_db:g}",
+                len(sung[t.track_id]),
+                t.backing_of,
+            ]
+        )
     write_csv("tracks.csv", columns, rows)
-    lyrics = {"works": plan.lyrics, "tracks": {t.track_id: [text for _, _, text in sung[t.track_id]] for t in plan.tracks}}
+    lyrics = {
+        "works": plan.lyrics,
+        "tracks": {t.track_id: [text for _, _, text in sung[t.track_id]] for t in plan.tracks},
+    }
     (root / "lyrics.json").write_text(json.dumps(lyrics, indent=2) + "\n")

@@ -16,7 +16,9 @@ def reverb(audio: np.ndarray, rate: int, rng: np.random.Generator, rt60_s: float
     return signal.oaconvolve(audio, response)[: len(audio)]
 
 
-def early_reflections(audio: np.ndarray, rate: int, delays_ms: tuple[float, ...], gains: tuple[float, ...]) -> np.ndarray:
+def early_reflections(
+    audio: np.ndarray, rate: int, delays_ms: tuple[float, ...], gains: tuple[float, ...]
+) -> np.ndarray:
     """A few discrete reflections: a small hard room rather than a diffuse tail."""
     out = audio.copy()
     for delay_ms, gain in zip(delays_ms, gains):
@@ -34,7 +36,10 @@ def echo(audio: np.ndarray, rate: int, delay_s: float, feedback: float, wet: flo
     echoes = np.zeros(len(audio) + shift)
     for start in range(shift, len(echoes), shift):
         block = echoes[start : start + shift]
-        block += audio[start - shift : start - shift + len(block)] + feedback * echoes[start - shift : start - shift + len(block)]
+        block += (
+            audio[start - shift : start - shift + len(block)]
+            + feedback * echoes[start - shift : start - shift + len(block)]
+        )
     return audio + wet * echoes[: len(audio)]
 
 
@@ -50,8 +55,16 @@ def _biquad(kind: str, frequency: float, gain_db: float, rate: int, q: float = 0
     else:
         sign = 1 if kind == "low_shelf" else -1
         root = 2 * np.sqrt(a) * alpha
-        b = [a * ((a + 1) - sign * (a - 1) * cos + root), sign * 2 * a * ((a - 1) - sign * (a + 1) * cos), a * ((a + 1) - sign * (a - 1) * cos - root)]
-        d = [(a + 1) + sign * (a - 1) * cos + root, -sign * 2 * ((a - 1) + sign * (a + 1) * cos), (a + 1) + sign * (a - 1) * cos - root]
+        b = [
+            a * ((a + 1) - sign * (a - 1) * cos + root),
+            sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
+            a * ((a + 1) - sign * (a - 1) * cos - root),
+        ]
+        d = [
+            (a + 1) + sign * (a - 1) * cos + root,
+            -sign * 2 * ((a - 1) + sign * (a + 1) * cos),
+            (a + 1) + sign * (a - 1) * cos - root,
+        ]
     return np.concatenate([np.array(b) / d[0], np.array(d) / d[0]])[None, :]
 
 
@@ -63,7 +76,9 @@ def equalise(audio: np.ndarray, rate: int, bands: tuple[tuple[str, float, float]
 
 
 def band_limit(audio: np.ndarray, rate: int, low_hz: float, high_hz: float) -> np.ndarray:
-    return signal.sosfilt(signal.butter(2, [low_hz, min(high_hz, 0.45 * rate)], "bandpass", fs=rate, output="sos"), audio)
+    return signal.sosfilt(
+        signal.butter(2, [low_hz, min(high_hz, 0.45 * rate)], "bandpass", fs=rate, output="sos"), audio
+    )
 
 
 def compress(audio: np.ndarray, rate: int, threshold_db: float, ratio: float, release_s: float = 0.1) -> np.ndarray:

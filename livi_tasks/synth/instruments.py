@@ -57,7 +57,11 @@ def fm_brass(frequency: float, length_s: float, rate: int, rng: np.random.Genera
 def organ(frequency: float, length_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
     """Drawbar organ: octave-related sines at fixed levels, no decay."""
     times = _times(length_s, rate)
-    tone = sum(level * np.sin(2 * np.pi * ratio * frequency * times) for ratio, level in ((0.5, 0.5), (1, 1.0), (2, 0.6), (3, 0.3), (4, 0.25)) if ratio * frequency < rate / 2)
+    tone = sum(
+        level * np.sin(2 * np.pi * ratio * frequency * times)
+        for ratio, level in ((0.5, 0.5), (1, 1.0), (2, 0.6), (3, 0.3), (4, 0.25))
+        if ratio * frequency < rate / 2
+    )
     return tone * envelope(len(times), rate, 0.008, 30.0, 0.02)
 
 
@@ -96,8 +100,13 @@ def electric_piano(frequency: float, length_s: float, rate: int, rng: np.random.
 def string_ensemble(frequency: float, length_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
     """Three detuned sawtooths with a slow attack and a band-pass: a bowed pad."""
     times = _times(length_s, rate)
-    saws = sum(2 * ((frequency * (1 + detune) * times + phase) % 1.0) - 1 for detune, phase in ((-0.006, 0.0), (0.0, 0.33), (0.007, 0.71)))
-    sos = signal.butter(2, [max(40.0, 0.7 * frequency), min(0.45 * rate, 6 * frequency)], "bandpass", fs=rate, output="sos")
+    saws = sum(
+        2 * ((frequency * (1 + detune) * times + phase) % 1.0) - 1
+        for detune, phase in ((-0.006, 0.0), (0.0, 0.33), (0.007, 0.71))
+    )
+    sos = signal.butter(
+        2, [max(40.0, 0.7 * frequency), min(0.45 * rate, 6 * frequency)], "bandpass", fs=rate, output="sos"
+    )
     return signal.sosfilt(sos, saws) * envelope(len(times), rate, 0.25, 6.0, 0.15)
 
 
@@ -126,10 +135,16 @@ def acoustic_kit(rng: np.random.Generator, rate: int) -> tuple[np.ndarray, np.nd
     kick_t = _times(0.35, rate)
     kick = 0.9 * np.sin(2 * np.pi * np.cumsum(45 + 90 * np.exp(-kick_t / 0.04)) / rate) * np.exp(-kick_t / 0.12)
     snare_t = _times(0.25, rate)
-    noise = signal.sosfilt(signal.butter(2, [1000, 6000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(snare_t)))
+    noise = signal.sosfilt(
+        signal.butter(2, [1000, 6000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(snare_t))
+    )
     snare = 0.45 * (noise * np.exp(-snare_t / 0.07) + 0.6 * np.sin(2 * np.pi * 185 * snare_t) * np.exp(-snare_t / 0.04))
     hat_t = _times(0.08, rate)
-    hat = 0.18 * signal.sosfilt(signal.butter(2, 7000, "highpass", fs=rate, output="sos"), rng.standard_normal(len(hat_t))) * np.exp(-hat_t / 0.02)
+    hat = (
+        0.18
+        * signal.sosfilt(signal.butter(2, 7000, "highpass", fs=rate, output="sos"), rng.standard_normal(len(hat_t)))
+        * np.exp(-hat_t / 0.02)
+    )
     return kick, snare, hat
 
 
@@ -138,10 +153,20 @@ def electronic_kit(rng: np.random.Generator, rate: int) -> tuple[np.ndarray, np.
     kick_t = _times(0.7, rate)
     kick = np.sin(2 * np.pi * np.cumsum(50 + 60 * np.exp(-kick_t / 0.015)) / rate) * np.exp(-kick_t / 0.35)
     clap_t = _times(0.3, rate)
-    burst = sum(np.where((clap_t >= d) & (clap_t < d + 0.008), 1.0, 0.0) for d in (0.0, 0.012, 0.024)) + np.exp(-clap_t / 0.09)
-    clap = 0.4 * signal.sosfilt(signal.butter(2, [800, 3000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(clap_t))) * burst
+    burst = sum(np.where((clap_t >= d) & (clap_t < d + 0.008), 1.0, 0.0) for d in (0.0, 0.012, 0.024)) + np.exp(
+        -clap_t / 0.09
+    )
+    clap = (
+        0.4
+        * signal.sosfilt(
+            signal.butter(2, [800, 3000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(clap_t))
+        )
+        * burst
+    )
     shaker_t = _times(0.12, rate)
-    shaker = 0.15 * signal.sosfilt(signal.butter(2, [4000, 9000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(shaker_t)))
+    shaker = 0.15 * signal.sosfilt(
+        signal.butter(2, [4000, 9000], "bandpass", fs=rate, output="sos"), rng.standard_normal(len(shaker_t))
+    )
     shaker *= np.sin(np.pi * shaker_t / shaker_t[-1]) ** 2 if len(shaker_t) > 1 else 1.0
     return kick, clap, shaker
 
@@ -217,14 +242,24 @@ def render_backing(spec: BackingSpec) -> dict[str, np.ndarray]:
         elif spec.chord_style == "stabs":
             for hit in range(4):
                 for note in notes:
-                    add_at(layers["chords"], tone(spec.chord_instrument, note, 0.45 * beat), start + int(hit * beat * rate))
+                    add_at(
+                        layers["chords"], tone(spec.chord_instrument, note, 0.45 * beat), start + int(hit * beat * rate)
+                    )
         else:  # arpeggio in eighths
             for eighth in range(8):
                 note = notes[eighth % 3] + (12 if eighth >= 4 else 0)
-                add_at(layers["chords"], 1.4 * tone(spec.chord_instrument, note, 0.5 * beat), start + int(eighth * 0.5 * beat * rate))
+                add_at(
+                    layers["chords"],
+                    1.4 * tone(spec.chord_instrument, note, 0.5 * beat),
+                    start + int(eighth * 0.5 * beat * rate),
+                )
         root = 36 + spec.key_root + scale_step(scale, degree)
         for eighth in range(8):
-            add_at(layers["bass"], tone(spec.bass_instrument, root + (12 if eighth % 4 == 3 else 0), 0.48 * beat), start + int(eighth * 0.5 * beat * rate))
+            add_at(
+                layers["bass"],
+                tone(spec.bass_instrument, root + (12 if eighth % 4 == 3 else 0), 0.48 * beat),
+                start + int(eighth * 0.5 * beat * rate),
+            )
         if bar == 0:
             continue  # drums come in after the first bar
         for onset in kicks:
@@ -249,6 +284,10 @@ def _lead_melody(rng: np.random.Generator, spec: BackingSpec, total: int) -> np.
     while cursor < total:
         length = float((0.5, 1.0, 1.0, 2.0)[int(rng.integers(4))]) * beat
         degree = int(np.clip(degree + rng.integers(-2, 3), 0, 14))
-        add_at(lead, INSTRUMENTS[spec.lead_instrument](hz(60 + spec.key_root + scale_step(scale, degree)), length, rate, rng), cursor)
+        add_at(
+            lead,
+            INSTRUMENTS[spec.lead_instrument](hz(60 + spec.key_root + scale_step(scale, degree)), length, rate, rng),
+            cursor,
+        )
         cursor += int(length * rate) + (int(beat * rate) if rng.random() < 0.2 else 0)
     return lead

@@ -26,16 +26,38 @@ FOREIGN_SHARE = 5  # one word in five belongs to the evaluation family
 # W: a word from the work's own vocabulary; everything else is the family's glue.
 TEMPLATES = {
     "randomised": (
-        "I will W the W tonight", "you W my W like a W", "the W and the W are W", "oh my W come W with me",
-        "we W across the W", "every W I W is W", "take me back to the W", "no W can W this W",
-        "W the W and W the W", "down by the W we W again", "they W the W in the W", "W W falling on the W",
-        "hold the W and W the W", "I W your W under a W", "when the W is W we W", "all the W in my W",
-        "give me W give me W", "I keep W about the W",
+        "I will W the W tonight",
+        "you W my W like a W",
+        "the W and the W are W",
+        "oh my W come W with me",
+        "we W across the W",
+        "every W I W is W",
+        "take me back to the W",
+        "no W can W this W",
+        "W the W and W the W",
+        "down by the W we W again",
+        "they W the W in the W",
+        "W W falling on the W",
+        "hold the W and W the W",
+        "I W your W under a W",
+        "when the W is W we W",
+        "all the W in my W",
+        "give me W give me W",
+        "I keep W about the W",
     ),
     "foreign": (
-        "why does the W W so W", "W and W, W and W", "never W without a W", "here comes the W of W",
-        "if I W you W", "sing it W, sing it W", "maybe W is only W", "nobody W the W like you",
-        "out of the W into the W", "so W, so W, my W", "call me W when the W W", "W was the W we had",
+        "why does the W W so W",
+        "W and W, W and W",
+        "never W without a W",
+        "here comes the W of W",
+        "if I W you W",
+        "sing it W, sing it W",
+        "maybe W is only W",
+        "nobody W the W like you",
+        "out of the W into the W",
+        "so W, so W, my W",
+        "call me W when the W W",
+        "W was the W we had",
     ),
 }
 
@@ -53,7 +75,11 @@ def vocabulary() -> tuple[str, ...]:
 def family_words(family: str) -> tuple[str, ...]:
     """The family's slice of the vocabulary: disjoint between ``foreign`` and ``randomised``."""
     foreign = family == "foreign"
-    return tuple(word for word in vocabulary() if (int(hashlib.sha256(word.encode()).hexdigest()[:8], 16) % FOREIGN_SHARE == 0) == foreign)
+    return tuple(
+        word
+        for word in vocabulary()
+        if (int(hashlib.sha256(word.encode()).hexdigest()[:8], 16) % FOREIGN_SHARE == 0) == foreign
+    )
 
 
 def write_lyrics(rng: np.random.Generator, family: str, work_ids: list[str]) -> dict[str, list[str]]:

@@ -52,7 +52,9 @@ def speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
             raise EngineMissing(f"{voice.engine} is not installed: apt-get install {_package(voice.engine)}") from exc
         except subprocess.CalledProcessError as exc:
             detail = exc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            raise EngineMissing(f"{voice.label} failed ({detail[0]}): apt-get install {_package(voice.engine)}") from exc
+            raise EngineMissing(
+                f"{voice.label} failed ({detail[0]}): apt-get install {_package(voice.engine)}"
+            ) from exc
         speech, rate = sf.read(wav, dtype="float64")
     if speech.ndim == 2:
         speech = speech.mean(axis=1)
@@ -65,28 +67,67 @@ def speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
 def _command(voice: Voice, text: str, folder: Path, wav: Path) -> list[str]:
     if voice.engine == "espeak-ng":
         speed = int(round(150 / voice.stretch))
-        return ["espeak-ng", "-v", voice.name, "-s", str(speed), "-p", str(voice.pitch), "-g", str(voice.word_gap), "-w", str(wav), text]
+        return [
+            "espeak-ng",
+            "-v",
+            voice.name,
+            "-s",
+            str(speed),
+            "-p",
+            str(voice.pitch),
+            "-g",
+            str(voice.word_gap),
+            "-w",
+            str(wav),
+            text,
+        ]
     if voice.engine == "flite":
-        return ["flite", "-voice", voice.name, "--setf", f"duration_stretch={voice.stretch:.3f}", "-t", text, "-o", str(wav)]
+        return [
+            "flite",
+            "-voice",
+            voice.name,
+            "--setf",
+            f"duration_stretch={voice.stretch:.3f}",
+            "-t",
+            text,
+            "-o",
+            str(wav),
+        ]
     if voice.engine == "festival":
         script = folder / "line.txt"
         script.write_text(text + "\n")
         return [
-            "text2wave", "-o", str(wav), "-eval", f"(voice_{FESTIVAL_VOICES[voice.name]})",
-            "-eval", f"(Parameter.set 'Duration_Stretch {voice.stretch:.3f})", str(script),
+            "text2wave",
+            "-o",
+            str(wav),
+            "-eval",
+            f"(voice_{FESTIVAL_VOICES[voice.name]})",
+            "-eval",
+            f"(Parameter.set 'Duration_Stretch {voice.stretch:.3f})",
+            str(script),
         ]
     raise ValueError(f"engine: expected one of {ENGINES}, got {voice.engine!r}")
 
 
 def _package(engine: str) -> str:
-    return {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"}[engine]
+    return {
+        "espeak-ng": "espeak-ng",
+        "flite": "flite",
+        "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+    }[engine]
 
 
-def melody_contour(notes: np.ndarray, note_s: np.ndarray, rate: int, glide_s: float, vibrato_cents: float, vibrato_hz: float) -> np.ndarray:
+def melody_contour(
+    notes: np.ndarray, note_s: np.ndarray, rate: int, glide_s: float, vibrato_cents: float, vibrato_hz: float
+) -> np.ndarray:
     """Pitch in cents per output sample: held notes joined by ``glide_s`` glides, vibrato after 150 ms."""
-    steps = np.repeat(100.0 * np.asarray(notes, dtype=np.float64), np.maximum(1, np.round(np.asarray(note_s) * rate).astype(int)))
+    steps = np.repeat(
+        100.0 * np.asarray(notes, dtype=np.float64), np.maximum(1, np.round(np.asarray(note_s) * rate).astype(int))
+    )
     width = max(1, int(glide_s * rate))
-    glided = signal.oaconvolve(np.pad(steps, (width // 2, width - width // 2 - 1), mode="edge"), np.ones(width) / width, mode="valid")
+    glided = signal.oaconvolve(
+        np.pad(steps, (width // 2, width - width // 2 - 1), mode="edge"), np.ones(width) / width, mode="valid"
+    )
     times = np.arange(len(glided)) / rate
     onset = np.clip((times % max(float(np.mean(note_s)), 1e-3) - 0.15) / 0.1, 0, 1)
     return glided + vibrato_cents * onset * np.sin(2 * np.pi * vibrato_hz * times)
@@ -99,7 +140,9 @@ def sing(speech: np.ndarray, speech_rate: int, contour_cents: np.ndarray, out_ra
     """
     need = int(len(speech) / 2 ** (contour_cents.min() / 1200) * 1.05) + 2 if len(contour_cents) else len(speech)
     if len(contour_cents) < need:
-        contour_cents = np.concatenate([contour_cents, np.full(need - len(contour_cents), contour_cents[-1] if len(contour_cents) else 0.0)])
+        contour_cents = np.concatenate(
+            [contour_cents, np.full(need - len(contour_cents), contour_cents[-1] if len(contour_cents) else 0.0)]
+        )
     positions = np.concatenate([[0.0], np.cumsum(2 ** (contour_cents[:-1] / 1200))])
     positions = positions[positions <= len(speech) - 1]
     sung = np.interp(positions, np.arange(len(speech)), speech)

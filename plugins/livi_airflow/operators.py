@@ -105,7 +105,9 @@ class LiviShardOperator(BaseOperator):
             if not getattr(getattr(cfg, section), field):
                 raise AirflowSkipException(f"{self.enabled_by} is off")
         with running_library(log):
-            result = import_function(self.function)(cfg, self.catalogue, self.shard, store=open_store(cfg), **self.arguments)
+            result = import_function(self.function)(
+                cfg, self.catalogue, self.shard, store=open_store(cfg), **self.arguments
+            )
         log_summary(f"{self.function} {self.catalogue}/{self.shard}", result)
         return result
 
@@ -140,7 +142,11 @@ class LiviIngestOperator(BaseOperator):
         folder = Path(self.source)
         if not folder.is_dir():
             raise AirflowSkipException(f"nothing arrived: {folder} does not exist")
-        arrived = [(entry.name, str(entry)) for entry in sorted(folder.iterdir()) if entry.is_dir() and not entry.name.startswith(".")]
+        arrived = [
+            (entry.name, str(entry))
+            for entry in sorted(folder.iterdir())
+            if entry.is_dir() and not entry.name.startswith(".")
+        ]
         if not arrived:
             raise AirflowSkipException(f"nothing arrived: {folder} holds no catalogue folder")
         return arrived
@@ -158,7 +164,12 @@ class LiviIngestOperator(BaseOperator):
             except CatalogueError as exc:
                 raise AirflowFailException(str(exc)) from None
             log_summary(f"ingest {summary['catalogue']}", summary)
-            summaries.append({key: summary[key] for key in ("catalogue", "fingerprint", "tracks", "quarantined", "shards", "skipped")})
+            summaries.append(
+                {
+                    key: summary[key]
+                    for key in ("catalogue", "fingerprint", "tracks", "quarantined", "shards", "skipped")
+                }
+            )
         context["ti"].xcom_push(key="catalogues", value=[summary["catalogue"] for summary in summaries])
         context["ti"].xcom_push(key="summaries", value=summaries)
         return work_units(summaries)

@@ -45,41 +45,86 @@ def config_params() -> dict[str, Param]:
     whisper_models = list(dict.fromkeys([cfg.transcribe.whisper_model, *WHISPER_MODELS]))
     return {
         "data_root": Param(
-            None, type=["null", "string"], minLength=1, title="Data root",
-            description=f"Artifact store: a folder or fsspec URL. Empty: the workers' configured store.root ({cfg.store.root}).",
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Data root",
+            description=(
+                f"Artifact store: a folder or fsspec URL. Empty: the workers' configured store.root ({cfg.store.root})."
+            ),
         ),
         "shard_size": Param(
-            cfg.ingest.shard_size, type="integer", minimum=1, maximum=10_000, title="Shard size",
+            cfg.ingest.shard_size,
+            type="integer",
+            minimum=1,
+            maximum=10_000,
+            title="Shard size",
             description="Tracks per shard (1-10000); each shard is one mapped task per stage.",
         ),
         "vocal_rule": Param(
-            cfg.vocal.track_rule, type="string", enum=["vocal_seconds", "mean"], title="Vocal track rule",
-            values_display={"vocal_seconds": "vocal seconds (robust default)", "mean": "mean vocalness (the paper's lambda)"},
+            cfg.vocal.track_rule,
+            type="string",
+            enum=["vocal_seconds", "mean"],
+            title="Vocal track rule",
+            values_display={
+                "vocal_seconds": "vocal seconds (robust default)",
+                "mean": "mean vocalness (the paper's lambda)",
+            },
             description="How a track's 3 s window vocalness decides whether it is sung.",
         ),
         "min_vocal_s": Param(
-            cfg.vocal.min_vocal_s, type="number", minimum=0, maximum=600, title="Vocal seconds threshold",
+            cfg.vocal.min_vocal_s,
+            type="number",
+            minimum=0,
+            maximum=600,
+            title="Vocal seconds threshold",
             description="Tracks with fewer seconds (0-600) in vocal 3 s windows are excluded (the default track rule).",
         ),
         "min_track_vocalness": Param(
-            cfg.vocal.min_track_vocalness, type="number", minimum=0, maximum=1, title="Vocalness threshold (lambda)",
-            description="The paper's rule (0-1), used when vocal.track_rule is mean: tracks whose mean window vocalness is below are excluded.",
+            cfg.vocal.min_track_vocalness,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Vocalness threshold (lambda)",
+            description=(
+                "The paper's rule (0-1), used when vocal.track_rule is mean: "
+                "tracks whose mean window vocalness is below are excluded."
+            ),
         ),
         "whisper_model": Param(
-            cfg.transcribe.whisper_model, type="string", enum=whisper_models, title="Whisper model",
-            values_display={"base": "base (74 M parameters, multilingual)", "tiny.en": "tiny.en (39 M, English, faster)"},
+            cfg.transcribe.whisper_model,
+            type="string",
+            enum=whisper_models,
+            title="Whisper model",
+            values_display={
+                "base": "base (74 M parameters, multilingual)",
+                "tiny.en": "tiny.en (39 M, English, faster)",
+            },
             description="Checkpoint used for transcription and as the audio encoder's frozen backbone.",
         ),
         "text_model": Param(
-            None, type=["null", "string"], minLength=1, title="Text embedding model",
-            description=f"sentence-transformers model name or path. Empty: the configured text.model ({cfg.text.model}).",
+            None,
+            type=["null", "string"],
+            minLength=1,
+            title="Text embedding model",
+            description=(
+                f"sentence-transformers model name or path. Empty: the configured text.model ({cfg.text.model})."
+            ),
         ),
         "alpha": Param(
-            cfg.encoder.alpha, type="number", minimum=0, maximum=1, title="Loss weight alpha",
+            cfg.encoder.alpha,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Loss weight alpha",
             description="Training only (0-1): weight of the cosine loss against the similarity-matrix MSE.",
         ),
         "epochs": Param(
-            cfg.encoder.epochs, type="integer", minimum=1, maximum=1000, title="Training epochs",
+            cfg.encoder.epochs,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            title="Training epochs",
             description="Training only (1-1000): passes over the training segments; early stopping may end sooner.",
         ),
     }

@@ -3,8 +3,9 @@
 Airflow records everything a task process writes to stderr at ERROR level. The library draws
 tqdm bars on stderr (what a CLI user wants) and MLflow announces its table creation there, so a
 successful task would show dozens of red ERROR lines. Inside a task, stderr is read line by line
-and logged at INFO (or at the level a line names, for libraries that print their own log records); a bar's in-place refreshes are kept to one line every
-``PROGRESS_EVERY_S`` seconds per bar, plus its final state.
+and logged at INFO (or at the level a line names, for libraries that print their own log
+records); a bar's in-place refreshes are kept to one line every ``PROGRESS_EVERY_S`` seconds per
+bar, plus its final state.
 
 A worker runs several tasks at once (LocalExecutor: ``parallelism``; Celery: worker concurrency),
 and torch in each would start one thread per core: on 2 cores, a transcription beside a vocal task
@@ -37,8 +38,14 @@ PROGRESS_EVERY_S = 30.0
 ANSI_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # A logging record some library printed itself ("2026/12/01 03:24:50 INFO mlflow...: ..."): its level
 # is the one in the line; anything else on stderr is informational.
-PRINTED_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "WARN": logging.WARNING,
-                  "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL}
+PRINTED_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
 PRINTED_LEVEL = re.compile(rf"^[^a-z]{{0,30}}\b({'|'.join(PRINTED_LEVELS)})\b")
 # tqdm's counter and elapsed time: "n/total [00:12" or, without a total, "n<unit> [00:12".
 PROGRESS_METER = re.compile(r"(?:\d/[\d.]+[kMG]?|\d[a-zA-Z/]*) \[\d+:\d\d")

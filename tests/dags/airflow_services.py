@@ -29,7 +29,11 @@ class AirflowProcesses:
     def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         log = open(self.log_dir / f"{name}.log", "w")
         process = subprocess.Popen(
-            [str(VENV_BIN / "airflow"), *args], env=env or self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            [str(VENV_BIN / "airflow"), *args],
+            env=env or self.env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.processes.append((name, process))
@@ -83,7 +87,9 @@ class AirflowProcesses:
         raise AssertionError(f"api-server not up after {timeout} s:\n{self.logs()}")
 
     def login(self, username: str, password: str) -> None:
-        response = requests.post(f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30)
+        response = requests.post(
+            f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30
+        )
         response.raise_for_status()
         self.token = response.json()["access_token"]
 
@@ -111,7 +117,12 @@ class AirflowProcesses:
     def backfill(self, dag_id: str, from_date: str, to_date: str) -> dict:
         """POST /backfills: what `airflow backfill create` does, through the api-server (a CLI
         process writing beside the running components can hit SQLite's single-writer lock)."""
-        payload = {"dag_id": dag_id, "from_date": f"{from_date}T00:00:00Z", "to_date": f"{to_date}T00:00:00Z", "max_active_runs": 2}
+        payload = {
+            "dag_id": dag_id,
+            "from_date": f"{from_date}T00:00:00Z",
+            "to_date": f"{to_date}T00:00:00Z",
+            "max_active_runs": 2,
+        }
         # On SQLite the api-server answers 503 "Database is locked" while the scheduler holds the
         # single write lock; the request is safe to repeat, as a client of a busy server would.
         for attempt in range(1, BACKFILL_ATTEMPTS + 1):
@@ -146,7 +157,8 @@ class AirflowProcesses:
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1):
         response = self.request(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
             params={"map_index": map_index, "deserialize": True},
         )
         response.raise_for_status()

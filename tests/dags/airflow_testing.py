@@ -24,7 +24,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAG_IDS = {"livi_pipeline", "livi_nightly_retrain", "livi_incoming", "livi_index"}
-STAGE_MODULES = ("vocal", "segments", "transcribe", "text_embed", "features", "train_encoder", "audio_embed", "retrieval", "evaluate", "baseline")
+STAGE_MODULES = (
+    "vocal",
+    "segments",
+    "transcribe",
+    "text_embed",
+    "features",
+    "train_encoder",
+    "audio_embed",
+    "retrieval",
+    "evaluate",
+    "baseline",
+)
 
 _PARSE_HOME = tempfile.mkdtemp(prefix="livi-airflow-parse-")
 for _name, _value in {
@@ -61,42 +72,48 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
     data.mkdir()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AIRFLOW", "LIVI", "MLFLOW"))}
     api_port = free_port()
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "LIVI__STORE__ROOT": str(data),
-        "LIVI__TRANSCRIBE__WHISPER_MODEL": "tiny.en",
-        # Greedy only: the fallback's hotter attempts cost minutes per segment on 2 cores and are
-        # covered by the transcription stage's own tests.
-        "LIVI__TRANSCRIBE__TEMPERATURES": "[0.0]",
-        "LIVI__ENCODER__EPOCHS": "2",
-        "LIVI__INGEST__SHARD_SIZE": "4",
-        "LIVI_TASK_RETRIES": "0",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{data}/mlflow.db",
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(REPO),
-        "OMP_NUM_THREADS": "2",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "LIVI__STORE__ROOT": str(data),
+            "LIVI__TRANSCRIBE__WHISPER_MODEL": "tiny.en",
+            # Greedy only: the fallback's hotter attempts cost minutes per segment on 2 cores and are
+            # covered by the transcription stage's own tests.
+            "LIVI__TRANSCRIBE__TEMPERATURES": "[0.0]",
+            "LIVI__ENCODER__EPOCHS": "2",
+            "LIVI__INGEST__SHARD_SIZE": "4",
+            "LIVI_TASK_RETRIES": "0",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{data}/mlflow.db",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(REPO),
+            "OMP_NUM_THREADS": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
 def airflow(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run an ``airflow`` CLI command; fail the test with its output when it fails."""
-    done = subprocess.run([str(VENV_BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    done = subprocess.run(
+        [str(VENV_BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     if done.returncode != 0:
-        pytest.fail(f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        pytest.fail(
+            f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -110,8 +127,13 @@ def prepare_airflow(env: dict[str, str], whisper_slots: int = 1) -> None:
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite metadata database with the whisper pool, made once (migrating takes ~20 s)."""
     home = tmp_path_factory.mktemp("airflow-template")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins")}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    }
     prepare_airflow(env)
     return home / "airflow.db"
 
@@ -123,9 +145,19 @@ def local_airflow(airflow_env: dict[str, str], migrated_sqlite: Path) -> dict[st
     return airflow_env
 
 
-def run_dag_test(env: dict[str, str], dag_id: str, conf: dict, out: Path, logical_date: str | None = None, timeout: float = 900) -> dict:
+def run_dag_test(
+    env: dict[str, str], dag_id: str, conf: dict, out: Path, logical_date: str | None = None, timeout: float = 900
+) -> dict:
     """``dag.test()`` in a subprocess (scripts/run_dag.py); returns its JSON report."""
-    command = [sys.executable, str(REPO / "scripts" / "run_dag.py"), dag_id, "--conf", json.dumps(conf), "--out", str(out)]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "run_dag.py"),
+        dag_id,
+        "--conf",
+        json.dumps(conf),
+        "--out",
+        str(out),
+    ]
     if logical_date:
         command += ["--logical-date", logical_date]
     started = time.perf_counter()
@@ -140,7 +172,10 @@ def run_dag_test(env: dict[str, str], dag_id: str, conf: dict, out: Path, logica
 
 def xcom(report: dict, task_id: str, key: str = "return_value") -> list:
     """The XCom values one task pushed under ``key``, in map-index order."""
-    rows = sorted((row for row in report["xcom"] if row["task_id"] == task_id and row["key"] == key), key=lambda row: row["map_index"])
+    rows = sorted(
+        (row for row in report["xcom"] if row["task_id"] == task_id and row["key"] == key),
+        key=lambda row: row["map_index"],
+    )
     return [row["value"] for row in rows]
 
 

@@ -54,7 +54,9 @@ def redis_broker():
 # in the suite on a loaded machine and timed out once beside `make demo`; `make test-all` runs it.
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_pipeline_shards_run_on_two_celery_workers(airflow_env, postgres_database, redis_broker, small_catalogue: Path, tmp_path: Path):
+def test_pipeline_shards_run_on_two_celery_workers(
+    airflow_env, postgres_database, redis_broker, small_catalogue: Path, tmp_path: Path
+):
     require_stages()
     env = {
         **airflow_env,
@@ -75,20 +77,37 @@ def test_pipeline_shards_run_on_two_celery_workers(airflow_env, postgres_databas
     services.start("scheduler", "scheduler")
     services.start("dag-processor", "dag-processor")
     for name in WORKERS:
-        services.start(name, "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "1", "--skip-serve-logs",
-                       env={**env, "LIVI_WORKER_NAME": name})
+        services.start(
+            name,
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"{name}@%h",
+            "--concurrency",
+            "1",
+            "--skip-serve-logs",
+            env={**env, "LIVI_WORKER_NAME": name},
+        )
     try:
         services.wait_for_api()
         services.wait_for_dag("livi_pipeline")
         services.unpause("livi_pipeline")
-        run_id = services.trigger("livi_pipeline", {"catalogue_source": str(small_catalogue), "catalogue_name": "small", "retrain": True})
+        run_id = services.trigger(
+            "livi_pipeline", {"catalogue_source": str(small_catalogue), "catalogue_name": "small", "retrain": True}
+        )
         (run,) = services.wait_for_runs("livi_pipeline", 1, timeout=1800)
         instances = services.task_instances("livi_pipeline", run_id)
-        assert run["state"] == "success", ([(ti["task_id"], ti["map_index"], ti["state"]) for ti in instances], services.logs())
+        assert run["state"] == "success", (
+            [(ti["task_id"], ti["map_index"], ti["state"]) for ti in instances],
+            services.logs(),
+        )
         shard_tasks = [ti for ti in instances if ti["map_index"] >= 0]
         assert len({ti["map_index"] for ti in shard_tasks if ti["task_id"] == "lyrics.vocal"}) == 4  # one per track
         hosts = {ti["hostname"] for ti in shard_tasks}
-        print("shard task instances per worker:", {host: sum(ti["hostname"] == host for ti in shard_tasks) for host in hosts})
+        print(
+            "shard task instances per worker:",
+            {host: sum(ti["hostname"] == host for ti in shard_tasks) for host in hosts},
+        )
         assert hosts == set(WORKERS)
         evaluation = services.xcom("livi_pipeline", run_id, "evaluate")
         assert 0 <= evaluation["methods"]["livi_audio"]["MAP"] <= 1

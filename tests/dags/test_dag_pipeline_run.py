@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_testing import airflow_env, local_airflow, migrated_sqlite, require_stages, run_dag_test, small_catalogue, xcom  # noqa: F401  (fixtures)
+from airflow_testing import (
+    require_stages,
+    run_dag_test,
+    xcom,
+)  # noqa: F401  (fixtures)
 
 SHARD_STAGES = ("lyrics.vocal", "lyrics.segments", "lyrics.transcribe", "lyrics.text", "features", "embed")
 
@@ -39,7 +43,9 @@ def test_pipeline_runs_end_to_end_and_a_rerun_does_no_stage_work(local_airflow, 
     assert all(summary["skipped"] for summary in xcom(second, "ingest", "summaries")[0])
     for stage in SHARD_STAGES:
         assert all(summary["skipped"] for summary in xcom(second, stage)), stage
-    assert xcom(second, "train")[0]["skipped"] and xcom(second, "train")[0]["mlflow_run_id"] == training["mlflow_run_id"]
+    assert (
+        xcom(second, "train")[0]["skipped"] and xcom(second, "train")[0]["mlflow_run_id"] == training["mlflow_run_id"]
+    )
     assert xcom(second, "index")[0]["skipped"]
     assert xcom(second, "evaluate")[0]["skipped"]
     print(f"first run {first['seconds']:.0f} s, second run {second['seconds']:.0f} s")

@@ -47,9 +47,13 @@ def test_rest_trigger_then_backfill_of_incoming_days(local_airflow, small_catalo
         services.wait_for_dag("livi_pipeline")
 
         services.unpause("livi_pipeline")
-        run_id = services.trigger("livi_pipeline", {"catalogue_source": str(small_catalogue), "catalogue_name": "small", "retrain": True})
+        run_id = services.trigger(
+            "livi_pipeline", {"catalogue_source": str(small_catalogue), "catalogue_name": "small", "retrain": True}
+        )
         (run,) = services.wait_for_runs("livi_pipeline", 1, timeout=900)
-        states = {(ti["task_id"], ti["map_index"]): ti["state"] for ti in services.task_instances("livi_pipeline", run_id)}
+        states = {
+            (ti["task_id"], ti["map_index"]): ti["state"] for ti in services.task_instances("livi_pipeline", run_id)
+        }
         assert run["state"] == "success", (states, services.logs())
         evaluation = services.xcom("livi_pipeline", run_id, "evaluate")
         assert 0 <= evaluation["methods"]["livi_audio"]["MAP"] <= 1
@@ -70,7 +74,11 @@ def test_rest_trigger_then_backfill_of_incoming_days(local_airflow, small_catalo
         for run in runs:
             ingested = services.xcom("livi_incoming", run["dag_run_id"], "ingest", key="catalogues")
             assert ingested == [ARRIVALS[run["logical_date"][:10]]]
-            embedded = [ti for ti in services.task_instances("livi_incoming", run["dag_run_id"]) if ti["task_id"] == "audio.embed"]
+            embedded = [
+                ti
+                for ti in services.task_instances("livi_incoming", run["dag_run_id"])
+                if ti["task_id"] == "audio.embed"
+            ]
             assert embedded and all(ti["state"] == "success" for ti in embedded)
 
         # Each backfill run's asset event schedules livi_index; its latest run indexes both arrivals.

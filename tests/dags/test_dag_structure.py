@@ -45,15 +45,39 @@ def test_pipeline_params_are_validated(dagbag):
     from airflow.sdk.definitions.param import ParamValidationError
 
     params = dagbag.dags["livi_pipeline"].params
-    assert {"catalogue_source", "catalogue_name", "shard_size", "min_track_vocalness", "whisper_model", "text_model",
-            "retrain", "alpha", "epochs", "data_root"} <= set(params.keys())
-    good = {"catalogue_source": "/data/covers80", "shard_size": 8, "min_track_vocalness": 0.4, "whisper_model": "tiny.en",
-            "alpha": 0.5, "epochs": 3, "retrain": True}
+    assert {
+        "catalogue_source",
+        "catalogue_name",
+        "shard_size",
+        "min_track_vocalness",
+        "whisper_model",
+        "text_model",
+        "retrain",
+        "alpha",
+        "epochs",
+        "data_root",
+    } <= set(params.keys())
+    good = {
+        "catalogue_source": "/data/covers80",
+        "shard_size": 8,
+        "min_track_vocalness": 0.4,
+        "whisper_model": "tiny.en",
+        "alpha": 0.5,
+        "epochs": 3,
+        "retrain": True,
+    }
     validated = copy.deepcopy(params)
     validated.update(good)
     assert validated.validate()["shard_size"] == 8
-    for bad in ({"shard_size": 0}, {"min_track_vocalness": 1.5}, {"whisper_model": "huge"}, {"alpha": -0.1},
-                {"epochs": 0}, {"catalogue_name": "../escape"}, {"retrain": "yes"}):
+    for bad in (
+        {"shard_size": 0},
+        {"min_track_vocalness": 1.5},
+        {"whisper_model": "huge"},
+        {"alpha": -0.1},
+        {"epochs": 0},
+        {"catalogue_name": "../escape"},
+        {"retrain": "yes"},
+    ):
         candidate = copy.deepcopy(params)
         with pytest.raises(ParamValidationError):
             candidate.update({**good, **bad})

@@ -5,7 +5,14 @@ from __future__ import annotations
 import yaml
 from airflow_testing import REPO
 
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-init"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+}
 
 
 def load_compose() -> dict:
@@ -38,7 +45,11 @@ def test_gpu_worker_is_optional_and_serves_the_gpu_queue():
     assert "--queues gpu" in gpu["command"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     # Everything else starts without a profile, except the optional debugging/monitoring services.
-    assert {name for name, service in services.items() if "profiles" in service} == {"airflow-worker-gpu", "airflow-cli", "flower"}
+    assert {name for name, service in services.items() if "profiles" in service} == {
+        "airflow-worker-gpu",
+        "airflow-cli",
+        "flower",
+    }
 
 
 def test_ports_bound_to_localhost_and_credentials_marked_local_only():
@@ -53,7 +64,10 @@ def test_ports_bound_to_localhost_and_credentials_marked_local_only():
 
 def test_dockerfile_builds_on_airflow_3_with_pinned_cpu_torch_first():
     lines = (REPO / "Dockerfile").read_text().splitlines()
-    assert lines[[i for i, line in enumerate(lines) if line.startswith("FROM")][0]] == "FROM apache/airflow:3.3.2-python3.11"
+    assert (
+        lines[[i for i, line in enumerate(lines) if line.startswith("FROM")][0]]
+        == "FROM apache/airflow:3.3.2-python3.11"
+    )
     torch_line = next(i for i, line in enumerate(lines) if "torch==2.13.0" in line)
     requirements_line = next(i for i, line in enumerate(lines) if "-r /opt/livi/requirements.txt" in line)
     assert torch_line < requirements_line

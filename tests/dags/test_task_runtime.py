@@ -8,12 +8,12 @@ import subprocess
 import sys
 import textwrap
 
-from airflow_testing import REPO
-from livi_airflow.task_runtime import LogLineWriter, running_library, task_threads
-from tqdm import tqdm
-
 # Configures logging as in a task process before caplog attaches; after airflow_testing set AIRFLOW_HOME.
 import airflow.configuration  # noqa: E402, F401, I001
+from airflow_testing import REPO
+from tqdm import tqdm
+
+from livi_airflow.task_runtime import LogLineWriter, running_library, task_threads
 
 
 def test_progress_bars_become_a_few_info_lines(caplog):
@@ -67,12 +67,17 @@ def test_printed_log_records_and_warnings_keep_their_level(caplog):
 
     log = logging.getLogger("livi-task")
     with caplog.at_level(logging.INFO), running_library(log):
-        print("2026/12/01 03:24:50 INFO mlflow.store.db.utils: Creating initial MLflow database tables...", file=sys.stderr)
+        print(
+            "2026/12/01 03:24:50 INFO mlflow.store.db.utils: Creating initial MLflow database tables...",
+            file=sys.stderr,
+        )
         print("WARNING: a library's own warning line", file=sys.stderr)
         warnings.warn("a deprecated option", UserWarning)
     assert [record.levelno for record in caplog.records if "mlflow" in record.getMessage()] == [logging.INFO]
     assert [record.levelno for record in caplog.records if "own warning" in record.getMessage()] == [logging.WARNING]
-    assert [record.levelno for record in caplog.records if "deprecated option" in record.getMessage()] == [logging.WARNING]
+    assert [record.levelno for record in caplog.records if "deprecated option" in record.getMessage()] == [
+        logging.WARNING
+    ]
 
 
 def test_a_task_gets_the_cores_shared_among_the_worker_slots(monkeypatch):
@@ -99,5 +104,7 @@ def test_library_code_in_a_task_runs_with_its_thread_budget():
             print(torch.get_num_threads())
         """
     )
-    done = subprocess.run([sys.executable, "-c", code, str(REPO / "plugins")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "plugins")], capture_output=True, text=True, timeout=120
+    )
     assert done.stdout.strip() == "1", done.stderr

@@ -43,7 +43,9 @@ def test_trigger_form_run_and_invalid_value_in_the_browser(local_airflow, small_
     services.start("standalone", "standalone")
     try:
         services.wait_for_api()
-        password = json.loads((Path(local_airflow["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        password = json.loads(
+            (Path(local_airflow["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text()
+        )["admin"]
         services.login("admin", password)
         for dag_id in DAG_IDS:
             services.wait_for_dag(dag_id)

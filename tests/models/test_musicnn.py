@@ -147,6 +147,8 @@ def test_throughput_on_the_callers_threads(models_dir: str, reference: dict[str,
     started, cpu_started = time.perf_counter(), time.process_time()
     predict_windows(model, windows, batch_size=64)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    print(f"musicnn: {len(windows) / wall:.1f} windows/s on {torch.get_num_threads()} threads "
-          f"({len(windows) / cpu:.1f} windows per CPU-second)")
+    print(
+        f"musicnn: {len(windows) / wall:.1f} windows/s on {torch.get_num_threads()} threads "
+        f"({len(windows) / cpu:.1f} windows per CPU-second)"
+    )
     assert len(windows) / wall > 0.5

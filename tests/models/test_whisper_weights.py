@@ -71,11 +71,21 @@ def two_threads():
 def test_greedy_transcript_matches_faster_whisper(name, speech_16k, ctranslate2_dirs):
     model = load_whisper(name, MODELS_DIR)
     ours = model.transcribe(
-        speech_16k, temperature=0.0, beam_size=None, condition_on_previous_text=False, without_timestamps=True, fp16=False
+        speech_16k,
+        temperature=0.0,
+        beam_size=None,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+        fp16=False,
     )
     reference = WhisperModel(str(ctranslate2_dirs[name]), device="cpu", compute_type="float32", cpu_threads=2)
     segments, info = reference.transcribe(
-        speech_16k, beam_size=1, temperature=0.0, vad_filter=False, without_timestamps=True, condition_on_previous_text=False
+        speech_16k,
+        beam_size=1,
+        temperature=0.0,
+        vad_filter=False,
+        without_timestamps=True,
+        condition_on_previous_text=False,
     )
     reference_text = "".join(segment.text for segment in segments)
     assert ours["text"].strip() == reference_text.strip()
@@ -102,7 +112,9 @@ def test_alignment_heads_match_openai_whisper(name):
     model = load_whisper(name, MODELS_DIR)
     dims = model.dims
     openai_heads = np.frombuffer(gzip.decompress(base64.b85decode(whisper._ALIGNMENT_HEADS[name])), dtype=bool)
-    assert np.array_equal(model.alignment_heads.to_dense().numpy(), openai_heads.reshape(dims.n_text_layer, dims.n_text_head))
+    assert np.array_equal(
+        model.alignment_heads.to_dense().numpy(), openai_heads.reshape(dims.n_text_layer, dims.n_text_head)
+    )
     assert next(model.parameters()).dtype == torch.float32 and not model.training
 
 

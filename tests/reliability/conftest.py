@@ -9,9 +9,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from reliability_corpus import (
+    CRASH_CATALOGUE,
+    Corpus,
+    Snapshot,
+    build_corpus,
+    config_for,
+    crash_config,
+    snapshot,
+    write_crash_manifest,
+)
 
 from livi_tasks.config import LiviConfig
-from reliability_corpus import CRASH_CATALOGUE, Corpus, Snapshot, build_corpus, config_for, crash_config, snapshot, write_crash_manifest
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +55,15 @@ def corpus_run(corpus: Corpus, corpus_cfg: LiviConfig) -> CorpusRun:
 
     ingested = ingest_catalogue(corpus_cfg, corpus.manifest, "corpus")
     store = ArtifactStore(corpus_cfg.store.root)
-    summaries = {stage: run_stage_over_shards(corpus_cfg, stage, "corpus", store=store) for stage in ("vocal", "segments")}
+    summaries = {
+        stage: run_stage_over_shards(corpus_cfg, stage, "corpus", store=store) for stage in ("vocal", "segments")
+    }
     ingest = artifact_for(corpus_cfg, store, "corpus", "ingest", "all")
 
     def tables(stage: str, name: str) -> pd.DataFrame:
-        frames = [artifact_for(corpus_cfg, store, "corpus", stage, shard).read_table(name) for shard in ingested["shards"]]
+        frames = [
+            artifact_for(corpus_cfg, store, "corpus", stage, shard).read_table(name) for shard in ingested["shards"]
+        ]
         return pd.concat(frames, ignore_index=True)
 
     return CorpusRun(

@@ -50,7 +50,11 @@ def spoken(seconds: float = SPEECH_SECONDS) -> tuple[np.ndarray, int]:
     """Real speech from espeak-ng (mono float32, peak 0.5), cut or zero-padded to ``seconds``."""
     out = subprocess.run(["espeak-ng", "-s", "150", "--stdout", SPEECH_TEXT], check=True, capture_output=True).stdout
     audio, rate = sf.read(io.BytesIO(out), dtype="float32")
-    audio = np.resize(audio, int(seconds * rate)) if len(audio) >= seconds * rate else np.pad(audio, (0, int(seconds * rate) - len(audio)))
+    audio = (
+        np.resize(audio, int(seconds * rate))
+        if len(audio) >= seconds * rate
+        else np.pad(audio, (0, int(seconds * rate) - len(audio)))
+    )
     return (0.5 * audio / np.abs(audio).max()).astype(np.float32), rate
 
 
@@ -106,11 +110,15 @@ def build_corpus(root: Path) -> Corpus:
     paths["six_channels"] = _write(root, "six_channels.wav", np.repeat(at(16_000)[:, None], 6, axis=1), 16_000)
     paths["pcm_u8"] = _write(root, "pcm_u8.wav", at(16_000), 16_000, subtype="PCM_U8")
     paths["unicode"] = _write(root, "dossier à espaces/Café – 日本 ünïcode.wav", at(16_000), 16_000)
-    paths["white_noise"] = _write(root, "white_noise.wav", (0.3 * rng.standard_normal(int(seconds * 16_000))).astype(np.float32), 16_000)
+    paths["white_noise"] = _write(
+        root, "white_noise.wav", (0.3 * rng.standard_normal(int(seconds * 16_000))).astype(np.float32), 16_000
+    )
     # Speech driven 12 dB into hard clipping: a loud master, still singing.
     paths["clipped_speech"] = _write(root, "clipped_speech.wav", np.clip(4 * at(16_000), -1, 1), 16_000)
     t = np.arange(int(seconds * 16_000)) / 16_000
-    paths["clipped_tone"] = _write(root, "clipped_tone.wav", np.clip(3 * np.sin(2 * np.pi * 220 * t), -1, 1).astype(np.float32), 16_000)
+    paths["clipped_tone"] = _write(
+        root, "clipped_tone.wav", np.clip(3 * np.sin(2 * np.pi * 220 * t), -1, 1).astype(np.float32), 16_000
+    )
     paths["empty_work_id"] = paths["rate_8k"]
 
     # Hostile rows: nothing outside the root may be read.
@@ -128,6 +136,7 @@ def build_corpus(root: Path) -> Corpus:
     manifest = root / "manifest.csv"
     pd.DataFrame(rows, columns=["track_id", "work_id", "path"]).to_csv(manifest, index=False)
     return Corpus(root=root, manifest=manifest, outside=outside, paths=paths)
+
 
 CRASH_TRACKS = ("rate_8k", "clipped_speech", "white_noise")  # three tracks in two shards
 CRASH_SHARD_SIZE = 2
@@ -208,7 +217,10 @@ def start_runner(data_root: Path, manifest: Path, stage: str, *options: str) -> 
     """``run_stage.py`` in its own process; it prints READY once its imports are done."""
     return subprocess.Popen(
         [PYTHON, str(RUNNER), str(data_root), str(manifest), stage, *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
 
 

@@ -14,6 +14,7 @@ import textwrap
 
 import pandas as pd
 import pytest
+from reliability_corpus import PYTHON, REPO, SPEECH_SECONDS, TWO_HOURS_RATE, TWO_HOURS_S, config_for, write_long_silence
 
 from livi_tasks.audio import SAMPLE_RATE
 from livi_tasks.catalogue import CatalogueError, ingest_catalogue
@@ -21,7 +22,6 @@ from livi_tasks.lineage import artifact_for
 from livi_tasks.metrics import encode_labels
 from livi_tasks.pipeline import run_stage_over_shards
 from livi_tasks.store import ArtifactStore
-from reliability_corpus import PYTHON, REPO, SPEECH_SECONDS, TWO_HOURS_RATE, TWO_HOURS_S, config_for, write_long_silence
 
 SEGMENT_SAMPLES = 30 * SAMPLE_RATE
 
@@ -91,7 +91,9 @@ def assert_through_stages(run, track_id: str, sample_rate: int, channels: int) -
     vocal = run.vocal.loc[track_id]
     assert vocal["status"] == "kept", vocal["reason"]
     windows = run.windows[run.windows["track_id"] == track_id]
-    assert windows["window"].tolist() == [0, 1, 2] and windows["end_s"].iloc[-1] == pytest.approx(SPEECH_SECONDS, abs=1e-3)
+    assert windows["window"].tolist() == [0, 1, 2] and windows["end_s"].iloc[-1] == pytest.approx(
+        SPEECH_SECONDS, abs=1e-3
+    )
     segments = run.segments[run.segments["track_id"] == track_id]
     assert len(segments) == 1 and segments["end_s"].iloc[0] <= SPEECH_SECONDS + 1e-3
     assert track_id not in set(run.segments_failed["track_id"])
@@ -99,7 +101,13 @@ def assert_through_stages(run, track_id: str, sample_rate: int, channels: int) -
 
 @pytest.mark.parametrize(
     ("track_id", "sample_rate", "channels"),
-    [("rate_8k", 8_000, 1), ("rate_48k", 48_000, 1), ("six_channels", 16_000, 6), ("pcm_u8", 16_000, 1), ("clipped_speech", 16_000, 1)],
+    [
+        ("rate_8k", 8_000, 1),
+        ("rate_48k", 48_000, 1),
+        ("six_channels", 16_000, 6),
+        ("pcm_u8", 16_000, 1),
+        ("clipped_speech", 16_000, 1),
+    ],
 )
 def test_odd_format_goes_through_the_stages(corpus_run, track_id, sample_rate, channels):
     assert_through_stages(corpus_run, track_id, sample_rate, channels)
@@ -187,7 +195,9 @@ def small_catalogue(tmp_path, corpus):
 def test_manifest_with_a_missing_column(cfg, small_catalogue):
     manifest = small_catalogue / "m.csv"
     manifest.write_text("track_id,path\na,ok.wav\n")
-    with pytest.raises(CatalogueError, match=r"manifest m.csv: missing column\(s\) work_id; expected track_id,work_id,path"):
+    with pytest.raises(
+        CatalogueError, match=r"manifest m.csv: missing column\(s\) work_id; expected track_id,work_id,path"
+    ):
         ingest_catalogue(cfg, manifest, "m")
 
 
@@ -320,7 +330,11 @@ def test_two_hours_of_silence_is_refused_with_bounded_memory(two_hours_of_silenc
     assert size > 110e6
     out = subprocess.run(
         [PYTHON, "-c", MEMORY_PROBE, str(two_hours_of_silence / "manifest.csv"), str(tmp_path / "data")],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     assert probe["result"]["tracks"] == 0 and probe["result"]["quarantined"] == 1
@@ -328,8 +342,11 @@ def test_two_hours_of_silence_is_refused_with_bounded_memory(two_hours_of_silenc
     assert quarantine["reason"].tolist() == ["longer than the maximum duration (1200 s)"]
     decoded_mib = TWO_HOURS_S * TWO_HOURS_RATE * 4 / 2**20  # float32 at the file's own rate: 220 MiB
     ingest_mib, head_mib, capped_mib = (probe[key] / 1024 for key in ("ingest_kib", "head_kib", "capped_kib"))
-    print(f"2 h file ({size / 2**20:.0f} MiB, {decoded_mib:.0f} MiB decoded): peak RSS growth of ingest {ingest_mib:.1f} MiB, "
-          f"60 s load {head_mib:.1f} MiB, load capped at max_duration_s {capped_mib:.1f} MiB")
+    print(
+        f"2 h file ({size / 2**20:.0f} MiB, {decoded_mib:.0f} MiB decoded): "
+        f"peak RSS growth of ingest {ingest_mib:.1f} MiB, "
+        f"60 s load {head_mib:.1f} MiB, load capped at max_duration_s {capped_mib:.1f} MiB"
+    )
     assert ingest_mib < decoded_mib / 10
     # The stages' loader stops at max_duration_s, and its memory follows that cap, not the file.
     assert probe["head_samples"] == 60 * SAMPLE_RATE and head_mib < decoded_mib / 10

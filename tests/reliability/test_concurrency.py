@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from reliability_corpus import (
+    CRASH_CATALOGUE,
+    assert_same_artifacts,
+    crash_config,
+    finish_runner,
+    snapshot,
+    start_runner,
+    wait_ready,
+)
 
 from livi_tasks.catalogue import ingest_catalogue
-from reliability_corpus import CRASH_CATALOGUE, assert_same_artifacts, crash_config, finish_runner, snapshot, start_runner, wait_ready
 
 
 @pytest.mark.parametrize("stage", ["ingest", "vocal"])
@@ -29,9 +37,17 @@ def test_two_concurrent_runs_do_each_artifact_once(crash_reference, tmp_path, st
     results = [finish_runner(runner) for runner in runners]
     assert [code for code, _ in results] == [0, 0]
 
-    worked = Counter(summary.get("shard", "all") for _, summaries in results for summary in summaries if not summary["skipped"])
-    by_process = [sorted(summary.get("shard", "all") for summary in summaries if not summary["skipped"]) for _, summaries in results]
-    print(f"{stage}: work done per artifact by the two processes: {dict(worked)}; process 1 did {by_process[0]}, process 2 {by_process[1]}")
+    worked = Counter(
+        summary.get("shard", "all") for _, summaries in results for summary in summaries if not summary["skipped"]
+    )
+    by_process = [
+        sorted(summary.get("shard", "all") for summary in summaries if not summary["skipped"])
+        for _, summaries in results
+    ]
+    print(
+        f"{stage}: work done per artifact by the two processes: {dict(worked)}; "
+        f"process 1 did {by_process[0]}, process 2 {by_process[1]}"
+    )
     shards = {"all"} if stage == "ingest" else {"shard-00000", "shard-00001"}
     assert set(worked) == shards and all(count == 1 for count in worked.values())
     after = snapshot(root)

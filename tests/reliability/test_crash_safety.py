@@ -16,11 +16,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from reliability_corpus import (
+    CRASH_CATALOGUE,
+    Snapshot,
+    assert_same_artifacts,
+    crash_config,
+    finish_runner,
+    snapshot,
+    start_runner,
+    wait_ready,
+)
 
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.pipeline import run_stage_over_shards
 from livi_tasks.store import MARKER
-from reliability_corpus import CRASH_CATALOGUE, Snapshot, assert_same_artifacts, crash_config, finish_runner, snapshot, start_runner, wait_ready
 
 # Atomic writes, in order. ingest: tracks, quarantine, shards, marker, pointer (1-5).
 # vocal, per shard: windows, tracks, features, marker (1-4 for the first shard, 5-8 for the second);
@@ -53,7 +62,9 @@ def kill_run(data_root: Path, manifest: Path, stage: str, kill_at_write: int | N
     return f"{killed} ({'at write ' + str(kill_at_write) if kill_at_write else f'after {delay:.2f} s'})"
 
 
-@pytest.mark.parametrize("kill_at_write", [*INGEST_KILL_POINTS, None], ids=[*(f"write{n}" for n in INGEST_KILL_POINTS), "random"])
+@pytest.mark.parametrize(
+    "kill_at_write", [*INGEST_KILL_POINTS, None], ids=[*(f"write{n}" for n in INGEST_KILL_POINTS), "random"]
+)
 def test_kill_ingest_then_rerun(crash_reference, tmp_path, kill_at_write):
     root = tmp_path / "data"
     outcome = kill_run(root, crash_reference.manifest, "ingest", kill_at_write, max_delay_s=0.3)
@@ -63,17 +74,25 @@ def test_kill_ingest_then_rerun(crash_reference, tmp_path, kill_at_write):
     assert_same_artifacts(snapshot(root), crash_reference.ingest)
 
 
-@pytest.mark.parametrize("kill_at_write", [*VOCAL_KILL_POINTS, None], ids=[*(f"write{n}" for n in VOCAL_KILL_POINTS), "random"])
+@pytest.mark.parametrize(
+    "kill_at_write", [*VOCAL_KILL_POINTS, None], ids=[*(f"write{n}" for n in VOCAL_KILL_POINTS), "random"]
+)
 def test_kill_vocal_stage_then_rerun(crash_reference, tmp_path, kill_at_write):
     root = tmp_path / "data"
     cfg = crash_config(root)
     ingest_catalogue(cfg, crash_reference.manifest, CRASH_CATALOGUE)
     # The runner loads Musicnn after READY, then does the reference's work: a delay up to the
     # reference's time lands before the end, anywhere from the model load to the last shard.
-    outcome = kill_run(root, crash_reference.manifest, "vocal", kill_at_write, max_delay_s=crash_reference.vocal_seconds)
+    outcome = kill_run(
+        root, crash_reference.manifest, "vocal", kill_at_write, max_delay_s=crash_reference.vocal_seconds
+    )
     killed = snapshot(root)
     assert_committed_are_whole(killed, crash_reference.vocal)
-    done_before = {name.split("/")[2] for name in killed.files if name.startswith(f"{CRASH_CATALOGUE}/vocal/") and name.endswith(MARKER)}
+    done_before = {
+        name.split("/")[2]
+        for name in killed.files
+        if name.startswith(f"{CRASH_CATALOGUE}/vocal/") and name.endswith(MARKER)
+    }
     print(f"{outcome}, shards committed before the kill: {sorted(done_before)}")
 
     rerun = run_stage_over_shards(cfg, "vocal", CRASH_CATALOGUE)
@@ -81,7 +100,13 @@ def test_kill_vocal_stage_then_rerun(crash_reference, tmp_path, kill_at_write):
     assert {s["shard"] for s in rerun if s["skipped"]} == done_before
     after = snapshot(root)
     assert_same_artifacts(after, crash_reference.vocal)
-    tracks = pd.concat([table for name, table in after.files.items() if name.startswith(f"{CRASH_CATALOGUE}/vocal/") and name.endswith("tracks.parquet")])
+    tracks = pd.concat(
+        [
+            table
+            for name, table in after.files.items()
+            if name.startswith(f"{CRASH_CATALOGUE}/vocal/") and name.endswith("tracks.parquet")
+        ]
+    )
     assert tracks["track_id"].is_unique and len(tracks) == 3
     if kill_at_write:
         assert killed.temporaries, "the killed write should have left its half-written temporary, hidden"

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from reliability_corpus import REPO, config_for
 
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.store import ArtifactStore
-from reliability_corpus import REPO, config_for
 
 CODE_FOLDERS = ("livi_tasks", "plugins", "dags", "scripts", "benchmarks")
 # Well-known placeholders that docker-compose.yaml may carry, under its "local development only" note.
@@ -28,7 +28,9 @@ SECRET_PATTERNS = {
     "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
     "credentials in a URL": re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]+:([^\s@/'\"$]+)@"),
 }
-ASSIGNED_SECRET = re.compile(r"(?i)\b[\w-]*(?:password|passwd|secret|token|api_key|apikey)[\w-]*\s*[:=]\s*['\"]?([^\s'\"#,}]+)")
+ASSIGNED_SECRET = re.compile(
+    r"(?i)\b[\w-]*(?:password|passwd|secret|token|api_key|apikey)[\w-]*\s*[:=]\s*['\"]?([^\s'\"#,}]+)"
+)
 
 
 def compose_credentials(text: str) -> list[tuple[int, str, str]]:
@@ -47,7 +49,12 @@ def python_files() -> list[Path]:
 
 def repository_files() -> list[Path]:
     """Tracked files plus untracked ones git would pick up: everything that could be committed."""
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True)
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
     files = [REPO / name for name in listing.stdout.decode().split("\0") if name]
     return [path for path in files if path.is_file() and path.stat().st_size < 2_000_000]
 
@@ -81,14 +88,28 @@ def test_no_pickle_deserialisation():
     for path in python_files():
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            found += [f"{path.relative_to(REPO)}:{node.lineno} imports {name}" for name in names if name.split(".")[0] in {"pickle", "dill", "cloudpickle", "joblib", "shelve"}]
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            found += [
+                f"{path.relative_to(REPO)}:{node.lineno} imports {name}"
+                for name in names
+                if name.split(".")[0] in {"pickle", "dill", "cloudpickle", "joblib", "shelve"}
+            ]
         for call in calls(tree, "np", "load"):
             value = keyword(call, "allow_pickle")
             if isinstance(value, ast.Constant) and value.value is True:
                 found.append(f"{path.relative_to(REPO)}:{call.lineno} np.load(allow_pickle=True)")
         found += [f"{path.relative_to(REPO)}:{c.lineno} pd.read_pickle" for c in calls(tree, "pd", "read_pickle")]
-        found += [f"{path.relative_to(REPO)}:{c.lineno} yaml.{c.func.attr}" for name in ("load", "unsafe_load", "full_load") for c in calls(tree, "yaml", name)]
+        found += [
+            f"{path.relative_to(REPO)}:{c.lineno} yaml.{c.func.attr}"
+            for name in ("load", "unsafe_load", "full_load")
+            for c in calls(tree, "yaml", name)
+        ]
     assert found == []
 
 
@@ -147,14 +168,18 @@ def test_hostile_folder_layout_cannot_reach_outside(tmp_path, corpus):
     artifact = ArtifactStore(cfg.store.root).artifact("hostile", "ingest", "all", result["fingerprint"])
     assert artifact.read_table("tracks")["track_id"].tolist() == ["work_a/v1"]
     reasons = artifact.read_table("quarantine").set_index("track_id")["reason"].to_dict()
-    assert reasons == {track: "path escapes the catalogue root" for track in ("work_a/leak", "work_b/song", "work_c/passwd")}
+    assert reasons == {
+        track: "path escapes the catalogue root" for track in ("work_a/leak", "work_b/song", "work_c/passwd")
+    }
 
 
 def test_index_from_another_model_is_refused(tmp_path):
     from livi_tasks.config import IndexConfig
     from livi_tasks.index import IndexMismatch, TrackIndex
 
-    rows = pd.DataFrame({"catalogue": "c", "track_id": [f"t{i}" for i in range(4)], "work_id": ["w0", "w0", "w1", "w1"]})
+    rows = pd.DataFrame(
+        {"catalogue": "c", "track_id": [f"t{i}" for i in range(4)], "work_id": ["w0", "w0", "w1", "w1"]}
+    )
     vectors = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
     TrackIndex.build(vectors, rows, IndexConfig(kind="flat"), model_id="model-a").save(tmp_path / "index")
     assert TrackIndex.load(tmp_path / "index", expected_model_id="model-a", expected_dim=8).count == 4
@@ -174,5 +199,7 @@ def test_encoder_model_for_another_whisper_is_refused(tmp_path):
     artifact = model_artifact(store, "foreignmodel0000")
     artifact.write_json("model", {"whisper": {"name": "tiny.en", "id": "0123456789abcdef"}})
     artifact.commit({})
-    with pytest.raises(ValueError, match=r"encoder model foreignmodel0000 was trained on Whisper .* but 'tiny.en' resolves to \w+ here"):
+    with pytest.raises(
+        ValueError, match=r"encoder model foreignmodel0000 was trained on Whisper .* but 'tiny.en' resolves to \w+ here"
+    ):
         load_encoder(cfg, store, "foreignmodel0000")
