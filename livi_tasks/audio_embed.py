@@ -189,6 +189,7 @@ class OnePassEmbedding:
     vocal_s: float  # seconds of frames the probe calls sung
     chunks: int  # encoder passes made
     fallback: bool  # no chunk had enough singing: every frame of audio was pooled
+    frame_vocalness: np.ndarray  # (chunks, frames) the probe's output
 
 
 def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: float) -> OnePassEmbedding:
@@ -205,7 +206,8 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: f
             [encode_frames(encoder, chunks[i : i + ENCODE_BATCH]) for i in range(0, len(chunks), ENCODE_BATCH)]
         )
         in_audio = np.arange(states.shape[1])[None, :] < audio_frames[:, None]
-        sung = (probe.frame_vocalness(states.numpy()) >= probe.threshold) & in_audio
+        frame_vocalness = probe.frame_vocalness(states.numpy())
+        sung = (frame_vocalness >= probe.threshold) & in_audio
         used = sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
         fallback = not used.any()
         pooled = in_audio if fallback else sung
@@ -218,4 +220,5 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: f
         vocal_s=float(sung.sum()) / FRAMES_PER_SECOND,
         chunks=len(chunks),
         fallback=fallback,
+        frame_vocalness=frame_vocalness,
     )

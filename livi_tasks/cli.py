@@ -193,6 +193,20 @@ def build_default_heads(
     )
 
 
+@app.command("build-vocal-probe")
+def build_vocal_probe(
+    ctx: typer.Context,
+    whisper_model: str = typer.Option("tiny.en", "--whisper-model", help="Whisper model whose frame states it reads."),
+    works: int = typer.Option(40, min=5, help="Works of the randomised-family training corpus (2 versions each)."),
+    seed: int = typer.Option(300, min=0, help="Corpus seed; keep it apart from the evaluation catalogues' seeds."),
+    work_dir: Path = typer.Option(Path("data/vocal-probe"), "--work-dir", help="Where the corpus is made and kept."),
+) -> None:
+    """Train the shipped vocal probe on frozen Whisper frame states (the one-pass path's singing detector)."""
+    from .vocal_probe import build_vocal_probe as build
+
+    _print_json(build(_state(ctx), whisper_model, work_dir, works=works, seed=seed))
+
+
 @app.command("train-vocal-head")
 def train_vocal_head(
     ctx: typer.Context,
