@@ -25,6 +25,7 @@ from .models.encoder import LiviEncoder, encode_frames, head_from_bytes, resolve
 from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
+from .vectors import l2_normalise, pool_normalised
 
 STAGE = "embed"
 TRACK_COLUMNS = ["track_id", "work_id"]
@@ -86,11 +87,8 @@ def embed_clips(loaded: LoadedEncoder, audio: np.ndarray, description: str = "em
 def track_embeddings(segment_embeddings: np.ndarray, segments: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """Normalised mean of each track's segment embeddings, tracks in order of first appearance."""
     tracks = segments[TRACK_COLUMNS].drop_duplicates("track_id").reset_index(drop=True)
-    codes = pd.Categorical(segments["track_id"], categories=tracks["track_id"]).codes
-    sums = np.zeros((len(tracks), segment_embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, codes, segment_embeddings)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return (sums / np.maximum(norms, 1e-12)).astype(np.float32), tracks
+    _, vectors = pool_normalised(segment_embeddings, segments["track_id"])
+    return vectors, tracks
 
 
 def embed_audio(
@@ -176,9 +174,7 @@ def embed_file(
     loaded = load_encoder(cfg, store, model)
     audio = load_audio(str(path), max_duration_s=cfg.ingest.max_duration_s)
     clips = file_segments(cfg, audio, name=str(path))
-    vectors = embed_clips(loaded, clips, description=Path(path).name)
-    mean = vectors.mean(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return l2_normalise(embed_clips(loaded, clips, description=Path(path).name).mean(axis=0))
 
 
 @dataclass
@@ -213,10 +209,9 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: f
         pooled = in_audio if fallback else sung
         used = pooled.sum(axis=1) > 0 if fallback else used
         vectors = loaded.encoder.head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
-    weights = pooled[used].sum(axis=1, keepdims=True).astype(np.float64)
-    mean = (vectors * weights).sum(axis=0)
+    _, (embedding,) = pool_normalised(vectors, [0] * len(vectors), weights=pooled[used].sum(axis=1))
     return OnePassEmbedding(
-        embedding=(mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32),
+        embedding=embedding,
         vocal_s=float(sung.sum()) / FRAMES_PER_SECOND,
         chunks=len(chunks),
         fallback=fallback,

@@ -20,6 +20,7 @@ from .audio import SAMPLE_RATE, AudioError, load_audio
 from .config import BaselineConfig, LiviConfig
 from .stage import run_shard_stage, shard_tracks
 from .store import Artifact, ArtifactStore
+from .vectors import l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def chroma_2dftm(audio_16k: np.ndarray, cfg: BaselineConfig) -> np.ndarray:
     starts = range(0, synced.shape[1] - width + 1, max(1, width // 5))
     patches = np.stack([np.abs(np.fft.fft2(synced[:, s : s + width])) for s in starts])
     fingerprint = np.median(patches, axis=0).ravel().astype(np.float32)
-    return fingerprint / max(float(np.linalg.norm(fingerprint)), 1e-9)
+    return l2_normalise(fingerprint)
 
 
 def _embed_shard(cfg: LiviConfig, shard: str, ingest: Artifact, output: Artifact) -> dict:

