@@ -24,7 +24,6 @@ import logging
 import os
 import platform
 import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .atomic import write_atomic, write_bytes_atomic
 from .audio import SAMPLE_RATE, load_audio
 from .config import EncoderConfig, LiviConfig
 from .demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION
@@ -129,27 +129,14 @@ def ground_truth_segments(
     return pd.DataFrame(rows, columns=["segment_id", "track_id", "work_id", "text"]), audio
 
 
-def _save_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temp)
-        os.chmod(temp, 0o644)  # mkstemp makes it private; these files are shared artifacts
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _save_array(path: Path, array: np.ndarray) -> None:
-    """``np.save`` through ``_save_atomic``, the handle closed (flushed) before the rename."""
+    """``np.save`` through ``write_atomic``, via a handle: given a path, np.save would append ``.npy``."""
 
-    def write(temp: str) -> None:
-        with open(temp, "wb") as handle:
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as handle:
             np.save(handle, array)
 
-    _save_atomic(path, write)
+    write_atomic(path, write)
 
 
 def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...]) -> Path:
@@ -180,7 +167,7 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
     if not (table_path.exists() and audio_path.exists()):
         table, audio = ground_truth_segments(corpus, cfg.segments.segment_s, cfg.segments.max_pad_s)
         _save_array(audio_path, audio)
-        _save_atomic(table_path, lambda temp: table.to_parquet(temp, index=False))
+        write_atomic(table_path, lambda temporary: table.to_parquet(temporary, index=False))
     table = pd.read_parquet(table_path)
     if not text_path.exists():
         from .text_embed import embed_texts, load_text_model
@@ -265,8 +252,8 @@ def train_default_head(
     weights, head_config = head_to_bytes(result.head)
     out_dir = out_root / whisper_name
     out_dir.mkdir(parents=True, exist_ok=True)
-    _save_atomic(out_dir / "head.pt", lambda temp: Path(temp).write_bytes(weights))
-    _save_atomic(out_dir / "head.json", lambda temp: Path(temp).write_bytes(head_config))
+    write_bytes_atomic(out_dir / "head.pt", weights)
+    write_bytes_atomic(out_dir / "head.json", head_config)
     best = min(
         (row for row in result.history if row["val_loss"] is not None), key=lambda row: row["val_loss"], default={}
     )
@@ -313,7 +300,7 @@ def train_default_head(
         + " ".join(f"--chunk {chunk.seed}:{chunk.works}:{chunk.family}" for chunk in chunks),
         "evaluation": {},
     }
-    _save_atomic(out_dir / "card.json", lambda temp: Path(temp).write_text(json.dumps(card, indent=2) + "\n"))
+    write_bytes_atomic(out_dir / "card.json", (json.dumps(card, indent=2) + "\n").encode())
     log.info(
         "default head for %s: %d pairs, best epoch %d, %.0f s -> %s",
         whisper_name,

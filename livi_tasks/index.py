@@ -16,8 +16,6 @@ renamed; ``load`` refuses an index built with another embedding model or dimensi
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from .atomic import write_atomic
 from .config import IndexConfig
 
 FORMAT_VERSION = 1
@@ -120,15 +119,6 @@ def _check_rows(rows: pd.DataFrame, count: int) -> pd.DataFrame:
     return table
 
 
-def _write_atomic(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 class TrackIndex:
     """Nearest-neighbour search over track embeddings, with the rows they belong to."""
 
@@ -216,9 +206,9 @@ class TrackIndex:
         """Write the index, the id table and (last) the JSON sidecar into ``directory``, each atomically."""
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(folder / INDEX_FILE, lambda path: faiss.write_index(self.index, str(path)))
+        write_atomic(folder / INDEX_FILE, lambda path: faiss.write_index(self.index, str(path)))
         ids = self.rows.assign(id=np.arange(len(self.rows), dtype=np.int64))
-        _write_atomic(folder / IDS_FILE, lambda path: ids.to_parquet(path, index=False))
+        write_atomic(folder / IDS_FILE, lambda path: ids.to_parquet(path, index=False))
         sidecar = {
             "format": FORMAT_VERSION,
             "kind": self.kind,
@@ -228,7 +218,7 @@ class TrackIndex:
             "count": self.count,
             "config": self.config.model_dump(mode="json"),
         }
-        _write_atomic(folder / SIDECAR_FILE, lambda path: path.write_text(json.dumps(sidecar, indent=2)))
+        write_atomic(folder / SIDECAR_FILE, lambda path: path.write_text(json.dumps(sidecar, indent=2)))
         return folder
 
     @classmethod

@@ -20,9 +20,7 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .atomic import write_atomic, write_bytes_atomic
 from .config import EncoderConfig, LiviConfig
 from .features import cache_encoder_features
 from .lineage import artifact_for, shard_ids
@@ -153,27 +152,10 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _save_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            torch.save(payload, temp)
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 def _write_metrics(out_dir: Path, history: list[dict]) -> None:
     """Rewrite metrics.jsonl from the checkpointed history, so a resumed run never logs an epoch twice."""
     text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in history)
-    handle, temp_name = tempfile.mkstemp(dir=out_dir, prefix=f".{METRICS_FILE}.", suffix=".tmp")
-    with os.fdopen(handle, "w") as temp:
-        temp.write(text)
-    os.replace(temp_name, out_dir / METRICS_FILE)
+    write_bytes_atomic(out_dir / METRICS_FILE, text.encode())
 
 
 @torch.no_grad()
@@ -295,21 +277,19 @@ def fit_head(
             "n/a" if val_loss is None else f"{val_loss:.5f}",
             row["lr"],
         )
-        _save_atomic(
-            checkpoint_path,
-            {
-                "epoch": epoch,
-                "head": head.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "history": history,
-                "best_loss": best_loss,
-                "best_epoch": best_epoch,
-                "stale_epochs": stale_epochs,
-                "best_head": best_state,
-                "rng": _rng_state(),
-            },
-        )
+        checkpoint = {
+            "epoch": epoch,
+            "head": head.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "history": history,
+            "best_loss": best_loss,
+            "best_epoch": best_epoch,
+            "stale_epochs": stale_epochs,
+            "best_head": best_state,
+            "rng": _rng_state(),
+        }
+        write_atomic(checkpoint_path, lambda temporary: torch.save(checkpoint, temporary))
         _write_metrics(out_dir, history)
         if stopped_early:
             log.info(

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .atomic import write_atomic, write_bytes_atomic
 from .config import LiviConfig
 from .lineage import artifact_for, shard_ids
 from .models.musicnn import VocalHead
@@ -128,10 +129,7 @@ def train_vocal_head(
         "catalogue": catalogue,
     }
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
-    head.save(partial)
-    os.replace(partial, out_path)
-    out_path.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_atomic(out_path, head.save)
+    write_bytes_atomic(out_path.with_suffix(".metrics.json"), json.dumps(metrics, indent=2).encode())
     log.info("vocal head saved to %s: validation %s", out_path, metrics["validation"])
     return {"path": str(out_path), **metrics}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .store import ArtifactStore
+from .atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,8 @@ class VocalProbe:
             "whisper": self.whisper,
             "card": self.card,
         }
-        store = ArtifactStore(str(folder))
-        store.write_atomic(str(folder / PROBE_FILES[0]), arrays.getvalue())
-        store.write_atomic(
-            str(folder / PROBE_FILES[1]), (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode()
-        )
+        write_bytes_atomic(folder / PROBE_FILES[0], arrays.getvalue())
+        write_bytes_atomic(folder / PROBE_FILES[1], (json.dumps(settings, indent=2, sort_keys=True) + "\n").encode())
 
     @classmethod
     def load(cls, folder: str | Path) -> "VocalProbe":

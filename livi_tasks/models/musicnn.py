@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from livi_tasks.atomic import write_atomic
 from livi_tasks.models.tf_checkpoint import load_checkpoint
 
 SAMPLE_RATE = 16_000
@@ -286,11 +287,7 @@ def load_musicnn(name: str, models_dir: str | os.PathLike) -> MusicnnModel:
         state = torch.load(cache, map_location="cpu", weights_only=True)
     else:
         state = convert_checkpoint(load_checkpoint(f"{musicnn_checkpoint_dir(name)}{os.sep}"))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename so that a concurrent reader never sees a half-written file.
-        partial = cache.with_suffix(f".{os.getpid()}.partial")
-        torch.save(state, partial)
-        os.replace(partial, cache)
+        write_atomic(cache, lambda temporary: torch.save(state, temporary))
     model = MusicnnModel(n_tags=len(TAGS[name]))
     model.load_state_dict(state)
     return model.eval()

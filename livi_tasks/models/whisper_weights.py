@@ -26,16 +26,17 @@ import logging
 import os
 import re
 import struct
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 import whisper
 from whisper.model import ModelDimensions, Whisper
+
+from ..atomic import write_atomic, write_bytes_atomic
 
 CHECKPOINT_ID_CHARS = 16
 HASH_READ_BYTES = 1 << 22
@@ -194,26 +195,11 @@ def checkpoint_id(path: str | Path) -> str:
             digest.update(block)
     record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
     try:
-        _write_atomic(sidecar, lambda handle: handle.write(json.dumps(record).encode()))
+        write_bytes_atomic(sidecar, json.dumps(record).encode())
     except OSError:
         # A read-only folder (e.g. someone else's cache) only costs rehashing next time.
         pass
     return record["sha256"][:CHECKPOINT_ID_CHARS]
-
-
-def _write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            write(temp)
-        # mkstemp creates owner-only files; caches are meant to be shared like any other output.
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 class _Reader:
@@ -382,5 +368,5 @@ def convert_ctranslate2(
     # Refuse a file openai-whisper could not load: every parameter and persistent buffer must map.
     Whisper(dims).load_state_dict(checkpoint["model_state_dict"], strict=True)
     out_path = Path(out_path)
-    _write_atomic(out_path, lambda handle: torch.save(checkpoint, handle))
+    write_atomic(out_path, lambda temporary: torch.save(checkpoint, temporary))
     return out_path
