@@ -191,7 +191,7 @@ def main() -> None:
     _, load_times["whisper_for_asr_s"] = _timed(cached_whisper, cfg.transcribe.whisper_model, cfg.models_dir)
     # Warm-up: first calls pay one-off costs (allocator, Musicnn weights, kernels).
     warm_audio = load_audio(uris[0], cfg.ingest.max_duration_s)
-    window_vocalness(warm_audio, cfg.vocal, cfg.models_dir)
+    window_vocalness(warm_audio, cfg)
     embed_clips(loaded, np.zeros((1, round(cfg.segments.segment_s * SAMPLE_RATE)), np.float16))
 
     per_track, clips = bench_tracks(cfg, uris, loaded, text_model)

@@ -82,7 +82,7 @@ def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict
         t0 = time.perf_counter()
         audio = load_audio(str(manifest.parent / row.path))
         t1 = time.perf_counter()
-        scores, _ = window_vocalness(audio, cfg.vocal, cfg.models_dir)
+        scores, _ = window_vocalness(audio, cfg)
         plans = plan_segments(
             scores,
             WINDOW_SECONDS,

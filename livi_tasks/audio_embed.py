@@ -138,7 +138,7 @@ def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np
     from .vocal import track_decision, window_vocalness
 
     segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
-    scores, _ = window_vocalness(audio, cfg.vocal, cfg.models_dir)
+    scores, _ = window_vocalness(audio, cfg)
     plans = plan_segments(
         scores,
         WINDOW_SECONDS,
@@ -169,10 +169,16 @@ def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np
 def embed_file(
     cfg: LiviConfig, path: str | Path, store: ArtifactStore | None = None, model: str | None = None
 ) -> np.ndarray:
-    """Track embedding (text_dim,) of one audio file: decode -> vocal windows -> segments -> encoder."""
+    """Track embedding (text_dim,) of one audio file: decode -> vocal windows -> segments -> encoder;
+    with ``vocal.method: encoder_probe``, one encoder pass per 30 s chunk (``embed_one_pass``)."""
     store = store or ArtifactStore(cfg.store.root)
     loaded = load_encoder(cfg, store, model)
     audio = load_audio(str(path), max_duration_s=cfg.ingest.max_duration_s)
+    if cfg.vocal.method == "encoder_probe":
+        from .vocal_probe import load_probe
+
+        probe = load_probe(loaded.info["whisper"]["name"], loaded.info["whisper"]["id"])
+        return embed_one_pass(loaded, probe, audio, cfg.segments.segment_s).embedding
     clips = file_segments(cfg, audio, name=str(path))
     return l2_normalise(embed_clips(loaded, clips, description=Path(path).name).mean(axis=0))
 

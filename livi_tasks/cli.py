@@ -389,6 +389,7 @@ USER_ERRORS = (
     "livi_tasks.model_registry:NoEncoderModel",
     "livi_tasks.model_registry:ShippedModelError",
     "livi_tasks.synth.voices:EngineMissing",
+    "livi_tasks.vocal_probe:ProbeMissing",
 )
 
 

@@ -54,8 +54,11 @@ class IngestConfig(Section):
 
 
 class VocalConfig(Section):
-    method: Literal["zero_shot", "trained_head"] = Field(
-        "zero_shot", description="zero_shot: MTT vocal tags vs no-vocal tags; trained_head: linear head."
+    method: Literal["zero_shot", "trained_head", "encoder_probe"] = Field(
+        "zero_shot",
+        description="zero_shot: Musicnn's MTT vocal tags vs no-vocal tags; trained_head: a linear head on Musicnn "
+        "features; encoder_probe: the shipped linear probe on the Whisper encoder's frame states (no Musicnn; "
+        "`livi query` then embeds in one encoder pass).",
     )
     musicnn_model: Literal["MTT_musicnn", "MSD_musicnn"] = Field(
         "MTT_musicnn", description="Musicnn checkpoint whose features score vocalness."

@@ -86,6 +86,12 @@ def intrinsic_identity(cfg: LiviConfig, stage: str) -> tuple[str, ...]:
     give new keys to the stage and everything below it."""
     if stage == "vocal" and cfg.vocal.method == "trained_head":
         return (file_identity(cfg.vocal.head_path),)
+    if stage == "vocal" and cfg.vocal.method == "encoder_probe":
+        from .models.whisper_weights import whisper_identity
+        from .vocal_probe import probe_digest, shipped_probe_dir
+
+        name = cfg.transcribe.whisper_model
+        return (whisper_identity(name, cfg.models_dir)["id"], probe_digest(shipped_probe_dir(name)))
     if stage in ("transcribe", "features"):
         # Imported here: lineage is read by light callers that never load a model.
         from .models.whisper_weights import whisper_identity

@@ -168,7 +168,7 @@ class QuerySession:
         self.index = load_index(artifact, expected_model=self.model)
         load_encoder(cfg, self.store, self.model)
         # One silent window loads the vocal detector now rather than in the first query.
-        window_vocalness(np.zeros(round(WINDOW_SECONDS * SAMPLE_RATE), np.float32), cfg.vocal, cfg.models_dir)
+        window_vocalness(np.zeros(round(WINDOW_SECONDS * SAMPLE_RATE), np.float32), cfg)
         self.cold_start_s = time.perf_counter() - started
 
     def query(self, audio_file: str | Path, top_k: int = 10) -> QueryAnswer:

@@ -31,6 +31,7 @@ from .models.musicnn import (
     load_musicnn,
     log_mel_windows,
     predict_windows,
+    window_count,
     zero_shot_vocalness,
 )
 from .stage import run_shard_stage, shard_tracks
@@ -61,8 +62,12 @@ def _head(path: str, musicnn_model: str) -> VocalHead:
     return head
 
 
-def window_vocalness(audio_16k: np.ndarray, cfg: VocalConfig, models_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """(vocalness (n,), penultimate features (n, 200)) of the 3 s windows of a 16 kHz signal."""
+def window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(vocalness (n,), Musicnn's penultimate features (n, 200), or (n, 0) for the encoder probe)
+    of the 3 s windows of a 16 kHz signal."""
+    if cfg.vocal.method == "encoder_probe":
+        return probe_window_vocalness(audio_16k, cfg), np.zeros((window_count(len(audio_16k)), 0), np.float32)
+    models_dir, cfg = cfg.models_dir, cfg.vocal
     windows = log_mel_windows(audio_16k)
     if not len(windows):
         return np.zeros(0, np.float32), np.zeros((0, FEATURE_DIM), np.float32)
@@ -72,6 +77,22 @@ def window_vocalness(audio_16k: np.ndarray, cfg: VocalConfig, models_dir: str) -
     else:
         scores = zero_shot_vocalness(taggram, TAGS[cfg.musicnn_model])
     return scores.astype(np.float32), features
+
+
+def probe_window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> np.ndarray:
+    """Mean of the vocal probe's frame vocalness over each 3 s window (Whisper's encoder over 30 s chunks)."""
+    from .models.encoder import encode_frames
+    from .models.whisper_weights import cached_whisper, whisper_identity
+    from .vocal_probe import FRAMES_PER_SECOND, load_probe, whole_track_chunks
+
+    name = cfg.transcribe.whisper_model
+    probe = load_probe(name, whisper_identity(name, cfg.models_dir)["id"])
+    chunks, audio_frames = whole_track_chunks(audio_16k, round(cfg.segments.segment_s * SAMPLE_RATE))
+    frames = probe.frame_vocalness(encode_frames(cached_whisper(name, cfg.models_dir), chunks).numpy())
+    frames = np.concatenate([row[:count] for row, count in zip(frames, audio_frames)])
+    per_window = int(WINDOW_SECONDS * FRAMES_PER_SECOND)
+    windows = window_count(len(audio_16k))
+    return np.array([frames[i * per_window : (i + 1) * per_window].mean() for i in range(windows)], np.float32)
 
 
 def track_decision(scores: np.ndarray, duration_s: float, cfg: VocalConfig) -> tuple[float, float, str]:
@@ -101,7 +122,7 @@ def _detect_shard(cfg: LiviConfig, shard: str, ingest: Artifact, output: Artifac
         base = {"track_id": row.track_id, "work_id": row.work_id, "uri": row.uri, "duration_s": row.duration_s}
         try:
             audio = load_audio(row.uri, max_duration_s=cfg.ingest.max_duration_s)
-            scores, features = window_vocalness(audio, cfg.vocal, cfg.models_dir)
+            scores, features = window_vocalness(audio, cfg)
         except AudioError as exc:
             log.warning("vocal: %s failed: %s", row.track_id, exc)
             track_rows.append(

@@ -172,6 +172,9 @@ def corpus_frames(
 
 
 def probe_digest(folder: Path) -> str:
+    """Short hash of a probe's files: the vocal stage's key changes when the probe does."""
+    if not all((folder / name).is_file() for name in PROBE_FILES):
+        raise ProbeMissing(f"no vocal probe in {folder}: run `livi build-vocal-probe`")
     digest = hashlib.sha256()
     for name in PROBE_FILES:
         digest.update((folder / name).read_bytes())
