@@ -141,27 +141,19 @@ def _save_array(path: Path, array: np.ndarray) -> None:
 
 def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...]) -> Path:
     """Corpus, segments, text targets and frame states of one chunk (each step skipped when done)."""
+    if chunk.family == "demo" and chunk.seed == 0:
+        raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
+    shape = {
+        "works": chunk.works,
+        "versions": VERSIONS,
+        "seed": chunk.seed,
+        "instrumentals": chunk.instrumentals,
+        "hard_negatives": chunk.hard_negatives,
+    }
     if chunk.family == "demo":
-        if chunk.seed == 0:
-            raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
-        corpus = make_demo_catalogue(
-            work_dir / "corpus" / chunk.name,
-            works=chunk.works,
-            versions=VERSIONS,
-            seed=chunk.seed,
-            instrumentals=chunk.instrumentals,
-            hard_negatives=chunk.hard_negatives,
-        ).parent
+        corpus = make_demo_catalogue(work_dir / "corpus" / chunk.name, **shape).parent
     else:
-        corpus = make_corpus(
-            work_dir / "corpus" / chunk.name,
-            chunk.family,
-            works=chunk.works,
-            versions=VERSIONS,
-            seed=chunk.seed,
-            instrumentals=chunk.instrumentals,
-            hard_negatives=chunk.hard_negatives,
-        ).parent
+        corpus = make_corpus(work_dir / "corpus" / chunk.name, chunk.family, **shape).parent
     cache = work_dir / "cache" / chunk.name
     table_path, audio_path, text_path = cache / "segments.parquet", cache / "audio.npy", cache / "text.npy"
     if not (table_path.exists() and audio_path.exists()):
