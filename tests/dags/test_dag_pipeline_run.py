@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow_testing import (
+    airflow_env,
+    local_airflow,
+    migrated_sqlite,
     require_stages,
     run_dag_test,
+    small_catalogue,
     xcom,
-)  # noqa: F401  (fixtures)
+)
 
 SHARD_STAGES = ("lyrics.vocal", "lyrics.segments", "lyrics.transcribe", "lyrics.text", "features", "embed")
 
