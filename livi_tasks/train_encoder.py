@@ -213,9 +213,8 @@ def fit_head(
     best_state = {name: tensor.detach().clone() for name, tensor in head.state_dict().items()}
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if resume and checkpoint_path.exists():
-        checkpoint = torch.load(
-            checkpoint_path, map_location="cpu", weights_only=True
-        )  # RNG states must stay on the CPU
+        # map_location cpu: the RNG states in it must stay on the CPU.
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         head.load_state_dict(checkpoint["head"])
         optimiser.load_state_dict(checkpoint["optimiser"])
         scheduler.load_state_dict(checkpoint["scheduler"])
