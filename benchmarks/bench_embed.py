@@ -41,7 +41,7 @@ from livi_tasks.features import encode_segments  # noqa: E402
 from livi_tasks.models.encoder import LiviEncoder, LiviHead  # noqa: E402
 from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
 from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
-from livi_tasks.segments import cut_audio, plan_segments  # noqa: E402
+from livi_tasks.segments import vocal_clips  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.text_embed import embed_texts, load_text_model  # noqa: E402
 from livi_tasks.train_encoder import FramePairs, fit_head  # noqa: E402
@@ -70,22 +70,11 @@ def _encoder(cfg, store: ArtifactStore | None, model: str | None, text_dim: int)
 
 def bench_tracks(cfg, uris: list[str], loaded: LoadedEncoder, text_model) -> tuple[pd.DataFrame, list[np.ndarray]]:
     whisper = cached_whisper(cfg.transcribe.whisper_model, cfg.models_dir)
-    segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
     rows, all_clips = [], []
     for number, uri in enumerate(uris):
         audio, t_decode = _timed(load_audio, uri, cfg.ingest.max_duration_s)
-        (scores, _), t_vocal = _timed(window_vocalness, audio, cfg.vocal, cfg.models_dir)
-        started = time.perf_counter()
-        plans = plan_segments(
-            scores,
-            WINDOW_SECONDS,
-            len(audio) / SAMPLE_RATE,
-            cfg.vocal.window_threshold,
-            cfg.segments.segment_s,
-            cfg.segments.max_pad_s,
-        )
-        clips = cut_audio(audio, plans, segment_samples)
-        t_segments = time.perf_counter() - started
+        (scores, _), t_vocal = _timed(window_vocalness, audio, cfg)
+        clips, t_segments = _timed(vocal_clips, cfg, audio, scores, WINDOW_SECONDS)
         if not len(clips):
             print(f"{uri}: no vocal segment, skipped", file=sys.stderr)
             continue

@@ -46,28 +46,19 @@ from livi_tasks.config import load_config  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
 from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
 from livi_tasks.models.whisper_weights import cached_whisper, whisper_identity  # noqa: E402
-from livi_tasks.segments import cut_audio, plan_segments  # noqa: E402
+from livi_tasks.segments import vocal_clips  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.synth.corpus import make_corpus  # noqa: E402
 from livi_tasks.transcribe import decode_segments  # noqa: E402
 from livi_tasks.vocal import window_vocalness  # noqa: E402
 from livi_tasks.vocal_head import precision_recall, window_coverage, window_labels  # noqa: E402
-from livi_tasks.vocal_probe import FRAMES_PER_SECOND, ProbeMissing, build_vocal_probe, load_probe  # noqa: E402
+from livi_tasks.vocal_probe import ProbeMissing, build_vocal_probe, load_probe, window_means  # noqa: E402
 
 EVAL_SEED = 1
 SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
 
 
-def probe_windows(frame_vocalness: np.ndarray, audio_frames: np.ndarray, n_windows: int) -> np.ndarray:
-    """The probe's mean frame vocalness over each 3 s window of the track (Musicnn's windows)."""
-    frames = np.concatenate([row[:count] for row, count in zip(frame_vocalness, audio_frames)])
-    per_window = int(WINDOW_SECONDS * FRAMES_PER_SECOND)
-    return np.array([frames[i * per_window : (i + 1) * per_window].mean() for i in range(n_windows)])
-
-
 def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict:
-    from livi_tasks.vocal_probe import whole_track_chunks
-
     manifest = make_corpus(work_dir / f"eval_{family}_seed{EVAL_SEED}", family, seed=EVAL_SEED, **SHAPE)
     tracks = pd.read_csv(manifest)
     kinds = pd.read_csv(manifest.parent / "tracks.csv").set_index("track_id")["kind"]
@@ -75,7 +66,6 @@ def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict
     store = ArtifactStore(cfg.store.root)
     loaded = load_encoder(cfg, store)
     whisper = cached_whisper(cfg.transcribe.whisper_model, cfg.models_dir)
-    segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
     timings: list[dict] = []
     musicnn_vectors, one_pass_vectors, windows = [], [], []
     for number, row in enumerate(tracks.itertuples()):
@@ -83,15 +73,7 @@ def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict
         audio = load_audio(str(manifest.parent / row.path))
         t1 = time.perf_counter()
         scores, _ = window_vocalness(audio, cfg)
-        plans = plan_segments(
-            scores,
-            WINDOW_SECONDS,
-            len(audio) / SAMPLE_RATE,
-            cfg.vocal.window_threshold,
-            cfg.segments.segment_s,
-            cfg.segments.max_pad_s,
-        )
-        clips = cut_audio(audio, plans, segment_samples)
+        clips = vocal_clips(cfg, audio, scores, WINDOW_SECONDS)
         t2 = time.perf_counter()
         if len(clips):
             vectors = embed_clips(loaded, clips, description=row.track_id)
@@ -124,8 +106,7 @@ def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict
             timing["asr_s"] = time.perf_counter() - t5
         timings.append(timing)
         # Detection on Musicnn's 3 s windows: its own scores and the probe's frames averaged over them.
-        _, audio_frames = whole_track_chunks(audio, segment_samples)
-        frame_scores = one_pass.frame_vocalness
+        probe_scores = window_means(one_pass.frame_vocalness, one_pass.audio_frames, len(scores), WINDOW_SECONDS)
         starts = np.arange(len(scores)) * WINDOW_SECONDS
         windows.append(
             pd.DataFrame(
@@ -134,7 +115,7 @@ def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict
                     "start_s": starts,
                     "end_s": np.minimum(starts + WINDOW_SECONDS, len(audio) / SAMPLE_RATE),
                     "musicnn": scores >= cfg.vocal.window_threshold,
-                    "probe": probe_windows(frame_scores, audio_frames, len(scores)) >= probe.threshold,
+                    "probe": probe_scores >= probe.threshold,
                 }
             )
         )

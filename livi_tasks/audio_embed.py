@@ -134,29 +134,22 @@ def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np
     """float16 30 s clips of a track's vocal segments (the segments stage's rule); without a
     vocal segment, the whole track in consecutive 30 s chunks."""
     from .models.musicnn import WINDOW_SECONDS
-    from .segments import cut_audio, plan_segments
+    from .segments import vocal_clips
     from .vocal import track_decision, window_vocalness
 
     segment_samples = round(cfg.segments.segment_s * SAMPLE_RATE)
     scores, _ = window_vocalness(audio, cfg)
-    plans = plan_segments(
-        scores,
-        WINDOW_SECONDS,
-        len(audio) / SAMPLE_RATE,
-        cfg.vocal.window_threshold,
-        cfg.segments.segment_s,
-        cfg.segments.max_pad_s,
-    )
-    if plans:
+    clips = vocal_clips(cfg, audio, scores, WINDOW_SECONDS)
+    if len(clips):
         _, _, reason = track_decision(scores, len(audio) / SAMPLE_RATE, cfg.vocal)
         if reason:
             log.info(
                 "%s: the catalogue filter would exclude it (%s); embedding its %d vocal segments anyway",
                 name,
                 reason,
-                len(plans),
+                len(clips),
             )
-        return cut_audio(audio, plans, segment_samples)
+        return clips
     chunks = max(1, -(-len(audio) // segment_samples))
     log.warning(
         "%s: no vocal segment found; falling back to %d whole-file %g s chunks", name, chunks, cfg.segments.segment_s
@@ -192,6 +185,7 @@ class OnePassEmbedding:
     chunks: int  # encoder passes made
     fallback: bool  # no chunk had enough singing: every frame of audio was pooled
     frame_vocalness: np.ndarray  # (chunks, frames) the probe's output
+    audio_frames: np.ndarray  # (chunks,) frames of each chunk that hold audio (the last is padded)
 
 
 def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: float) -> OnePassEmbedding:
@@ -210,10 +204,10 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: f
         in_audio = np.arange(states.shape[1])[None, :] < audio_frames[:, None]
         frame_vocalness = probe.frame_vocalness(states.numpy())
         sung = (frame_vocalness >= probe.threshold) & in_audio
-        used = sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
+        pooled, used = sung, sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
         fallback = not used.any()
-        pooled = in_audio if fallback else sung
-        used = pooled.sum(axis=1) > 0 if fallback else used
+        if fallback:
+            pooled, used = in_audio, in_audio.any(axis=1)
         vectors = loaded.encoder.head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
     _, (embedding,) = pool_normalised(vectors, [0] * len(vectors), weights=pooled[used].sum(axis=1))
     return OnePassEmbedding(
@@ -222,4 +216,5 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: f
         chunks=len(chunks),
         fallback=fallback,
         frame_vocalness=frame_vocalness,
+        audio_frames=audio_frames,
     )

@@ -180,6 +180,19 @@ def cut_audio(audio: np.ndarray, plans: list[SegmentPlan], segment_samples: int)
     return rows
 
 
+def vocal_clips(cfg: LiviConfig, audio: np.ndarray, window_vocalness: np.ndarray, window_s: float) -> np.ndarray:
+    """A whole 16 kHz signal's vocal segments as float16 clips, by the stage's rule (none: shape (0, samples))."""
+    plans = plan_segments(
+        window_vocalness,
+        window_s,
+        len(audio) / SAMPLE_RATE,
+        cfg.vocal.window_threshold,
+        cfg.segments.segment_s,
+        cfg.segments.max_pad_s,
+    )
+    return cut_audio(audio, plans, round(cfg.segments.segment_s * SAMPLE_RATE))
+
+
 def _segment_shard(cfg: LiviConfig, vocal: Artifact, output: Artifact) -> dict:
     tracks = vocal.read_table("tracks")
     windows = vocal.read_table("windows")

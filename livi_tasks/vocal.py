@@ -83,16 +83,13 @@ def probe_window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> np.ndarray
     """Mean of the vocal probe's frame vocalness over each 3 s window (Whisper's encoder over 30 s chunks)."""
     from .models.encoder import encode_frames
     from .models.whisper_weights import cached_whisper, whisper_identity
-    from .vocal_probe import FRAMES_PER_SECOND, load_probe, whole_track_chunks
+    from .vocal_probe import load_probe, whole_track_chunks, window_means
 
     name = cfg.transcribe.whisper_model
     probe = load_probe(name, whisper_identity(name, cfg.models_dir)["id"])
     chunks, audio_frames = whole_track_chunks(audio_16k, round(cfg.segments.segment_s * SAMPLE_RATE))
     frames = probe.frame_vocalness(encode_frames(cached_whisper(name, cfg.models_dir), chunks).numpy())
-    frames = np.concatenate([row[:count] for row, count in zip(frames, audio_frames)])
-    per_window = int(WINDOW_SECONDS * FRAMES_PER_SECOND)
-    windows = window_count(len(audio_16k))
-    return np.array([frames[i * per_window : (i + 1) * per_window].mean() for i in range(windows)], np.float32)
+    return window_means(frames, audio_frames, window_count(len(audio_16k)), WINDOW_SECONDS)
 
 
 def track_decision(scores: np.ndarray, duration_s: float, cfg: VocalConfig) -> tuple[float, float, str]:

@@ -11,6 +11,7 @@ states, trained on the randomised song family against the generator's ground-tru
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -73,8 +74,7 @@ class VocalProbe:
     @classmethod
     def load(cls, folder: str | Path) -> "VocalProbe":
         folder = Path(folder)
-        if not all((folder / name).is_file() for name in PROBE_FILES):
-            raise ProbeMissing(f"no vocal probe in {folder}: run `livi build-vocal-probe`")
+        _require_probe_files(folder)
         with np.load(folder / PROBE_FILES[0], allow_pickle=False) as arrays:
             weight, mean, scale = (arrays[name].astype(np.float32) for name in ("weight", "mean", "scale"))
         settings = json.loads((folder / PROBE_FILES[1]).read_text())
@@ -90,12 +90,19 @@ class VocalProbe:
         )
 
 
+def _require_probe_files(folder: Path) -> None:
+    if not all((folder / name).is_file() for name in PROBE_FILES):
+        raise ProbeMissing(f"no vocal probe in {folder}: run `livi build-vocal-probe`")
+
+
 def shipped_probe_dir(whisper_model: str) -> Path:
     return Path(__file__).resolve().parent / "models" / "shipped" / whisper_model
 
 
+@functools.lru_cache(maxsize=4)
 def load_probe(whisper_model: str, whisper_id: str) -> VocalProbe:
-    """The shipped probe of a Whisper model, checked against the checkpoint it will read."""
+    """The shipped probe of a Whisper model, checked against the checkpoint it will read; read once
+    per process (the vocal stage and `livi query` ask for it per track)."""
     probe = VocalProbe.load(shipped_probe_dir(whisper_model))
     if probe.whisper["id"] != whisper_id:
         raise ProbeMissing(
@@ -114,6 +121,13 @@ def whole_track_chunks(audio_16k: np.ndarray, chunk_samples: int) -> tuple[np.nd
     audio_frames = np.full(count, frames_per_chunk)
     audio_frames[-1] = int(np.ceil((len(audio_16k) - (count - 1) * chunk_samples) * FRAMES_PER_SECOND / 16_000))
     return chunks, np.minimum(audio_frames, frames_per_chunk)
+
+
+def window_means(frame_vocalness: np.ndarray, audio_frames: np.ndarray, windows: int, window_s: float) -> np.ndarray:
+    """Mean frame vocalness over each consecutive ``window_s`` window of the track's audio frames."""
+    frames = np.concatenate([row[:count] for row, count in zip(frame_vocalness, audio_frames)])
+    per_window = int(window_s * FRAMES_PER_SECOND)
+    return np.array([frames[i * per_window : (i + 1) * per_window].mean() for i in range(windows)], np.float32)
 
 
 def frame_labels(regions: np.ndarray, chunks: int, frames_per_chunk: int) -> np.ndarray:
@@ -173,8 +187,7 @@ def corpus_frames(
 
 def probe_digest(folder: Path) -> str:
     """Short hash of a probe's files: the vocal stage's key changes when the probe does."""
-    if not all((folder / name).is_file() for name in PROBE_FILES):
-        raise ProbeMissing(f"no vocal probe in {folder}: run `livi build-vocal-probe`")
+    _require_probe_files(folder)
     digest = hashlib.sha256()
     for name in PROBE_FILES:
         digest.update((folder / name).read_bytes())

@@ -29,16 +29,6 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return (
-        datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-        if "+" not in value
-        else datetime.fromisoformat(value)
-    )
-
-
 def read_run(database: Path, dag_id: str, since: str) -> tuple[str | None, list[tuple]]:
     """The newest run's state and (task_id, map_index, state, start, end) of its task instances."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10) as connection:
@@ -95,7 +85,11 @@ def watch(database: Path, dag_id: str, pid: int, since: str, log: Path | None = 
             if state == "running":
                 print(f"  {time.monotonic() - started:6.0f} s  {name:<28} started", flush=True)
             else:
-                took = (parse_time(end) - parse_time(start)).total_seconds() if start and end else 0.0
+                took = (
+                    (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+                    if start and end
+                    else 0.0
+                )
                 print(f"  {time.monotonic() - started:6.0f} s  {name:<28} {state} ({took:.1f} s)", flush=True)
                 if state == "failed":
                     failed.append(name)
