@@ -20,6 +20,7 @@ ignores the extra entry, so the files stay loadable by plain openai-whisper.
 from __future__ import annotations
 
 import hashlib
+import io
 import importlib.resources
 import json
 import logging
@@ -36,7 +37,7 @@ import torch
 import whisper
 from whisper.model import ModelDimensions, Whisper
 
-from ..atomic import write_atomic, write_bytes_atomic
+from ..atomic import write_bytes_atomic
 
 CHECKPOINT_ID_CHARS = 16
 HASH_READ_BYTES = 1 << 22
@@ -367,6 +368,12 @@ def convert_ctranslate2(
     }
     # Refuse a file openai-whisper could not load: every parameter and persistent buffer must map.
     Whisper(dims).load_state_dict(checkpoint["model_state_dict"], strict=True)
+    # Serialised in memory, not to the temporary path: torch names the archive's root folder after
+    # the file it writes, so a randomly named temporary would give every conversion another file
+    # hash, and the checkpoint id that shipped heads and probes are checked against would not
+    # hold on any other machine.
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
     out_path = Path(out_path)
-    write_atomic(out_path, lambda temporary: torch.save(checkpoint, temporary))
+    write_bytes_atomic(out_path, buffer.getvalue())
     return out_path

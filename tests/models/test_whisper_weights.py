@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import importlib.resources
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ import whisper
 from faster_whisper import WhisperModel
 
 from livi_tasks.config import LiviConfig
+from livi_tasks.model_registry import SHIPPED_DIR
 from livi_tasks.models.whisper_weights import (
     BUNDLED_MODELS,
     WhisperModelMissing,
@@ -167,6 +169,16 @@ def test_bundled_model_converts_once_into_models_dir(tmp_path):
     first_write = converted.stat().st_mtime_ns
     assert resolve_whisper_checkpoint("tiny.en", tmp_path / "models").stat().st_mtime_ns == first_write
     assert sorted(p.name for p in converted.parent.iterdir()) == ["tiny.en.pt"]
+
+
+@pytest.mark.parametrize("name", ["tiny.en", "base"])
+def test_conversion_gives_the_checkpoint_id_the_shipped_models_were_built_on(name, tmp_path):
+    # Every machine converts the bundled weights itself; the shipped head and vocal probe are checked
+    # against the converted file's hash, so the conversion must be byte-identical everywhere.
+    card = json.loads((SHIPPED_DIR / name / "card.json").read_text())
+    probe = json.loads((SHIPPED_DIR / name / "vocal_probe.json").read_text())
+    converted = resolve_whisper_checkpoint(name, tmp_path / "models")
+    assert checkpoint_id(converted) == card["whisper"]["id"] == probe["whisper"]["id"]
 
 
 def test_cached_whisper_is_one_frozen_model_per_checkpoint_file():
