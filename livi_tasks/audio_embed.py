@@ -21,7 +21,7 @@ from .audio import SAMPLE_RATE, load_audio
 from .config import LiviConfig
 from .features import ENCODE_BATCH, SEGMENT_COLUMNS
 from .model_registry import NoEncoderModel, current_model, model_artifact
-from .models.encoder import LiviEncoder, encode_frames, head_from_bytes, resolve_device
+from .models.encoder import LiviEncoder, encode_frames, head_from_bytes, inference_encoder, resolve_device
 from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
@@ -42,15 +42,16 @@ class LoadedEncoder:
     device: str
 
 
-# Loaded encoders by (fingerprint, models_dir, device): the fingerprint names the weights exactly.
-_LOADED: dict[tuple[str, str, str], LoadedEncoder] = {}
+# Loaded encoders by (fingerprint, models_dir, device, precision): the fingerprint names the weights exactly.
+_LOADED: dict[tuple[str, str, str, str], LoadedEncoder] = {}
 
 
 def load_encoder(cfg: LiviConfig, store: ArtifactStore, model: str | None = None) -> LoadedEncoder:
     """The trained encoder (frozen Whisper + head) of a fingerprint, default the promoted one; cached per process."""
     fingerprint = current_model(cfg, store, model)
     device = resolve_device(cfg.encoder.device)
-    cache_key = (fingerprint, cfg.models_dir, device)
+    precision = cfg.encoder.inference_precision
+    cache_key = (fingerprint, cfg.models_dir, device, precision)
     if cache_key in _LOADED:
         return _LOADED[cache_key]
     artifact = model_artifact(store, fingerprint)
@@ -66,7 +67,8 @@ def load_encoder(cfg: LiviConfig, store: ArtifactStore, model: str | None = None
             f"but {whisper['name']!r} resolves to {found['id']} here"
         )
     head = head_from_bytes(artifact.read_bytes("head.pt"), artifact.read_bytes("head.json"))
-    encoder = LiviEncoder(cached_whisper(whisper["name"], cfg.models_dir, device), head.to(device)).eval()
+    frozen = inference_encoder(cached_whisper(whisper["name"], cfg.models_dir, device), precision, device)
+    encoder = LiviEncoder(frozen, head.to(device)).eval()
     _LOADED[cache_key] = LoadedEncoder(encoder=encoder, info=info, device=device)
     return _LOADED[cache_key]
 
@@ -188,33 +190,45 @@ class OnePassEmbedding:
     audio_frames: np.ndarray  # (chunks,) frames of each chunk that hold audio (the last is padded)
 
 
-def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: float) -> OnePassEmbedding:
-    """The track cut into consecutive ``segment_s`` chunks, each through the frozen encoder once;
-    the vocal probe marks the sung frames; the head pools only those, per chunk with at least
-    ``MIN_CHUNK_VOCAL_S`` of singing; chunk embeddings are averaged weighted by their sung frames.
-    No Musicnn pass and no second encoder pass: the detector rides on the embedding's own states."""
-    from .vocal_probe import FRAMES_PER_SECOND, whole_track_chunks
+def encode_track(loaded: LoadedEncoder, audio: np.ndarray, segment_s: float) -> tuple[torch.Tensor, np.ndarray]:
+    """(frame states (chunks, frames, width), audio frames of each chunk): the track cut into
+    consecutive ``segment_s`` chunks, each through the frozen encoder once (the last one padded)."""
+    from .vocal_probe import whole_track_chunks
 
     chunks, audio_frames = whole_track_chunks(audio, round(segment_s * SAMPLE_RATE))
-    encoder = loaded.encoder.whisper_encoder
+    return encode_frames(loaded.encoder.whisper_encoder, chunks), audio_frames
+
+
+def pool_sung_frames(
+    loaded: LoadedEncoder, states: torch.Tensor, audio_frames: np.ndarray, frame_vocalness: np.ndarray, threshold: float
+) -> OnePassEmbedding:
+    """The head pools the sung frames (vocalness >= threshold) of a track's chunk states, per chunk
+    with at least ``MIN_CHUNK_VOCAL_S`` of singing; chunk embeddings are averaged weighted by their
+    sung frames. Without such a chunk every frame of audio is pooled."""
+    from .vocal_probe import FRAMES_PER_SECOND
+
+    in_audio = np.arange(states.shape[1])[None, :] < audio_frames[:, None]
+    sung = (frame_vocalness >= threshold) & in_audio
+    pooled, used = sung, sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
+    fallback = not used.any()
+    if fallback:
+        pooled, used = in_audio, in_audio.any(axis=1)
     with torch.inference_mode():
-        states = torch.cat(
-            [encode_frames(encoder, chunks[i : i + ENCODE_BATCH]) for i in range(0, len(chunks), ENCODE_BATCH)]
-        )
-        in_audio = np.arange(states.shape[1])[None, :] < audio_frames[:, None]
-        frame_vocalness = probe.frame_vocalness(states.numpy())
-        sung = (frame_vocalness >= probe.threshold) & in_audio
-        pooled, used = sung, sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
-        fallback = not used.any()
-        if fallback:
-            pooled, used = in_audio, in_audio.any(axis=1)
         vectors = loaded.encoder.head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
     _, (embedding,) = pool_normalised(vectors, [0] * len(vectors), weights=pooled[used].sum(axis=1))
     return OnePassEmbedding(
         embedding=embedding,
         vocal_s=float(sung.sum()) / FRAMES_PER_SECOND,
-        chunks=len(chunks),
+        chunks=len(states),
         fallback=fallback,
         frame_vocalness=frame_vocalness,
         audio_frames=audio_frames,
     )
+
+
+def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: float) -> OnePassEmbedding:
+    """A track's embedding from one encoder pass per ``segment_s`` of audio: the vocal probe rides
+    on the same frame states that the head pools, so there is no Musicnn pass and no second
+    encoder pass over the vocal segments."""
+    states, audio_frames = encode_track(loaded, audio, segment_s)
+    return pool_sung_frames(loaded, states, audio_frames, probe.frame_vocalness(states.numpy()), probe.threshold)

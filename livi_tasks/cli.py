@@ -210,7 +210,9 @@ def build_vocal_probe(
 @app.command("train-vocal-head")
 def train_vocal_head(
     ctx: typer.Context,
-    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue whose vocal stage has run."),
+    catalogue: str = typer.Option(
+        ..., "--catalogue", help="Catalogue whose vocal stage has run with Musicnn (--set vocal.method=zero_shot)."
+    ),
     regions: Path = typer.Option(
         ..., "--regions", help="CSV track_id,start_s,end_s of sung regions (the demo's vocals.csv)."
     ),

@@ -54,11 +54,12 @@ class IngestConfig(Section):
 
 
 class VocalConfig(Section):
-    method: Literal["zero_shot", "trained_head", "encoder_probe"] = Field(
-        "zero_shot",
-        description="zero_shot: Musicnn's MTT vocal tags vs no-vocal tags; trained_head: a linear head on Musicnn "
-        "features; encoder_probe: the shipped linear probe on the Whisper encoder's frame states (no Musicnn; "
-        "`livi query` then embeds in one encoder pass).",
+    method: Literal["encoder_probe", "zero_shot", "trained_head"] = Field(
+        "encoder_probe",
+        description="encoder_probe: the shipped linear probe on the Whisper encoder's frame states (no Musicnn; "
+        "`livi query` embeds in one encoder pass; better window recall and retrieval than Musicnn in-domain and on "
+        "the foreign family, BENCHMARKS.md); zero_shot: Musicnn's MTT vocal tags vs no-vocal tags (the paper's "
+        "detector); trained_head: a linear head on Musicnn features.",
     )
     musicnn_model: Literal["MTT_musicnn", "MSD_musicnn"] = Field(
         "MTT_musicnn", description="Musicnn checkpoint whose features score vocalness."
@@ -153,6 +154,12 @@ class EncoderConfig(Section):
     patience: int = Field(5, ge=1, description="Epochs without validation improvement before stopping.")
     seed: int = 0
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
+    inference_precision: Literal["fp32", "int8"] = Field(
+        "fp32",
+        description="The frozen Whisper encoder when embedding (embed stage, `livi query`, the encoder_probe vocal "
+        "stage) on the CPU: int8 quantises its linear layers dynamically (faster, embeddings move slightly; "
+        "BENCHMARKS.md). Training features and CUDA stay fp32.",
+    )
 
 
 class IndexConfig(Section):

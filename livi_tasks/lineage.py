@@ -91,7 +91,10 @@ def intrinsic_identity(cfg: LiviConfig, stage: str) -> tuple[str, ...]:
         from .vocal_probe import probe_digest, shipped_probe_dir
 
         name = cfg.transcribe.whisper_model
-        return (whisper_identity(name, cfg.models_dir)["id"], probe_digest(shipped_probe_dir(name)))
+        identity = (whisper_identity(name, cfg.models_dir)["id"], probe_digest(shipped_probe_dir(name)))
+        # int8 moves the frame states the probe reads; fp32 keeps the keys it had before the setting.
+        precision = cfg.encoder.inference_precision
+        return identity if precision == "fp32" else (*identity, precision)
     if stage in ("transcribe", "features"):
         # Imported here: lineage is read by light callers that never load a model.
         from .models.whisper_weights import whisper_identity

@@ -374,9 +374,10 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
 
 
 def model_fingerprint(settings: EncoderConfig, whisper: dict, text_model: dict, inputs: list[dict]) -> str:
-    """Identity of a trained model. The device is left out: it changes where training runs, not what it trains."""
+    """Identity of a trained model. The device and the inference precision are left out: they change
+    where training runs and how the model is later run, not what it trains."""
     payload = {
-        "encoder": settings.model_dump(mode="json", exclude={"device"}),
+        "encoder": settings.model_dump(mode="json", exclude={"device", "inference_precision"}),
         "whisper": whisper["id"],
         "text_model": text_model,
         "inputs": sorted(inputs, key=lambda item: (item["catalogue"], item["shard"])),

@@ -36,12 +36,13 @@ import pandas as pd
 import torch
 import whisper
 from tqdm import tqdm
-from whisper.audio import N_FRAMES, N_SAMPLES, SAMPLE_RATE
+from whisper.audio import SAMPLE_RATE
 from whisper.decoding import DecodingOptions, DecodingResult
 from whisper.model import Whisper
 
 from .config import LiviConfig, TranscribeConfig
 from .metrics_text import normalise_text
+from .models.encoder import encode_frames
 from .models.whisper_weights import cached_whisper
 from .stage import run_shard_stage
 from .store import Artifact, ArtifactStore
@@ -170,17 +171,6 @@ def transcript_verdict(
     return True, "", cleaned
 
 
-def log_mel_batch(model: Whisper, audio: np.ndarray) -> torch.Tensor:
-    """(n, samples) 16 kHz audio -> (n, n_mels, 3000) log-mel spectrograms of 30 s windows."""
-    mels = [
-        whisper.log_mel_spectrogram(
-            whisper.pad_or_trim(torch.from_numpy(np.asarray(row, dtype=np.float32)), N_SAMPLES), model.dims.n_mels
-        )
-        for row in audio
-    ]
-    return whisper.pad_or_trim(torch.stack(mels), N_FRAMES)
-
-
 def _needs_fallback(result: DecodingResult, cfg: TranscribeConfig) -> bool:
     """openai-whisper's rule: retry hotter when too repetitive or too unlikely, unless judged silent."""
     if result.no_speech_prob > cfg.no_speech_threshold and result.avg_logprob < cfg.logprob_threshold:
@@ -207,7 +197,7 @@ def decode_segments(
     model: Whisper, audio: np.ndarray, cfg: TranscribeConfig, segment_ids: Sequence[str]
 ) -> list[Decoded]:
     """Decode a batch of 30 s windows (n, samples) with the temperature fallback; one result per row."""
-    features = model.embed_audio(log_mel_batch(model, audio))
+    features = encode_frames(model, audio)
     language = cfg.language if model.is_multilingual else "en"
     attempts: list[list[DecodingResult]] = [[] for _ in range(len(audio))]
     chosen: dict[int, DecodingResult] = {}

@@ -89,11 +89,13 @@ def train_vocal_head(
     validation_fraction: float = 0.25,
     seed: int = 0,
 ) -> dict:
-    """Train the head from the catalogue's stored window features; save it with its metrics."""
+    """Train the head from the catalogue's stored Musicnn window features (the vocal stage run with
+    vocal.method zero_shot); save it with its metrics."""
     store = store or ArtifactStore(cfg.store.root)
+    musicnn = cfg.model_copy(update={"vocal": cfg.vocal.model_copy(update={"method": "zero_shot"})})
     windows, features = [], []
     for shard in shard_ids(store, catalogue):
-        vocal = artifact_for(cfg, store, catalogue, "vocal", shard).require()
+        vocal = artifact_for(musicnn, store, catalogue, "vocal", shard).require()
         windows.append(vocal.read_table("windows"))
         features.append(vocal.read_array("features").astype(np.float32))
     windows = pd.concat(windows, ignore_index=True)

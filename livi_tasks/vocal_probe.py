@@ -92,7 +92,9 @@ class VocalProbe:
 
 def _require_probe_files(folder: Path) -> None:
     if not all((folder / name).is_file() for name in PROBE_FILES):
-        raise ProbeMissing(f"no vocal probe in {folder}: run `livi build-vocal-probe`")
+        raise ProbeMissing(
+            f"no vocal probe in {folder}: run `livi build-vocal-probe`, or set vocal.method to zero_shot (Musicnn)"
+        )
 
 
 def shipped_probe_dir(whisper_model: str) -> Path:
@@ -107,7 +109,8 @@ def load_probe(whisper_model: str, whisper_id: str) -> VocalProbe:
     if probe.whisper["id"] != whisper_id:
         raise ProbeMissing(
             f"the shipped vocal probe for {whisper_model} reads checkpoint {probe.whisper['id']}, "
-            f"but {whisper_model} resolves to {whisper_id} here: rebuild it with `livi build-vocal-probe`"
+            f"but {whisper_model} resolves to {whisper_id} here: rebuild it with `livi build-vocal-probe`, "
+            "or set vocal.method to zero_shot (Musicnn)"
         )
     return probe
 

@@ -20,8 +20,8 @@ ignores the extra entry, so the files stay loadable by plain openai-whisper.
 from __future__ import annotations
 
 import hashlib
-import io
 import importlib.resources
+import io
 import json
 import logging
 import os

@@ -16,6 +16,7 @@ from airflow.sdk import Param
 PARAM_FIELDS = {
     "data_root": "store.root",
     "shard_size": "ingest.shard_size",
+    "vocal_detector": "vocal.method",
     "vocal_rule": "vocal.track_rule",
     "min_vocal_s": "vocal.min_vocal_s",
     "min_track_vocalness": "vocal.min_track_vocalness",
@@ -60,6 +61,18 @@ def config_params() -> dict[str, Param]:
             maximum=10_000,
             title="Shard size",
             description="Tracks per shard (1-10000); each shard is one mapped task per stage.",
+        ),
+        "vocal_detector": Param(
+            cfg.vocal.method,
+            type="string",
+            enum=list(dict.fromkeys([cfg.vocal.method, "encoder_probe", "zero_shot"])),
+            title="Vocal detector",
+            values_display={
+                "encoder_probe": "Whisper encoder probe (default, one encoder pass)",
+                "zero_shot": "Musicnn tags (the paper's detector)",
+                "trained_head": "Musicnn with the configured trained head",
+            },
+            description="What scores the vocalness of each 3 s window before the track rule and the 30 s segments.",
         ),
         "vocal_rule": Param(
             cfg.vocal.track_rule,
