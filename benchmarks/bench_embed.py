@@ -42,7 +42,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flop_bound import encoder_gflop, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
+from flop_bound import cpu_model, encoder_gflop, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
 
 from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from livi_tasks.audio_embed import (  # noqa: E402
@@ -73,9 +73,9 @@ def _timed(function, *args, **kwargs):
     return result, time.perf_counter() - started
 
 
-def asr_free_one_pass(cfg, loaded: LoadedEncoder, probe, audio: np.ndarray) -> dict:
+def asr_free_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray) -> dict:
     """The one-pass path's seconds: the encoder over the chunks, the probe (detection), the head."""
-    (states, audio_frames), t_encoder = _timed(encode_track, loaded, audio, cfg.segments.segment_s)
+    (states, audio_frames), t_encoder = _timed(encode_track, loaded, audio)
     frame_vocalness, t_probe = _timed(probe.frame_vocalness, states.numpy())
     _, t_head = _timed(pool_sung_frames, loaded, states, audio_frames, frame_vocalness, probe.threshold)
     return {
@@ -125,7 +125,7 @@ def bench_tracks(cfg, uris: list[str], loaded: LoadedEncoder, probe, text_model)
     for number, uri in enumerate(uris):
         audio, t_decode = _timed(load_audio, uri, cfg.ingest.max_duration_s)
         if probe is not None:
-            asr_free = asr_free_one_pass(cfg, loaded, probe, audio)
+            asr_free = asr_free_one_pass(loaded, probe, audio)
         else:
             asr_free = asr_free_segments(cfg, loaded, audio)
         asr, clips = asr_path(cfg, whisper, text_model, audio, number)
@@ -262,6 +262,7 @@ def main() -> None:
     result = {
         "machine": {
             "platform": platform.platform(),
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "device": "cpu",

@@ -82,7 +82,7 @@ def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict
         else:
             musicnn_vectors.append(np.zeros(loaded.info["text_model"]["dim"], np.float32))
         t3 = time.perf_counter()
-        one_pass = embed_one_pass(loaded, probe, audio, cfg.segments.segment_s)
+        one_pass = embed_one_pass(loaded, probe, audio)
         t4 = time.perf_counter()
         one_pass_vectors.append(one_pass.embedding)
         timing = {

@@ -5,7 +5,8 @@ the fp32 FLOP bound measured in the same run (the encoder's multiply-adds over t
 fp32 matmul on this machine); for fp32 and int8, how far the LIVI embeddings move (cosine to fp32's,
 shipped head, one-pass path) and the LIVI MAP of both evaluation catalogues (unseen works of the
 training family, and the evaluation-only foreign family; one-pass path, every track).
-A variant is worth keeping only where MAP stays within noise (~0.02 on 84 tracks).
+A variant is worth keeping only where MAP stays within noise: the JSON gives the 95% bootstrap
+interval of its per-query AP difference to fp32 (same queries).
 
     .venv/bin/python benchmarks/bench_quantisation.py [--whisper tiny.en] [--work-dir data/one-pass]
 
@@ -30,7 +31,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flop_bound import encoder_gflop, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
+from flop_bound import cpu_model, encoder_gflop, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
 
 from livi_tasks.audio import load_audio  # noqa: E402
 from livi_tasks.audio_embed import LoadedEncoder, embed_one_pass, load_encoder  # noqa: E402
@@ -56,8 +57,15 @@ def _timed(function) -> float:
     return time.perf_counter() - started
 
 
+def paired_ci(differences: np.ndarray, resamples: int = 10_000) -> list[float]:
+    """95% bootstrap interval of the mean per-query AP difference (the same queries, resampled)."""
+    rng = np.random.default_rng(0)
+    means = differences[rng.integers(0, len(differences), (resamples, len(differences)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
 def embeddings(loaded: LoadedEncoder, probe, audio: list[np.ndarray]) -> np.ndarray:
-    return np.stack([embed_one_pass(loaded, probe, track, 30.0).embedding for track in audio])
+    return np.stack([embed_one_pass(loaded, probe, track).embedding for track in audio])
 
 
 def main() -> None:
@@ -102,16 +110,20 @@ def main() -> None:
         tracks = pd.read_csv(manifest)
         audio = [load_audio(str(manifest.parent / path)) for path in tracks.path]
         vectors = {precision: embeddings(loaded[precision], probe, audio) for precision in PRECISIONS}
+        metrics = {p: metrics_from_similarity(vectors[p] @ vectors[p].T, tracks.work_id) for p in PRECISIONS}
         for precision in PRECISIONS:
             cosine = (vectors[precision] * vectors["fp32"]).sum(1)
-            similarity = vectors[precision] @ vectors[precision].T
             results[precision][family] = {
-                "MAP": metrics_from_similarity(similarity, tracks.work_id).as_dict()["MAP"],
+                "MAP": metrics[precision].map,
                 "cosine_to_fp32_min_mean": [float(cosine.min()), float(cosine.mean())],
+                "MAP_minus_fp32_ci95": paired_ci(
+                    metrics[precision].average_precision - metrics["fp32"].average_precision
+                ),
             }
         print(family, json.dumps({p: results[p][family] for p in PRECISIONS}), flush=True)
     result = {
         "machine": {
+            "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "load_average_before": load_before,

@@ -35,3 +35,14 @@ def _timed(function) -> float:
     started = time.perf_counter()
     function()
     return time.perf_counter() - started
+
+
+def cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (the bound and every timing depend on it)."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from .audio import SAMPLE_RATE, load_audio
+from .audio import SAMPLE_RATE, AudioError, load_audio
 from .config import LiviConfig
 from .features import ENCODE_BATCH, SEGMENT_COLUMNS
 from .model_registry import NoEncoderModel, current_model, model_artifact
@@ -93,41 +93,104 @@ def track_embeddings(segment_embeddings: np.ndarray, segments: pd.DataFrame) -> 
     return vectors, tracks
 
 
+@dataclass
+class EmbeddedShard:
+    segments: pd.DataFrame  # segment_id, track_id, work_id: the vocal segments, or the one-pass chunks pooled
+    segment_vectors: np.ndarray
+    tracks: pd.DataFrame  # track_id, work_id
+    track_vectors: np.ndarray
+    failed: list[dict]  # track_id, reason
+
+
+def _embed_vocal_segments(loaded: LoadedEncoder, segments_artifact: Artifact, description: str) -> EmbeddedShard:
+    """Every 30 s vocal segment of the segments stage through the encoder + head."""
+    segments = segments_artifact.read_table("segments")
+    audio = segments_artifact.read_array("audio", mmap=True)
+    segment_vectors = embed_clips(loaded, audio, description=description)
+    track_vectors, tracks = track_embeddings(segment_vectors, segments)
+    return EmbeddedShard(segments[SEGMENT_COLUMNS].reset_index(drop=True), segment_vectors, tracks, track_vectors, [])
+
+
+def _embed_kept_tracks_one_pass(
+    cfg: LiviConfig, loaded: LoadedEncoder, vocal_artifact: Artifact, description: str
+) -> EmbeddedShard:
+    """Every track the vocal stage kept, in one encoder pass per 30 s (``embed_one_pass``): the
+    same embedding `livi query` computes for the file."""
+    from .vocal_probe import load_probe
+
+    probe = load_probe(loaded.info["whisper"]["name"], loaded.info["whisper"]["id"])
+    tracks = vocal_artifact.read_table("tracks")
+    kept = tracks[tracks["status"] == "kept"].reset_index(drop=True)
+    chunk_rows, chunk_vectors, track_rows, track_vectors, failed = [], [], [], [], []
+    for track in tqdm(kept.itertuples(index=False), total=len(kept), desc=description, unit="track", disable=None):
+        try:
+            audio = load_audio(track.uri, max_duration_s=cfg.ingest.max_duration_s)
+        except (AudioError, OSError) as exc:
+            log.warning("embed: %s failed to decode (%s): %s", track.track_id, track.uri, exc)
+            failed.append({"track_id": track.track_id, "reason": f"audio decode failed: {exc}"})
+            continue
+        result = embed_one_pass(loaded, probe, audio)
+        chunk_rows.extend(
+            {"segment_id": f"{track.track_id}#chunk{chunk:03d}", "track_id": track.track_id, "work_id": track.work_id}
+            for chunk in result.chunks_pooled
+        )
+        chunk_vectors.append(result.chunk_embeddings)
+        track_rows.append({"track_id": track.track_id, "work_id": track.work_id})
+        track_vectors.append(result.embedding)
+    dim = loaded.info["text_model"]["dim"]
+    return EmbeddedShard(
+        pd.DataFrame(chunk_rows, columns=SEGMENT_COLUMNS),
+        np.concatenate(chunk_vectors) if chunk_vectors else np.zeros((0, dim), np.float32),
+        pd.DataFrame(track_rows, columns=TRACK_COLUMNS),
+        np.stack(track_vectors) if track_vectors else np.zeros((0, dim), np.float32),
+        failed,
+    )
+
+
 def embed_audio(
     cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None, model: str | None = None
 ) -> dict:
-    """The embed stage for one shard: every segment through the encoder, then track embeddings."""
+    """The embed stage for one shard: track embeddings from the vocal segments, or with the encoder
+    probe (``vocal.method: encoder_probe``) from one encoder pass per 30 s of each kept track."""
     store = store or ArtifactStore(cfg.store.root)
     fingerprint = current_model(cfg, store, model)
 
-    def work(segments_artifact: Artifact, output: Artifact) -> dict:
+    def work(source: Artifact, output: Artifact) -> dict:
         loaded = load_encoder(cfg, store, fingerprint)
-        segments = segments_artifact.read_table("segments")
-        audio = segments_artifact.read_array("audio", mmap=True)
-        segment_vectors = embed_clips(loaded, audio, description=f"embed {catalogue}/{shard}")
-        track_vectors, tracks = track_embeddings(segment_vectors, segments)
-        output.write_array("segment_embeddings", segment_vectors)
-        output.write_table("segments", segments[SEGMENT_COLUMNS].reset_index(drop=True))
-        output.write_array("track_embeddings", track_vectors)
-        output.write_table("tracks", tracks)
+        description = f"embed {catalogue}/{shard}"
+        if cfg.vocal.method == "encoder_probe":
+            shard_result = _embed_kept_tracks_one_pass(cfg, loaded, source, description)
+        else:
+            shard_result = _embed_vocal_segments(loaded, source, description)
+        output.write_array("segment_embeddings", shard_result.segment_vectors)
+        output.write_table("segments", shard_result.segments)
+        output.write_array("track_embeddings", shard_result.track_vectors)
+        output.write_table("tracks", shard_result.tracks)
+        output.write_table("failed", pd.DataFrame(shard_result.failed, columns=["track_id", "reason"]))
         output.write_json(
             "model",
             {
                 "name": "livi-audio",
-                "dim": int(segment_vectors.shape[1]),
+                "dim": int(loaded.info["text_model"]["dim"]),
                 "encoder": fingerprint,
                 "text_model": loaded.info["text_model"],
             },
         )
         log.info(
-            "embed %s/%s: %d segments -> %d tracks with encoder %s",
+            "embed %s/%s: %d segments -> %d tracks with encoder %s (%d failed)",
             catalogue,
             shard,
-            len(segments),
-            len(tracks),
+            len(shard_result.segments),
+            len(shard_result.tracks),
             fingerprint,
+            len(shard_result.failed),
         )
-        return {"segments": int(len(segments)), "tracks": int(len(tracks)), "encoder": fingerprint}
+        return {
+            "segments": int(len(shard_result.segments)),
+            "tracks": int(len(shard_result.tracks)),
+            "failed": len(shard_result.failed),
+            "encoder": fingerprint,
+        }
 
     return run_shard_stage(cfg, store, catalogue, STAGE, shard, work, extra=(fingerprint,))
 
@@ -173,7 +236,7 @@ def embed_file(
         from .vocal_probe import load_probe
 
         probe = load_probe(loaded.info["whisper"]["name"], loaded.info["whisper"]["id"])
-        return embed_one_pass(loaded, probe, audio, cfg.segments.segment_s).embedding
+        return embed_one_pass(loaded, probe, audio).embedding
     clips = file_segments(cfg, audio, name=str(path))
     return l2_normalise(embed_clips(loaded, clips, description=Path(path).name).mean(axis=0))
 
@@ -188,14 +251,16 @@ class OnePassEmbedding:
     fallback: bool  # no chunk had enough singing: every frame of audio was pooled
     frame_vocalness: np.ndarray  # (chunks, frames) the probe's output
     audio_frames: np.ndarray  # (chunks,) frames of each chunk that hold audio (the last is padded)
+    chunks_pooled: np.ndarray  # indices of the chunks whose embeddings were averaged
+    chunk_embeddings: np.ndarray  # (len(chunks_pooled), text_dim) unit vectors, one per pooled chunk
 
 
-def encode_track(loaded: LoadedEncoder, audio: np.ndarray, segment_s: float) -> tuple[torch.Tensor, np.ndarray]:
+def encode_track(loaded: LoadedEncoder, audio: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
     """(frame states (chunks, frames, width), audio frames of each chunk): the track cut into
-    consecutive ``segment_s`` chunks, each through the frozen encoder once (the last one padded)."""
+    consecutive 30 s chunks, Whisper's input, each through the frozen encoder once (the last padded)."""
     from .vocal_probe import whole_track_chunks
 
-    chunks, audio_frames = whole_track_chunks(audio, round(segment_s * SAMPLE_RATE))
+    chunks, audio_frames = whole_track_chunks(audio)
     return encode_frames(loaded.encoder.whisper_encoder, chunks), audio_frames
 
 
@@ -223,12 +288,14 @@ def pool_sung_frames(
         fallback=fallback,
         frame_vocalness=frame_vocalness,
         audio_frames=audio_frames,
+        chunks_pooled=np.flatnonzero(used),
+        chunk_embeddings=vectors,
     )
 
 
-def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray, segment_s: float) -> OnePassEmbedding:
-    """A track's embedding from one encoder pass per ``segment_s`` of audio: the vocal probe rides
-    on the same frame states that the head pools, so there is no Musicnn pass and no second
-    encoder pass over the vocal segments."""
-    states, audio_frames = encode_track(loaded, audio, segment_s)
+def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray) -> OnePassEmbedding:
+    """A track's embedding from one encoder pass per 30 s of audio: the vocal probe rides on the
+    same frame states that the head pools, so there is no Musicnn pass and no second encoder pass
+    over the vocal segments."""
+    states, audio_frames = encode_track(loaded, audio)
     return pool_sung_frames(loaded, states, audio_frames, probe.frame_vocalness(states.numpy()), probe.threshold)

@@ -24,7 +24,9 @@ Artifact contents (file names without extension):
 - baseline: the audio-only 2D-FTM chroma baseline; array ``track_embeddings`` + table
   ``tracks`` (track_id, work_id) + table ``failed`` (track_id, reason).
 - embed: same layout as text (``segment_embeddings``, ``segments``, ``track_embeddings``,
-  ``tracks``, ``model``).
+  ``tracks``, ``model``) + table ``failed`` (track_id, reason). With ``vocal.method:
+  encoder_probe`` it reads the vocal stage (``parent_stage``) and its ``segments`` are the
+  one-pass chunks that were pooled (segment_id ``<track>#chunkNNN``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ SECTION = {
     "embed": "encoder",
     "baseline": "baseline",
 }
+
+
+def parent_stage(cfg: LiviConfig, stage: str) -> str:
+    """The stage whose artifacts ``stage`` reads. With the encoder probe the embed stage reads the
+    vocal stage's kept tracks and embeds each in one encoder pass per 30 s, as `livi query` does;
+    otherwise the 30 s vocal segments."""
+    if stage == "embed" and cfg.vocal.method == "encoder_probe":
+        return "vocal"
+    return PARENT[stage]
 
 
 def pointer_name(catalogue: str) -> str:
@@ -108,7 +119,7 @@ def fingerprint(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: st
     the config does not hold (a trained model's fingerprint)."""
     if stage == "ingest":
         return current_ingest(store, catalogue)["fingerprint"]
-    parent = fingerprint(cfg, store, catalogue, PARENT[stage])
+    parent = fingerprint(cfg, store, catalogue, parent_stage(cfg, stage))
     section = getattr(cfg, SECTION[stage])
     return section.fingerprint(stage, parent, *intrinsic_identity(cfg, stage), *extra)
 
@@ -122,4 +133,4 @@ def artifact_for(
 
 def input_of(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: str, shard: str) -> Artifact:
     """The completed parent artifact a stage reads; a clear error if it is not there yet."""
-    return artifact_for(cfg, store, catalogue, PARENT[stage], shard).require()
+    return artifact_for(cfg, store, catalogue, parent_stage(cfg, stage), shard).require()

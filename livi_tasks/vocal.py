@@ -87,7 +87,7 @@ def probe_window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> np.ndarray
 
     name = cfg.transcribe.whisper_model
     probe = load_probe(name, whisper_identity(name, cfg.models_dir)["id"])
-    chunks, audio_frames = whole_track_chunks(audio_16k, round(cfg.segments.segment_s * SAMPLE_RATE))
+    chunks, audio_frames = whole_track_chunks(audio_16k)
     encoder = inference_encoder(cached_whisper(name, cfg.models_dir), cfg.encoder.inference_precision, "cpu")
     frames = probe.frame_vocalness(encode_frames(encoder, chunks).numpy())
     return window_means(frames, audio_frames, window_count(len(audio_16k)), WINDOW_SECONDS)

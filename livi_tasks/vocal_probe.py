@@ -27,6 +27,7 @@ from .atomic import write_bytes_atomic
 log = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 50  # Whisper's encoder: 1500 frames per 30 s
+CHUNK_SAMPLES = 30 * 16_000  # Whisper's input: the encoder pads or trims every chunk to 30 s
 PROBE_FILES = ("vocal_probe.npz", "vocal_probe.json")
 
 
@@ -115,7 +116,7 @@ def load_probe(whisper_model: str, whisper_id: str) -> VocalProbe:
     return probe
 
 
-def whole_track_chunks(audio_16k: np.ndarray, chunk_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def whole_track_chunks(audio_16k: np.ndarray, chunk_samples: int = CHUNK_SAMPLES) -> tuple[np.ndarray, np.ndarray]:
     """The track cut into consecutive chunks (zero-padded at the end) and each chunk's frames of audio."""
     count = max(1, -(-len(audio_16k) // chunk_samples))
     chunks = np.zeros((count, chunk_samples), np.float32)
@@ -179,7 +180,7 @@ def corpus_frames(
     states_out, labels_out, frames_out = [], [], []
     for row in tracks.itertuples():
         audio = load_audio(str(root / row.path))
-        chunks, audio_frames = whole_track_chunks(audio, 30 * 16_000)
+        chunks, audio_frames = whole_track_chunks(audio)
         states = encoder_states(chunks)
         labels = frame_labels(by_track.get(row.track_id, np.zeros((0, 2))), len(chunks), states.shape[1])
         states_out.append(states[:, ::every])

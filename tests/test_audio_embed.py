@@ -114,11 +114,22 @@ def test_features_train_embed_end_to_end(pipeline, demo_catalogue):
     assert np.allclose(np.linalg.norm(track_vectors, axis=1), 1, atol=1e-5)
     assert output.read_json("model")["encoder"] == trained["fingerprint"]
 
-    # The query path (decode -> vocal -> segments -> encoder) gives the stage's embedding.
+    # The query path gives the stage's embedding: one encoder pass per 30 s with the default
+    # detector (the encoder probe), decode -> Musicnn -> segments -> encoder with Musicnn.
     ingested = artifact_for(cfg, store, "demo", "ingest", shard).read_table("tracks").set_index("track_id")
     track_id = tracks["track_id"].iloc[0]
-    from_file = embed_file(cfg, ingested.loc[track_id, "uri"], store)
-    assert float(from_file @ track_vectors[0]) > 0.999
+    assert output.read_table("segments")["segment_id"].str.startswith(f"{track_id}#chunk").any()
+    assert float(embed_file(cfg, ingested.loc[track_id, "uri"], store) @ track_vectors[0]) > 0.999
+    musicnn = cfg.model_copy(update={"vocal": cfg.vocal.model_copy(update={"method": "zero_shot"})})
+    detect_vocals(musicnn, "demo", shard, store)
+    extract_vocal_segments(musicnn, "demo", shard, store)
+    embed_audio(musicnn, "demo", shard, store)
+    musicnn_output = artifact_for(musicnn, store, "demo", "embed", shard, (trained["fingerprint"],)).require()
+    musicnn_tracks = musicnn_output.read_table("tracks")
+    assert musicnn_output.read_table("segments")["segment_id"].str.match(r".*#\d{3}$").all()
+    first = musicnn_tracks["track_id"].iloc[0]
+    from_file = embed_file(musicnn, ingested.loc[first, "uri"], store)
+    assert float(from_file @ musicnn_output.read_array("track_embeddings")[0]) > 0.999
 
 
 def test_file_without_vocals_falls_back_to_whole_file_chunks(pipeline, caplog):

@@ -25,18 +25,19 @@ from livi_tasks.retrieval import QuerySession, build_catalogue_index
 from livi_tasks.store import ArtifactStore
 from livi_tasks.synth.corpus import make_corpus
 
-# Bounds, from what was measured on these catalogues (BENCHMARKS.md, "Generalisation"):
-# - 7 of the 9 sung foreign tracks were kept; the two lost are sung 0.1-0.8 dB above the backing,
-#   where Musicnn hears no voice. The paper's mean rule keeps 1 of the 9.
-# - the shipped tiny.en head reached MAP 0.78 here (two queries lost their cover to the filter);
-#   random rankings score about 0.2.
-# - 5 of 8 demo queries had another version of their work first; by chance 1 in 9.
+# Bounds, from what was measured on these catalogues (BENCHMARKS.md, "Generalisation" and "One encoder pass"):
+# - Musicnn (zero_shot) kept 7 of the 9 sung foreign tracks; the two lost are sung 0.1-0.8 dB above
+#   the backing, where it hears no voice. The paper's mean rule keeps 1 of the 9.
+# - The Whisper-frame vocal probe (the default) kept all 9 here, and every sung foreign track of
+#   bench_one_pass (fewest 20.9 s of singing), none of the instrumentals.
+# - The shipped tiny.en head reached MAP 0.78 here on Musicnn's segments (two queries lost their cover
+#   to the filter) and 0.94 in one pass with the probe; random rankings score about 0.2.
+# - 5 of 8 demo queries had another version of their work first with Musicnn's segments, 6 of 8 in
+#   one pass; by chance 1 in 9.
 SUNG_KEPT_AT_LEAST = 7 / 9
-FOREIGN_LIVI_MAP_AT_LEAST = 0.5
-DEMO_RANK1_AT_LEAST = 0.5
-# The Whisper-frame vocal probe heard every sung foreign track of bench_one_pass (fewest 20.9 s of
-# singing) and none in the instrumentals; one-pass embeddings scored above the Musicnn path there.
 PROBE_SUNG_KEPT_AT_LEAST = 8 / 9
+FOREIGN_LIVI_MAP_AT_LEAST = 0.6
+DEMO_RANK1_AT_LEAST = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_one_pass_embeddings_retrieve_foreign_covers(tiny_cfg, foreign):
     probe = load_probe("tiny.en", loaded.info["whisper"]["id"])
     manifest = pd.read_csv(foreign / "manifest.csv")
     vectors = np.stack(
-        [embed_one_pass(loaded, probe, load_audio(str(foreign / path)), 30.0).embedding for path in manifest.path]
+        [embed_one_pass(loaded, probe, load_audio(str(foreign / path))).embedding for path in manifest.path]
     )
     metrics = metrics_from_similarity(vectors @ vectors.T, manifest["work_id"]).as_dict()
     print(metrics)

@@ -37,8 +37,12 @@ def test_replacing_the_whisper_checkpoint_rekeys_transcripts_and_below(cfg, inge
     store = ArtifactStore(cfg.store.root)
     checkpoint = tmp_path / "whisper.pt"
     checkpoint.write_bytes(b"one")
+    # Musicnn finds the vocals here: the default detector reads the checkpoint's own states.
     with_file = cfg.model_copy(
-        update={"transcribe": cfg.transcribe.model_copy(update={"whisper_model": str(checkpoint)})}
+        update={
+            "transcribe": cfg.transcribe.model_copy(update={"whisper_model": str(checkpoint)}),
+            "vocal": cfg.vocal.model_copy(update={"method": "zero_shot"}),
+        }
     )
     first = {
         stage: fingerprint(with_file, store, ingested, stage)
@@ -49,6 +53,22 @@ def test_replacing_the_whisper_checkpoint_rekeys_transcripts_and_below(cfg, inge
     assert first["segments"] == second["segments"]
     assert first["transcribe"] != second["transcribe"] and first["text"] != second["text"]
     assert first["features"] != second["features"]
+
+
+def test_int8_inference_rekeys_what_reads_encoder_states_but_not_the_trained_model(cfg, ingested):
+    from livi_tasks.train_encoder import model_fingerprint
+
+    store = ArtifactStore(cfg.store.root)
+    int8 = cfg.model_copy(update={"encoder": cfg.encoder.model_copy(update={"inference_precision": "int8"})})
+    assert cfg.vocal.method == "encoder_probe"
+    for stage in ("vocal", "segments", "transcribe", "embed"):
+        assert fingerprint(cfg, store, ingested, stage) != fingerprint(int8, store, ingested, stage), stage
+    musicnn = {"vocal": cfg.vocal.model_copy(update={"method": "zero_shot"})}
+    assert fingerprint(cfg.model_copy(update=musicnn), store, ingested, "vocal") == fingerprint(
+        int8.model_copy(update=musicnn), store, ingested, "vocal"
+    )
+    inputs = ({"id": "w"}, {"name": "t"}, [])
+    assert model_fingerprint(cfg.encoder, *inputs) == model_fingerprint(int8.encoder, *inputs)
 
 
 def test_unknown_catalogue_says_to_ingest(cfg):

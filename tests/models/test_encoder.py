@@ -88,3 +88,21 @@ def test_only_the_head_gets_gradients(tiny_whisper):
     encoder(clips).sum().backward()
     assert all(p.grad is None for p in encoder.whisper_encoder.parameters())
     assert all(p.grad is not None for p in encoder.head.parameters())
+
+
+def test_int8_inference_encoder_keeps_the_mlp_down_projections_and_the_embeddings(tiny_whisper):
+    from livi_tasks.models.encoder import inference_encoder
+
+    assert inference_encoder(tiny_whisper, "fp32", "cpu") is tiny_whisper.encoder
+    assert inference_encoder(tiny_whisper, "int8", "cuda") is tiny_whisper.encoder  # no CUDA int8 kernels
+    int8 = inference_encoder(tiny_whisper, "int8", "cpu")
+    assert inference_encoder(tiny_whisper, "int8", "cpu") is int8  # quantised once per process
+    block = int8.blocks[0]
+    assert "quantized" in type(block.attn.query).__module__ and "quantized" in type(block.mlp[0]).__module__
+    assert type(block.mlp[2]) is torch.nn.Linear
+    assert type(tiny_whisper.encoder.blocks[0].mlp[0]) is not type(block.mlp[0])  # the loaded model is untouched
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(16_000 * 10)).astype(np.float32)
+    fp32_states, int8_states = encode_frames(tiny_whisper, clip), encode_frames(int8, clip)
+    cosine = torch.nn.functional.cosine_similarity(fp32_states[0], int8_states[0], dim=-1)
+    assert cosine.mean() > 0.99
