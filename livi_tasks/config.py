@@ -154,11 +154,12 @@ class EncoderConfig(Section):
     patience: int = Field(5, ge=1, description="Epochs without validation improvement before stopping.")
     seed: int = 0
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
-    inference_precision: Literal["fp32", "int8"] = Field(
+    inference_precision: Literal["fp32", "int8", "bf16"] = Field(
         "fp32",
         description="The frozen Whisper encoder when embedding (embed stage, `livi query`, the encoder_probe vocal "
-        "stage) on the CPU: int8 quantises its linear layers dynamically (faster, embeddings move slightly; "
-        "BENCHMARKS.md). Training features and CUDA stay fp32.",
+        "stage): int8 quantises its attention and MLP up-projections on the CPU (CUDA stays fp32); bf16 runs it "
+        "under bfloat16 autocast, fast only with bf16 hardware (CUDA, AVX512-BF16/AMX CPUs). Both are faster and "
+        "move the embeddings slightly (BENCHMARKS.md). Training features stay fp32.",
     )
 
 

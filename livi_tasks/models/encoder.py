@@ -232,13 +232,30 @@ def quantised_int8(encoder: AudioEncoder) -> AudioEncoder:
         return torch.ao.quantization.quantize_dynamic(plain, quantised, dtype=torch.qint8)
 
 
+class Bfloat16Encoder(nn.Module):
+    """The encoder run under bf16 autocast: matrix products in bfloat16, norms, softmax and the
+    returned states in fp32. Fast only where the hardware has bf16 arithmetic (CUDA, CPUs with
+    AVX512-BF16 or AMX); elsewhere several times slower than fp32 (BENCHMARKS.md)."""
+
+    def __init__(self, encoder: AudioEncoder):
+        super().__init__()
+        self.encoder = encoder
+        self.conv1, self.ln_post = encoder.conv1, encoder.ln_post  # what encode_frames and frame_width read
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(mel.device.type, dtype=torch.bfloat16):
+            return self.encoder(mel).float()
+
+
 @functools.lru_cache(maxsize=4)
-def inference_encoder(whisper_model: Whisper | AudioEncoder, precision: str, device: str) -> AudioEncoder:
-    """The frozen encoder that inference runs: as loaded, or int8 (``encoder.inference_precision``)
-    on the CPU. CUDA keeps fp32: torch's dynamic quantisation has no CUDA kernels."""
+def inference_encoder(whisper_model: Whisper | AudioEncoder, precision: str, device: str) -> nn.Module:
+    """The frozen encoder that inference runs (``encoder.inference_precision``): as loaded (fp32),
+    int8 on the CPU (torch's dynamic quantisation has no CUDA kernels: CUDA keeps fp32), or bf16."""
     encoder = _audio_encoder(whisper_model)
     if precision == "int8" and device == "cpu":
         return quantised_int8(encoder)
+    if precision == "bf16":
+        return Bfloat16Encoder(encoder)
     return encoder
 
 

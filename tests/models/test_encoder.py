@@ -90,7 +90,7 @@ def test_only_the_head_gets_gradients(tiny_whisper):
     assert all(p.grad is not None for p in encoder.head.parameters())
 
 
-def test_int8_inference_encoder_keeps_the_mlp_down_projections_and_the_embeddings(tiny_whisper):
+def test_reduced_precision_encoders_keep_the_frame_states(tiny_whisper):
     from livi_tasks.models.encoder import inference_encoder
 
     assert inference_encoder(tiny_whisper, "fp32", "cpu") is tiny_whisper.encoder
@@ -104,5 +104,7 @@ def test_int8_inference_encoder_keeps_the_mlp_down_projections_and_the_embedding
     rng = np.random.default_rng(0)
     clip = (0.1 * rng.standard_normal(16_000 * 10)).astype(np.float32)
     fp32_states, int8_states = encode_frames(tiny_whisper, clip), encode_frames(int8, clip)
-    cosine = torch.nn.functional.cosine_similarity(fp32_states[0], int8_states[0], dim=-1)
-    assert cosine.mean() > 0.99
+    bf16_states = encode_frames(inference_encoder(tiny_whisper, "bf16", "cpu"), clip)
+    assert bf16_states.dtype == torch.float32
+    for states in (int8_states, bf16_states):
+        assert torch.nn.functional.cosine_similarity(fp32_states[0], states[0], dim=-1).mean() > 0.99
