@@ -255,7 +255,7 @@ def main() -> None:
     embed_clips(loaded, np.zeros((1, round(cfg.segments.segment_s * SAMPLE_RATE)), np.float16))
 
     peak = peak_gflops()
-    gflop = encoder_gflop(loaded.encoder.whisper_encoder)
+    gflop = encoder_gflop(cached_whisper(loaded.info["whisper"]["name"], cfg.models_dir).encoder)  # fp32 model
     per_track, clips = bench_tracks(cfg, uris, loaded, probe, text_model)
     summary = summarise(per_track, gflop / peak)
     training = bench_training_epoch(cfg, clips, text_dim, work_dir)

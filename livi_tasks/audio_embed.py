@@ -23,7 +23,7 @@ from .features import ENCODE_BATCH, SEGMENT_COLUMNS
 from .model_registry import NoEncoderModel, current_model, model_artifact
 from .models.encoder import LiviEncoder, encode_frames, head_from_bytes, inference_encoder, resolve_device
 from .models.whisper_weights import cached_whisper, whisper_identity
-from .stage import run_shard_stage
+from .stage import run_shard_stage, shard_tracks
 from .store import Artifact, ArtifactStore
 from .vectors import l2_normalise, pool_normalised
 
@@ -99,7 +99,7 @@ class EmbeddedShard:
     segment_vectors: np.ndarray
     tracks: pd.DataFrame  # track_id, work_id
     track_vectors: np.ndarray
-    failed: list[dict]  # track_id, reason
+    decisions: pd.DataFrame | None = None  # one pass: every track's vocal decision, as the vocal stage's table
 
 
 def _embed_vocal_segments(loaded: LoadedEncoder, segments_artifact: Artifact, description: str) -> EmbeddedShard:
@@ -108,28 +108,48 @@ def _embed_vocal_segments(loaded: LoadedEncoder, segments_artifact: Artifact, de
     audio = segments_artifact.read_array("audio", mmap=True)
     segment_vectors = embed_clips(loaded, audio, description=description)
     track_vectors, tracks = track_embeddings(segment_vectors, segments)
-    return EmbeddedShard(segments[SEGMENT_COLUMNS].reset_index(drop=True), segment_vectors, tracks, track_vectors, [])
+    return EmbeddedShard(segments[SEGMENT_COLUMNS].reset_index(drop=True), segment_vectors, tracks, track_vectors)
 
 
-def _embed_kept_tracks_one_pass(
-    cfg: LiviConfig, loaded: LoadedEncoder, vocal_artifact: Artifact, description: str
+def one_pass_decision(cfg: LiviConfig, result: OnePassEmbedding, samples: int) -> tuple[float, float, str]:
+    """The vocal stage's decision (mean vocalness, vocal seconds, exclusion reason or "") from a
+    one-pass result: the same probe frames averaged over the same 3 s windows, the same rule."""
+    from .models.musicnn import WINDOW_SECONDS, window_count
+    from .vocal import track_decision
+    from .vocal_probe import window_means
+
+    scores = window_means(result.frame_vocalness, result.audio_frames, window_count(samples), WINDOW_SECONDS)
+    return track_decision(scores, samples / SAMPLE_RATE, cfg.vocal)
+
+
+def _embed_tracks_one_pass(
+    cfg: LiviConfig, loaded: LoadedEncoder, ingest: Artifact, shard: str, description: str
 ) -> EmbeddedShard:
-    """Every track the vocal stage kept, in one encoder pass per 30 s (``embed_one_pass``): the
-    same embedding `livi query` computes for the file."""
+    """Every ingested track of the shard in one encoder pass per 30 s (``embed_one_pass``): the probe
+    on those frame states decides, by the vocal stage's rule, whether the track is sung; the sung
+    ones keep the embedding `livi query` computes for the file. Nothing is dropped silently: the
+    ``decisions`` table says why a track has no embedding."""
+    from .vocal import TRACK_COLUMNS as DECISION_COLUMNS
     from .vocal_probe import load_probe
 
     probe = load_probe(loaded.info["whisper"]["name"], loaded.info["whisper"]["id"])
-    tracks = vocal_artifact.read_table("tracks")
-    kept = tracks[tracks["status"] == "kept"].reset_index(drop=True)
-    chunk_rows, chunk_vectors, track_rows, track_vectors, failed = [], [], [], [], []
-    for track in tqdm(kept.itertuples(index=False), total=len(kept), desc=description, unit="track", disable=None):
+    tracks = shard_tracks(ingest, shard)
+    chunk_rows, chunk_vectors, track_rows, track_vectors, decisions = [], [], [], [], []
+    for track in tqdm(tracks.itertuples(index=False), total=len(tracks), desc=description, unit="track", disable=None):
+        decision = {"track_id": track.track_id, "work_id": track.work_id, "uri": track.uri}
+        decision.update({"duration_s": track.duration_s, "mean_vocalness": np.nan, "vocal_s": np.nan})
         try:
             audio = load_audio(track.uri, max_duration_s=cfg.ingest.max_duration_s)
         except (AudioError, OSError) as exc:
             log.warning("embed: %s failed to decode (%s): %s", track.track_id, track.uri, exc)
-            failed.append({"track_id": track.track_id, "reason": f"audio decode failed: {exc}"})
+            decisions.append({**decision, "status": "failed", "reason": f"audio decode failed: {exc}"})
             continue
         result = embed_one_pass(loaded, probe, audio)
+        mean, vocal_s, reason = one_pass_decision(cfg, result, len(audio))
+        status = "excluded" if reason else "kept"
+        decisions.append({**decision, "mean_vocalness": mean, "vocal_s": vocal_s, "status": status, "reason": reason})
+        if reason:
+            continue
         chunk_rows.extend(
             {"segment_id": f"{track.track_id}#chunk{chunk:03d}", "track_id": track.track_id, "work_id": track.work_id}
             for chunk in result.chunks_pooled
@@ -143,7 +163,7 @@ def _embed_kept_tracks_one_pass(
         np.concatenate(chunk_vectors) if chunk_vectors else np.zeros((0, dim), np.float32),
         pd.DataFrame(track_rows, columns=TRACK_COLUMNS),
         np.stack(track_vectors) if track_vectors else np.zeros((0, dim), np.float32),
-        failed,
+        pd.DataFrame(decisions, columns=DECISION_COLUMNS),
     )
 
 
@@ -159,14 +179,14 @@ def embed_audio(
         loaded = load_encoder(cfg, store, fingerprint)
         description = f"embed {catalogue}/{shard}"
         if cfg.vocal.method == "encoder_probe":
-            shard_result = _embed_kept_tracks_one_pass(cfg, loaded, source, description)
+            shard_result = _embed_tracks_one_pass(cfg, loaded, source, shard, description)
+            output.write_table("decisions", shard_result.decisions)
         else:
             shard_result = _embed_vocal_segments(loaded, source, description)
         output.write_array("segment_embeddings", shard_result.segment_vectors)
         output.write_table("segments", shard_result.segments)
         output.write_array("track_embeddings", shard_result.track_vectors)
         output.write_table("tracks", shard_result.tracks)
-        output.write_table("failed", pd.DataFrame(shard_result.failed, columns=["track_id", "reason"]))
         output.write_json(
             "model",
             {
@@ -177,20 +197,19 @@ def embed_audio(
             },
         )
         log.info(
-            "embed %s/%s: %d segments -> %d tracks with encoder %s (%d failed)",
+            "embed %s/%s: %d segments -> %d tracks with encoder %s",
             catalogue,
             shard,
             len(shard_result.segments),
             len(shard_result.tracks),
             fingerprint,
-            len(shard_result.failed),
         )
-        return {
-            "segments": int(len(shard_result.segments)),
-            "tracks": int(len(shard_result.tracks)),
-            "failed": len(shard_result.failed),
-            "encoder": fingerprint,
-        }
+        summary = {"segments": len(shard_result.segments), "tracks": len(shard_result.tracks), "encoder": fingerprint}
+        if shard_result.decisions is not None:
+            summary |= {
+                status: int((shard_result.decisions["status"] == status).sum()) for status in ("excluded", "failed")
+            }
+        return summary
 
     return run_shard_stage(cfg, store, catalogue, STAGE, shard, work, extra=(fingerprint,))
 

@@ -24,9 +24,10 @@ Artifact contents (file names without extension):
 - baseline: the audio-only 2D-FTM chroma baseline; array ``track_embeddings`` + table
   ``tracks`` (track_id, work_id) + table ``failed`` (track_id, reason).
 - embed: same layout as text (``segment_embeddings``, ``segments``, ``track_embeddings``,
-  ``tracks``, ``model``) + table ``failed`` (track_id, reason). With ``vocal.method:
-  encoder_probe`` it reads the vocal stage (``parent_stage``) and its ``segments`` are the
-  one-pass chunks that were pooled (segment_id ``<track>#chunkNNN``).
+  ``tracks``, ``model``). With ``vocal.method: encoder_probe`` it reads the ingested tracks
+  (``parent_stage``), its ``segments`` are the one-pass chunks that were pooled (segment_id
+  ``<track>#chunkNNN``), and table ``decisions`` has the vocal stage's ``tracks`` columns for
+  every track of the shard (kept, excluded with the reason, or failed).
 """
 
 from __future__ import annotations
@@ -58,12 +59,17 @@ SECTION = {
 }
 
 
+def one_pass_embedding(cfg: LiviConfig) -> bool:
+    """With the encoder probe, the embed stage reads the ingested tracks and embeds each in one
+    encoder pass per 30 s, deciding from the same frame states whether it is sung (the vocal
+    stage's rule), as `livi query` does; otherwise it embeds the segments stage's vocal segments."""
+    return cfg.vocal.method == "encoder_probe"
+
+
 def parent_stage(cfg: LiviConfig, stage: str) -> str:
-    """The stage whose artifacts ``stage`` reads. With the encoder probe the embed stage reads the
-    vocal stage's kept tracks and embeds each in one encoder pass per 30 s, as `livi query` does;
-    otherwise the 30 s vocal segments."""
-    if stage == "embed" and cfg.vocal.method == "encoder_probe":
-        return "vocal"
+    """The stage whose artifacts ``stage`` reads."""
+    if stage == "embed" and one_pass_embedding(cfg):
+        return "ingest"
     return PARENT[stage]
 
 
@@ -106,6 +112,9 @@ def intrinsic_identity(cfg: LiviConfig, stage: str) -> tuple[str, ...]:
         # int8 moves the frame states the probe reads; fp32 keeps the keys it had before the setting.
         precision = cfg.encoder.inference_precision
         return identity if precision == "fp32" else (*identity, precision)
+    if stage == "embed" and one_pass_embedding(cfg):
+        # The embed stage then makes the vocal stage's decision itself.
+        return (cfg.vocal.fingerprint("vocal", *intrinsic_identity(cfg, "vocal")),)
     if stage in ("transcribe", "features"):
         # Imported here: lineage is read by light callers that never load a model.
         from .models.whisper_weights import whisper_identity

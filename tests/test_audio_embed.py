@@ -119,6 +119,12 @@ def test_features_train_embed_end_to_end(pipeline, demo_catalogue):
     ingested = artifact_for(cfg, store, "demo", "ingest", shard).read_table("tracks").set_index("track_id")
     track_id = tracks["track_id"].iloc[0]
     assert output.read_table("segments")["segment_id"].str.startswith(f"{track_id}#chunk").any()
+    # One pass decides as the vocal stage does: the same probe frames, windows and rule.
+    decisions = output.read_table("decisions").set_index("track_id")
+    vocal = artifact_for(cfg, store, "demo", "vocal", shard).read_table("tracks").set_index("track_id")
+    assert decisions["status"].to_dict() == vocal["status"].to_dict()
+    assert np.allclose(decisions["vocal_s"], vocal.loc[decisions.index, "vocal_s"])
+    assert set(tracks["track_id"]) == set(decisions.index[decisions["status"] == "kept"])
     assert float(embed_file(cfg, ingested.loc[track_id, "uri"], store) @ track_vectors[0]) > 0.999
     musicnn = cfg.model_copy(update={"vocal": cfg.vocal.model_copy(update={"method": "zero_shot"})})
     detect_vocals(musicnn, "demo", shard, store)
