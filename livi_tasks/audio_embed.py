@@ -116,9 +116,9 @@ def one_pass_decision(cfg: LiviConfig, result: OnePassEmbedding, samples: int) -
     one-pass result: the same probe frames averaged over the same 3 s windows, the same rule."""
     from .models.musicnn import WINDOW_SECONDS, window_count
     from .vocal import track_decision
-    from .vocal_probe import window_means
+    from .vocal_probe import window_scores
 
-    scores = window_means(result.frame_vocalness, result.audio_frames, window_count(samples), WINDOW_SECONDS)
+    scores = window_scores(result.frame_vocalness, result.audio_frames, window_count(samples), WINDOW_SECONDS)
     return track_decision(scores, samples / SAMPLE_RATE, cfg.vocal)
 
 

@@ -83,14 +83,14 @@ def probe_window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> np.ndarray
     """Mean of the vocal probe's frame vocalness over each 3 s window (Whisper's encoder over 30 s chunks)."""
     from .models.encoder import encode_frames, inference_encoder
     from .models.whisper_weights import cached_whisper, whisper_identity
-    from .vocal_probe import load_probe, whole_track_chunks, window_means
+    from .vocal_probe import load_probe, whole_track_chunks, window_scores
 
     name = cfg.transcribe.whisper_model
     probe = load_probe(name, whisper_identity(name, cfg.models_dir)["id"])
     chunks, audio_frames = whole_track_chunks(audio_16k)
     encoder = inference_encoder(cached_whisper(name, cfg.models_dir), cfg.encoder.inference_precision, "cpu")
     frames = probe.frame_vocalness(encode_frames(encoder, chunks).numpy())
-    return window_means(frames, audio_frames, window_count(len(audio_16k)), WINDOW_SECONDS)
+    return window_scores(frames, audio_frames, window_count(len(audio_16k)), WINDOW_SECONDS)
 
 
 def track_decision(scores: np.ndarray, duration_s: float, cfg: VocalConfig) -> tuple[float, float, str]:

@@ -134,6 +134,15 @@ def window_means(frame_vocalness: np.ndarray, audio_frames: np.ndarray, windows:
     return np.array([frames[i * per_window : (i + 1) * per_window].mean() for i in range(windows)], np.float32)
 
 
+def window_scores(frame_vocalness: np.ndarray, audio_frames: np.ndarray, windows: int, window_s: float) -> np.ndarray:
+    """The probe's vocalness of each 3 s window for the vocal stage: the share of its frames that
+    are sung, doubled (at most 1), so that a window a quarter sung reaches the default threshold
+    0.5. A line's first syllables then keep their window, and a 30 s segment does not start after
+    them: with the plain share, segments began up to a window late and Whisper lost the first words
+    (the demo's ASR-lyrics MAP fell from 0.958 to 0.816; doubled, 0.958 again)."""
+    return np.minimum(1.0, 2 * window_means(frame_vocalness, audio_frames, windows, window_s)).astype(np.float32)
+
+
 def frame_labels(regions: np.ndarray, chunks: int, frames_per_chunk: int) -> np.ndarray:
     """(chunks, frames) true where a frame's centre lies in a sung region ((k, 2) start/end seconds)."""
     centres = (np.arange(chunks * frames_per_chunk) + 0.5) / FRAMES_PER_SECOND
