@@ -103,7 +103,8 @@ def ingest(
 SHARD_COMMANDS = {
     "detect-vocals": (
         "vocal",
-        "Score 3 s windows for vocals with Musicnn and exclude tracks with too little singing (vocal.track_rule).",
+        "Score 3 s windows for vocals (vocal.method: the Whisper-encoder probe, or Musicnn) and exclude tracks "
+        "with too little singing (vocal.track_rule).",
     ),
     "segment": ("segments", "Cut 30 s segments around the vocal regions (padded, last piece zero-padded)."),
     "transcribe": ("transcribe", "Transcribe each vocal segment with Whisper, keeping only credible lyrics."),
@@ -235,7 +236,9 @@ def embed_audio(
         None, help="Encoder fingerprint (default: the promoted model, else the shipped head for the Whisper model)."
     ),
 ) -> None:
-    """ASR-free track embeddings: vocal segments -> frozen Whisper encoder + trained head."""
+    """ASR-free track embeddings. With the default vocal detector (encoder_probe): each ingested track
+    through the frozen Whisper encoder once per 30 s, the probe keeps the sung tracks and frames, the
+    head pools them; with Musicnn (--set vocal.method=zero_shot): the segment stage's vocal segments."""
     from .pipeline import run_stage_over_shards
 
     _print_json(run_stage_over_shards(_state(ctx), "embed", catalogue, shard or None, model=model))
