@@ -33,11 +33,12 @@ from livi_tasks.synth.corpus import make_corpus
 # - The shipped tiny.en head reached MAP 0.78 here on Musicnn's segments (two queries lost their cover
 #   to the filter) and 0.94 in one pass with the probe; random rankings score about 0.2.
 # - 5 of 8 demo queries had another version of their work first with Musicnn's segments, 6 of 8 in
-#   one pass; by chance 1 in 9.
+#   one pass (tiny.en; `make demo` with base: 11 of 12); by chance 1 in 9. The bound leaves one
+#   query of margin below the measurement.
 SUNG_KEPT_AT_LEAST = 7 / 9
 PROBE_SUNG_KEPT_AT_LEAST = 8 / 9
 FOREIGN_LIVI_MAP_AT_LEAST = 0.6
-DEMO_RANK1_AT_LEAST = 0.5
+DEMO_RANK1_AT_LEAST = 5 / 8
 
 
 @pytest.fixture(scope="module")
