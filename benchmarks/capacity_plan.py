@@ -40,13 +40,15 @@ def plan(args: argparse.Namespace) -> dict:
     machine_cores = embed["machine"]["cpus"]
 
     # Seconds of one bench machine (2 cores, torch using both) per catalogue track.
-    # The embed stage and `livi query` run the same ASR-free path. The DAGs also run the vocal and
-    # segments stages on every track (the transcription path's input); training tracks are then
-    # transcribed and their transcripts embedded.
+    # The embed stage and `livi query` run the same ASR-free path: with the one-pass embed stage
+    # that is all a track needs (livi_incoming skips vocal and segments). Training tracks also go
+    # through the vocal and segments stages, transcription and the text model.
     asr_free_s = per_track["asr_free_total"] * scale
     vocal_segments_s = (per_track["asr_detection"] + per_track["asr_segments"]) * scale
     asr_s = (per_track["asr_transcription"] + per_track["asr_text_embedding"]) * scale
-    every_track_s = asr_free_s + vocal_segments_s
+    one_pass = embed["vocal_method"] == "encoder_probe"
+    every_track_s = asr_free_s if one_pass else asr_free_s + vocal_segments_s
+    training_track_s = asr_s + (vocal_segments_s if one_pass else 0.0)
     baseline = {
         "machine": f"{machine_cores} cores, CPU only (the benchmarks' machine)",
         "whisper_model": embed["whisper_model"],
@@ -63,13 +65,13 @@ def plan(args: argparse.Namespace) -> dict:
     def machines(seconds: float, hours: float) -> int:
         return max(1, math.ceil(seconds / (hours * HOUR)))
 
-    first_s = args.tracks * every_track_s + args.training_tracks * asr_s
+    first_s = args.tracks * every_track_s + args.training_tracks * training_track_s
     nightly_s = args.increment * every_track_s
     first = {
         "machine_hours": round(first_s / HOUR),
         "machines_for_deadline": machines(first_s, args.first_run_hours),
         "deadline_hours": args.first_run_hours,
-        "of_which_transcription_machine_hours": round(args.training_tracks * asr_s / HOUR),
+        "of_which_transcription_machine_hours": round(args.training_tracks * training_track_s / HOUR),
     }
     nightly = {
         "tracks": args.increment,
@@ -166,18 +168,18 @@ def markdown(result: dict) -> str:
             "ASR-free path: the embed stage and `livi query` (decode, vocal detection, encoder + head)",
             t["asr_free_s_per_track"],
         ),
-        row("vocal and segments stages (the DAGs run them on every track)", t["vocal_segments_s_per_track"]),
+        row("vocal and segments stages, training tracks only (transcription's input)", t["vocal_segments_s_per_track"]),
         row("greedy transcription + text embedding, training tracks only", t["asr_s_per_track"]),
         "",
         row("job", "machine-hours", "machines", "for"),
         row("---", "---", "---", "---"),
         row(
-            "first full run (every stage on all, transcribe the training set)",
+            "first full run (embed all, transcribe the training set)",
             f"{f['machine_hours']:,}",
             f"{f['machines_for_deadline']:,}",
             f"{f['deadline_hours']} h",
         ),
-        row("of which transcription", f"{f['of_which_transcription_machine_hours']:,}", "", ""),
+        row("of which the training set's transcription path", f"{f['of_which_transcription_machine_hours']:,}", "", ""),
         row(
             f"nightly increment ({n['tracks']:,} tracks)",
             n["machine_hours"],

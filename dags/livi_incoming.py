@@ -23,7 +23,9 @@ folders under `D/` (`{{ ds }}`) with the current **promoted** model, without tra
 
 **ingest** -> per shard (mapped): **vocal** -> **segments** -> **embed** -> **publish**, which emits
 an event on the `livi_embeddings` asset; the asset-scheduled `livi_index` DAG then adds the
-catalogues to the index.
+catalogues to the index. With the default vocal detector (the Whisper-encoder probe) **embed**
+reads the ingested tracks and decides what is sung in its own encoder pass, so **vocal** and
+**segments** are skipped; with Musicnn (`vocal_detector: zero_shot`) they run and feed it.
 
 Catch-up is off; past days are processed on request with
 `airflow backfill create --dag-id livi_incoming --from-date 2026-01-01 --to-date 2026-01-03`.
@@ -65,17 +67,28 @@ def livi_incoming():
     @task_group(group_id="audio")
     def audio(catalogue: str, shard: str):
         """One shard to ASR-free audio embeddings; shards run independently of each other."""
+        # Arrivals are not transcribed here: vocal and segments only feed a Musicnn-path embed stage.
         vocal = LiviShardOperator(
-            task_id="vocal", function="livi_tasks.vocal.detect_vocals", catalogue=catalogue, shard=shard
+            task_id="vocal",
+            function="livi_tasks.vocal.detect_vocals",
+            catalogue=catalogue,
+            shard=shard,
+            only_feeds_embedding=True,
+            **HEAVY_ARGS,  # the default detector runs the Whisper encoder
         )
         segments = LiviShardOperator(
-            task_id="segments", function="livi_tasks.segments.extract_vocal_segments", catalogue=catalogue, shard=shard
+            task_id="segments",
+            function="livi_tasks.segments.extract_vocal_segments",
+            catalogue=catalogue,
+            shard=shard,
+            only_feeds_embedding=True,
         )
         embed = LiviShardOperator(
             task_id="embed",
             function="livi_tasks.audio_embed.embed_audio",
             catalogue=catalogue,
             shard=shard,
+            trigger_rule="none_failed",
             **HEAVY_ARGS,
         )
         vocal >> segments >> embed

@@ -7,14 +7,15 @@ from airflow.sdk import Asset, dag
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import config_params
-from livi_airflow.store_units import catalogues_ready
+from livi_airflow.store_units import catalogues_to_embed
 
 DOC = """
 ### LIVI index
 
 Scheduled on the `livi_embeddings` asset (produced by `livi_incoming`): when new embeddings land,
-**embed** makes sure every segmented catalogue has embeddings from the promoted model (done shards
-are skipped) and **index** rebuilds the Faiss index over all of them.
+**embed** makes sure every catalogue it can read (ingested with the encoder probe, else segmented)
+has embeddings from the promoted model (done shards are skipped) and **index** rebuilds the Faiss
+index over all of them.
 """
 
 
@@ -29,7 +30,7 @@ are skipped) and **index** rebuilds the Faiss index over all of them.
     params=config_params(),
 )
 def livi_index():
-    units = catalogues_ready.override(task_id="segmented_catalogues")("segments")
+    units = catalogues_to_embed.override(task_id="embeddable_catalogues")()
     embed = LiviShardOperator.partial(
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
     ).expand_kwargs(units)

@@ -10,7 +10,7 @@ from airflow.sdk import Param, dag
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE, config_params
-from livi_airflow.store_units import catalogues_ready
+from livi_airflow.store_units import catalogues_ready, catalogues_to_embed
 from livi_airflow.training import promote_if_better, train_tracked
 
 DOC = """
@@ -26,8 +26,9 @@ Every night at 02:00 UTC:
 3. **promote_if_better**: embed and evaluate the new model on the labelled held-out catalogue
    (Param `holdout_catalogue`, already ingested and segmented) and promote it only when its
    `livi_audio` MAP beats the current model's (the promoted one, else the shipped default head);
-4. **embed** every segmented catalogue with the promoted model (skipped where already done) and
-   rebuild the **index** over all of them.
+4. **embed** every catalogue the embed stage can read (ingested with the encoder probe, else
+   segmented) with the promoted model (skipped where already done) and rebuild the **index** over
+   all of them.
 
 Training the same data with the same settings again is skipped by the library (same model
 fingerprint), so a night without new catalogues costs little.
@@ -67,7 +68,7 @@ def livi_nightly_retrain():
     training = train_tracked.override(task_id="train", **HEAVY_ARGS)(training_units["catalogues"])
     decision = promote_if_better.override(**HEAVY_ARGS)(training, "{{ params.holdout_catalogue }}")
 
-    index_units = catalogues_ready.override(task_id="segmented_catalogues")("segments")
+    index_units = catalogues_to_embed.override(task_id="embeddable_catalogues")()
     embed = LiviShardOperator.partial(
         task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
     ).expand_kwargs(index_units)

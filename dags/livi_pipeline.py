@@ -16,8 +16,9 @@ Lyrics-informed cover retrieval for one catalogue (a folder `<root>/<work_id>/<t
 manifest `track_id,work_id,path`):
 
 1. **ingest**: check every file, quarantine the unusable ones, cut the catalogue into shards;
-2. per shard (mapped task group): **vocal** (drop tracks with too little singing) -> **segments** (30 s
-   vocal segments) -> **transcribe** (Whisper, pool `whisper`) -> **text** (lyrics embeddings);
+2. per shard (mapped task group): **vocal** (drop tracks with too little singing; pool `whisper`:
+   the default detector runs the Whisper encoder) -> **segments** (30 s vocal segments) ->
+   **transcribe** (Whisper, pool `whisper`) -> **text** (lyrics embeddings);
    beside it **baseline** (audio-only chroma embeddings, when `evaluate.baseline` is on);
 3. when **retrain** is on, or no model is promoted and no head is shipped for the Whisper model:
    **features** (frozen Whisper encoder states per shard) -> **train** the audio head (logged to
@@ -77,7 +78,11 @@ def livi_pipeline():
     def lyrics(catalogue: str, shard: str):
         """One shard from tracks to lyrics embeddings; shards run independently of each other."""
         vocal = LiviShardOperator(
-            task_id="vocal", function="livi_tasks.vocal.detect_vocals", catalogue=catalogue, shard=shard
+            task_id="vocal",
+            function="livi_tasks.vocal.detect_vocals",
+            catalogue=catalogue,
+            shard=shard,
+            **HEAVY_ARGS,  # the default detector runs the Whisper encoder
         )
         segments = LiviShardOperator(
             task_id="segments", function="livi_tasks.segments.extract_vocal_segments", catalogue=catalogue, shard=shard

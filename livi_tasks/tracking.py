@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import LiviConfig
-from .lineage import INGEST_SHARD, artifact_for, pointer_name, shard_ids
+from .lineage import INGEST_SHARD, artifact_for, parent_stage, pointer_name, shard_ids
 from .store import ArtifactMissing, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,12 @@ def catalogues_with_stage(cfg: LiviConfig, store: ArtifactStore, stage: str) -> 
         except ArtifactMissing:
             continue
     return ready
+
+
+def catalogues_to_embed(cfg: LiviConfig, store: ArtifactStore) -> list[str]:
+    """Catalogues whose embed-stage input is complete: ingested ones when the embed stage works in
+    one pass (the encoder probe), segmented ones otherwise."""
+    return catalogues_with_stage(cfg, store, parent_stage(cfg, "embed"))
 
 
 def embed_and_evaluate(cfg: LiviConfig, catalogue: str, model: str, store: ArtifactStore) -> dict[str, Any]:

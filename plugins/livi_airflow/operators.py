@@ -75,6 +75,9 @@ class LiviShardOperator(BaseOperator):
     Meant for ``.partial(...).expand_kwargs(units)`` over ``{"catalogue", "shard"}`` units: one
     mapped task instance per shard of tracks, never per file. ``enabled_by`` names a boolean
     config field (e.g. ``evaluate.baseline``); when it is false the task is skipped.
+    ``only_feeds_embedding`` marks a stage whose one consumer in the DAG is the embed stage (vocal
+    and segments in a DAG that never transcribes): it is skipped when the run embeds in one pass,
+    which reads the ingested tracks itself.
     """
 
     template_fields: Sequence[str] = ("catalogue", "shard", "arguments")
@@ -88,6 +91,7 @@ class LiviShardOperator(BaseOperator):
         shard: str,
         arguments: dict[str, Any] | None = None,
         enabled_by: str | None = None,
+        only_feeds_embedding: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("map_index_template", "{{ task.catalogue }}/{{ task.shard }}")
@@ -97,13 +101,20 @@ class LiviShardOperator(BaseOperator):
         self.shard = shard
         self.arguments = arguments or {}
         self.enabled_by = enabled_by
+        self.only_feeds_embedding = only_feeds_embedding
 
     def execute(self, context: Mapping[str, Any]) -> Any:
+        from livi_tasks.lineage import one_pass_embedding
+
         cfg = load_task_config(context["params"])
         if self.enabled_by:
             section, field = self.enabled_by.split(".")
             if not getattr(getattr(cfg, section), field):
                 raise AirflowSkipException(f"{self.enabled_by} is off")
+        if self.only_feeds_embedding and one_pass_embedding(cfg):
+            raise AirflowSkipException(
+                "not needed: with vocal.method encoder_probe the embed stage reads the ingested tracks in one pass"
+            )
         with running_library(log):
             result = import_function(self.function)(
                 cfg, self.catalogue, self.shard, store=open_store(cfg), **self.arguments

@@ -121,7 +121,7 @@ def test_nightly_retrain_schedule_and_steps(dagbag):
     assert "expression='0 2 * * *'" in repr(dag.timetable)
     upstream = {task.task_id: task.upstream_task_ids for task in dag.tasks}
     assert upstream["promote_if_better"] == {"train"}
-    assert "promote_if_better" in upstream["segmented_catalogues"]
+    assert "promote_if_better" in upstream["embeddable_catalogues"]
     assert upstream["index"] >= {"embed"}
 
 
