@@ -70,7 +70,7 @@ def livi_incoming():
         # Arrivals are not transcribed here: vocal and segments only feed a Musicnn-path embed stage.
         vocal = LiviShardOperator(
             task_id="vocal",
-            function="livi_tasks.vocal.detect_vocals",
+            stage="vocal",
             catalogue=catalogue,
             shard=shard,
             only_feeds_embedding=True,
@@ -78,14 +78,14 @@ def livi_incoming():
         )
         segments = LiviShardOperator(
             task_id="segments",
-            function="livi_tasks.segments.extract_vocal_segments",
+            stage="segments",
             catalogue=catalogue,
             shard=shard,
             only_feeds_embedding=True,
         )
         embed = LiviShardOperator(
             task_id="embed",
-            function="livi_tasks.audio_embed.embed_audio",
+            stage="embed",
             catalogue=catalogue,
             shard=shard,
             trigger_rule="none_failed",

@@ -31,9 +31,7 @@ index over all of them.
 )
 def livi_index():
     units = catalogues_to_embed.override(task_id="embeddable_catalogues")()
-    embed = LiviShardOperator.partial(
-        task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
-    ).expand_kwargs(units)
+    embed = LiviShardOperator.partial(task_id="embed", stage="embed", **HEAVY_ARGS).expand_kwargs(units)
     index = LiviCatalogueOperator(
         task_id="index",
         function="livi_tasks.retrieval.build_catalogue_index",

@@ -62,16 +62,14 @@ def livi_nightly_retrain():
     training_units = catalogues_ready.override(task_id="training_data")(
         "text", exclude="{{ params.holdout_catalogue }}"
     )
-    features = LiviShardOperator.partial(
-        task_id="features", function="livi_tasks.features.cache_encoder_features", **HEAVY_ARGS
-    ).expand_kwargs(training_units)
+    features = LiviShardOperator.partial(task_id="features", stage="features", **HEAVY_ARGS).expand_kwargs(
+        training_units
+    )
     training = train_tracked.override(task_id="train", **HEAVY_ARGS)(training_units["catalogues"])
     decision = promote_if_better.override(**HEAVY_ARGS)(training, "{{ params.holdout_catalogue }}")
 
     index_units = catalogues_to_embed.override(task_id="embeddable_catalogues")()
-    embed = LiviShardOperator.partial(
-        task_id="embed", function="livi_tasks.audio_embed.embed_audio", **HEAVY_ARGS
-    ).expand_kwargs(index_units)
+    embed = LiviShardOperator.partial(task_id="embed", stage="embed", **HEAVY_ARGS).expand_kwargs(index_units)
     index = LiviCatalogueOperator(
         task_id="index",
         function="livi_tasks.retrieval.build_catalogue_index",

@@ -79,40 +79,34 @@ def livi_pipeline():
         """One shard from tracks to lyrics embeddings; shards run independently of each other."""
         vocal = LiviShardOperator(
             task_id="vocal",
-            function="livi_tasks.vocal.detect_vocals",
+            stage="vocal",
             catalogue=catalogue,
             shard=shard,
             **HEAVY_ARGS,  # the default detector runs the Whisper encoder
         )
-        segments = LiviShardOperator(
-            task_id="segments", function="livi_tasks.segments.extract_vocal_segments", catalogue=catalogue, shard=shard
-        )
+        segments = LiviShardOperator(task_id="segments", stage="segments", catalogue=catalogue, shard=shard)
         transcribe = LiviShardOperator(
             task_id="transcribe",
-            function="livi_tasks.transcribe.transcribe_segments",
+            stage="transcribe",
             catalogue=catalogue,
             shard=shard,
             **HEAVY_ARGS,
         )
-        text = LiviShardOperator(
-            task_id="text", function="livi_tasks.text_embed.embed_lyrics", catalogue=catalogue, shard=shard
-        )
+        text = LiviShardOperator(task_id="text", stage="text", catalogue=catalogue, shard=shard)
         vocal >> segments >> transcribe >> text
 
     lyrics_done = lyrics.expand_kwargs(units)
 
     gate = training_needed()
-    features = LiviShardOperator.partial(
-        task_id="features", function="livi_tasks.features.cache_encoder_features", **HEAVY_ARGS
-    ).expand_kwargs(units)
+    features = LiviShardOperator.partial(task_id="features", stage="features", **HEAVY_ARGS).expand_kwargs(units)
     train = train_tracked.override(task_id="train", **HEAVY_ARGS)(catalogues)
     promoted = promote(train)
     baseline = LiviShardOperator.partial(
-        task_id="baseline", function="livi_tasks.baseline.embed_baseline", enabled_by="evaluate.baseline"
+        task_id="baseline", stage="baseline", enabled_by="evaluate.baseline"
     ).expand_kwargs(units)
 
     embed = LiviShardOperator.partial(
-        task_id="embed", function="livi_tasks.audio_embed.embed_audio", trigger_rule="none_failed", **HEAVY_ARGS
+        task_id="embed", stage="embed", trigger_rule="none_failed", **HEAVY_ARGS
     ).expand_kwargs(units)
     index = LiviCatalogueOperator(
         task_id="index", function="livi_tasks.retrieval.build_catalogue_index", arguments={"catalogues": catalogues}

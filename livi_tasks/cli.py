@@ -16,6 +16,7 @@ import typer
 from tqdm import tqdm
 
 from .config import LiviConfig, load_config, parse_overrides
+from .stages import SHARD_STAGES
 
 app = typer.Typer(
     help="LIVI: lyrics-informed music version (cover) retrieval. Each subcommand runs one idempotent stage.",
@@ -100,18 +101,7 @@ def ingest(
     _print_json(ingest_catalogue(_state(ctx), source, catalogue))
 
 
-SHARD_COMMANDS = {
-    "detect-vocals": (
-        "vocal",
-        "Score 3 s windows for vocals (vocal.method: the Whisper-encoder probe, or Musicnn) and exclude tracks "
-        "with too little singing (vocal.track_rule).",
-    ),
-    "segment": ("segments", "Cut 30 s segments around the vocal regions (padded, last piece zero-padded)."),
-    "transcribe": ("transcribe", "Transcribe each vocal segment with Whisper, keeping only credible lyrics."),
-    "embed-lyrics": ("text", "Embed the kept transcripts into the fixed text space (per segment and per track)."),
-    "baseline": ("baseline", "Compute the audio-only 2D-FTM chroma baseline fingerprints."),
-    "cache-features": ("features", "Cache the frozen Whisper encoder's frame states of every segment (float16)."),
-}
+SHARD_COMMANDS = {stage.command: (stage.name, stage.help) for stage in SHARD_STAGES.values() if stage.command}
 
 
 def _add_shard_command(name: str, stage: str, help_text: str) -> None:

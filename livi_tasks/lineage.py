@@ -36,27 +36,12 @@ import hashlib
 from pathlib import Path
 
 from .config import LiviConfig
+from .stages import SHARD_STAGES
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 INGEST_SHARD = "all"
-PARENT = {
-    "vocal": "ingest",
-    "segments": "vocal",
-    "transcribe": "segments",
-    "text": "transcribe",
-    "features": "segments",
-    "embed": "segments",
-    "baseline": "ingest",
-}
-SECTION = {
-    "vocal": "vocal",
-    "segments": "segments",
-    "transcribe": "transcribe",
-    "text": "text",
-    "features": "segments",
-    "embed": "encoder",
-    "baseline": "baseline",
-}
+PARENT = {name: stage.parent for name, stage in SHARD_STAGES.items()}
+SECTION = {name: stage.section for name, stage in SHARD_STAGES.items()}
 
 
 def one_pass_embedding(cfg: LiviConfig) -> bool:

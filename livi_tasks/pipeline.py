@@ -3,7 +3,6 @@ same library functions as separate tasks)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Callable
 
@@ -11,27 +10,17 @@ from tqdm import tqdm
 
 from .config import LiviConfig
 from .lineage import shard_ids
+from .stages import shard_stage
 from .store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
-# stage name -> "module:function" with the per-shard signature (cfg, catalogue, shard, store) -> dict.
-SHARD_STAGES = {
-    "vocal": "livi_tasks.vocal:detect_vocals",
-    "segments": "livi_tasks.segments:extract_vocal_segments",
-    "transcribe": "livi_tasks.transcribe:transcribe_segments",
-    "text": "livi_tasks.text_embed:embed_lyrics",
-    "baseline": "livi_tasks.baseline:embed_baseline",
-    "features": "livi_tasks.features:cache_encoder_features",
-    "embed": "livi_tasks.audio_embed:embed_audio",
-}
 LYRICS_STAGES = ("vocal", "segments", "transcribe", "text")
 
 
 def stage_function(stage: str) -> Callable[..., dict]:
     """Import a per-shard stage's entry function (lazily: heavy modules load only when used)."""
-    module, name = SHARD_STAGES[stage].split(":")
-    return getattr(importlib.import_module(module), name)
+    return shard_stage(stage).function()
 
 
 def run_stage_over_shards(

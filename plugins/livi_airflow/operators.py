@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from livi_airflow.params import overrides_from_params
 from livi_airflow.task_runtime import running_library
+from livi_tasks.stages import shard_stage
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class LiviCatalogueOperator(BaseOperator):
 
 
 class LiviShardOperator(BaseOperator):
-    """Run one per-shard stage ``function(cfg, catalogue, shard, store=store, **arguments)``.
+    """Run one per-shard stage of ``livi_tasks.stages``: its entry function
+    ``(cfg, catalogue, shard, store=store, **arguments)``; an unknown stage fails the DAG's parse.
 
     Meant for ``.partial(...).expand_kwargs(units)`` over ``{"catalogue", "shard"}`` units: one
     mapped task instance per shard of tracks, never per file. ``enabled_by`` names a boolean
@@ -86,7 +88,7 @@ class LiviShardOperator(BaseOperator):
     def __init__(
         self,
         *,
-        function: str,
+        stage: str,
         catalogue: str,
         shard: str,
         arguments: dict[str, Any] | None = None,
@@ -96,7 +98,7 @@ class LiviShardOperator(BaseOperator):
     ) -> None:
         kwargs.setdefault("map_index_template", "{{ task.catalogue }}/{{ task.shard }}")
         super().__init__(**kwargs)
-        self.function = function
+        self.stage = shard_stage(stage).name
         self.catalogue = catalogue
         self.shard = shard
         self.arguments = arguments or {}
@@ -116,10 +118,10 @@ class LiviShardOperator(BaseOperator):
                 "not needed: with vocal.method encoder_probe the embed stage reads the ingested tracks in one pass"
             )
         with running_library(log):
-            result = import_function(self.function)(
+            result = shard_stage(self.stage).function()(
                 cfg, self.catalogue, self.shard, store=open_store(cfg), **self.arguments
             )
-        log_summary(f"{self.function} {self.catalogue}/{self.shard}", result)
+        log_summary(f"{self.stage} {self.catalogue}/{self.shard}", result)
         return result
 
 

@@ -136,3 +136,17 @@ def test_trigger_form_fields_read_well(dagbag):
     params = dagbag.dags["livi_pipeline"].params
     assert params["whisper_model"] == "base" and params["vocal_rule"] == "vocal_seconds"
     assert params["min_vocal_s"] == 9 and params["shard_size"] == 16
+
+
+def test_every_shard_task_runs_a_stage_of_the_table(dagbag):
+    from livi_tasks.stages import SHARD_STAGES
+
+    used = set()
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.task_type != "LiviShardOperator":
+                continue
+            stage = getattr(task, "partial_kwargs", {}).get("stage") or getattr(task, "stage", None)
+            assert stage in SHARD_STAGES, (dag.dag_id, task.task_id, stage)
+            used.add(stage)
+    assert used == set(SHARD_STAGES)  # every stage runs in some DAG
