@@ -35,7 +35,8 @@ from livi_tasks.config import load_config  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
 from livi_tasks.lineage import artifact_for, shard_ids  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
-from livi_tasks.pipeline import LYRICS_STAGES, run_stage_over_shards  # noqa: E402
+from livi_tasks.pipeline import run_stage_over_shards  # noqa: E402
+from livi_tasks.stages import stages_down_to  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.train_encoder import promote_model, train  # noqa: E402
 
@@ -101,7 +102,7 @@ def main() -> None:
     timings = {}
     for catalogue, manifest in manifests.items():
         ingest_catalogue(cfg, manifest, catalogue, store)
-        for stage in LYRICS_STAGES:
+        for stage in stages_down_to("text"):
             stage_started = time.perf_counter()
             run_stage_over_shards(cfg, stage, catalogue, store=store)
             timings[f"{catalogue}/{stage}_s"] = round(time.perf_counter() - stage_started, 1)

@@ -27,8 +27,8 @@ from tqdm import tqdm
 from .audio import AudioError, probe_audio
 from .config import LiviConfig
 from .lineage import INGEST_SHARD, pointer_name
-from .stage import artifact_lock
-from .store import ArtifactStore
+from .stage import produce_artifact
+from .store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -173,58 +173,9 @@ def ingest_catalogue(
     root, entries = read_entries(source)
     fingerprint = _source_fingerprint(cfg, root, entries)
     artifact = store.artifact(catalogue, "ingest", INGEST_SHARD, fingerprint)
-    # Two runs over one catalogue at once: the second waits, then finds the work committed.
-    with artifact_lock(artifact):
-        if artifact.is_complete():
-            summary = artifact.summary()
-            log.info(
-                "ingest of %s already done (%s): %d tracks, %d quarantined",
-                catalogue,
-                fingerprint,
-                summary["tracks"],
-                summary["quarantined"],
-            )
-            store.write_pointer(
-                pointer_name(catalogue),
-                {"fingerprint": fingerprint, "shards": summary["shards"], "source": str(source)},
-            )
-            return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": True, **summary}
 
-        tracks, quarantine, seen = [], [], set()
-        for entry in tqdm(entries, desc=f"ingest {catalogue}", unit="track", disable=None):
-            try:
-                if entry.problem:
-                    raise AudioError(entry.problem)
-                if not entry.track_id:
-                    raise AudioError("empty track_id")
-                if entry.track_id in seen:
-                    raise AudioError("duplicate track_id")
-                path = resolve_inside(root, entry.path)
-                if path.suffix.lower() not in AUDIO_SUFFIXES:
-                    raise AudioError(f"unsupported file type {path.suffix or '(none)'}")
-                probe = probe_audio(str(path), cfg.ingest.min_duration_s, cfg.ingest.max_duration_s)
-            except AudioError as exc:
-                log.warning("quarantined %s (%s): %s", entry.track_id, entry.path, exc)
-                quarantine.append(
-                    {"track_id": entry.track_id, "work_id": entry.work_id, "path": entry.path, "reason": str(exc)}
-                )
-                continue
-            seen.add(entry.track_id)
-            tracks.append(
-                {
-                    "track_id": entry.track_id,
-                    "work_id": entry.work_id,
-                    "uri": str(path),
-                    "relpath": entry.path,
-                    "sha256": _sha256(path, cfg.ingest.hash_chunk_bytes),
-                    "duration_s": probe.duration_s,
-                    "sample_rate": probe.sample_rate,
-                    "channels": probe.channels,
-                    "format": probe.format,
-                    "status": "ok",
-                }
-            )
-
+    def ingest(output: Artifact) -> dict:
+        tracks, quarantine = _probe_entries(cfg, root, entries, catalogue)
         table = (
             pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1])
             .sort_values("track_id", kind="stable")
@@ -232,20 +183,59 @@ def ingest_catalogue(
         )
         table["shard"] = [f"shard-{i // cfg.ingest.shard_size:05d}" for i in range(len(table))]
         shards = {shard: group["track_id"].tolist() for shard, group in table.groupby("shard", sort=True)}
-        artifact.write_table("tracks", table)
-        artifact.write_table("quarantine", pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS))
-        artifact.write_json("shards", shards)
-        summary = {
-            "tracks": len(table),
-            "quarantined": len(quarantine),
-            "shards": sorted(shards),
-            "source": str(source),
-        }
-        artifact.commit(summary)
-        store.write_pointer(
-            pointer_name(catalogue), {"fingerprint": fingerprint, "shards": sorted(shards), "source": str(source)}
+        output.write_table("tracks", table)
+        output.write_table("quarantine", pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS))
+        output.write_json("shards", shards)
+        return {"tracks": len(table), "quarantined": len(quarantine), "shards": sorted(shards), "source": str(source)}
+
+    # Two runs over one catalogue at once: the second waits, then finds the work committed.
+    result = produce_artifact(artifact, ingest, pointer=pointer_name(catalogue))
+    log.info(
+        "ingest of %s: %d tracks in %d shards, %d quarantined",
+        catalogue,
+        result["tracks"],
+        len(result["shards"]),
+        result["quarantined"],
+    )
+    return result
+
+
+def _probe_entries(
+    cfg: LiviConfig, root: Path, entries: list[CatalogueEntry], catalogue: str
+) -> tuple[list[dict], list[dict]]:
+    """The manifest's playable tracks, and a quarantine row (with its reason) for every other entry."""
+    tracks, quarantine, seen = [], [], set()
+    for entry in tqdm(entries, desc=f"ingest {catalogue}", unit="track", disable=None):
+        try:
+            if entry.problem:
+                raise AudioError(entry.problem)
+            if not entry.track_id:
+                raise AudioError("empty track_id")
+            if entry.track_id in seen:
+                raise AudioError("duplicate track_id")
+            path = resolve_inside(root, entry.path)
+            if path.suffix.lower() not in AUDIO_SUFFIXES:
+                raise AudioError(f"unsupported file type {path.suffix or '(none)'}")
+            probe = probe_audio(str(path), cfg.ingest.min_duration_s, cfg.ingest.max_duration_s)
+        except AudioError as exc:
+            log.warning("quarantined %s (%s): %s", entry.track_id, entry.path, exc)
+            quarantine.append(
+                {"track_id": entry.track_id, "work_id": entry.work_id, "path": entry.path, "reason": str(exc)}
+            )
+            continue
+        seen.add(entry.track_id)
+        tracks.append(
+            {
+                "track_id": entry.track_id,
+                "work_id": entry.work_id,
+                "uri": str(path),
+                "relpath": entry.path,
+                "sha256": _sha256(path, cfg.ingest.hash_chunk_bytes),
+                "duration_s": probe.duration_s,
+                "sample_rate": probe.sample_rate,
+                "channels": probe.channels,
+                "format": probe.format,
+                "status": "ok",
+            }
         )
-        log.info(
-            "ingested %s: %d tracks in %d shards, %d quarantined", catalogue, len(table), len(shards), len(quarantine)
-        )
-        return {"catalogue": catalogue, "fingerprint": fingerprint, "skipped": False, **summary}
+    return tracks, quarantine

@@ -78,10 +78,7 @@ class VocalConfig(Section):
         "this, less than half their length) are excluded.",
     )
     min_track_vocalness: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="lambda of the mean rule: tracks whose mean window vocalness is below are excluded.",
+        0.5, ge=0, le=1, description="lambda of the mean rule: tracks with a lower mean window vocalness are excluded."
     )
     batch_windows: int = Field(64, ge=1, description="3 s windows per Musicnn batch.")
 
@@ -112,10 +109,7 @@ class TranscribeConfig(Section):
     no_speech_threshold: float = Field(0.6, ge=0, le=1, description="Drop segments more likely silent than this.")
     min_words: int = Field(4, ge=0, description="Drop transcripts with fewer words.")
     max_repeated_ngram_share: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="Drop transcripts in which a larger share of 3-grams repeats an earlier one (loops).",
+        0.5, gt=0, le=1, description="Drop transcripts where a larger share of 3-grams repeats an earlier one (loops)."
     )
     batch_segments: int = Field(8, ge=1, description="Segments through the encoder per batch.")
 

@@ -24,6 +24,7 @@ from .config import LiviConfig
 from .lineage import INGEST_SHARD, artifact_for, fingerprint, shard_ids
 from .metrics import metrics_from_similarity
 from .model_registry import current_model
+from .stage import produce_artifact
 from .store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -188,10 +189,16 @@ def evaluate_catalogue(
         INGEST_SHARD,
         cfg.evaluate.fingerprint(STAGE, fingerprint(cfg, store, catalogue, "ingest"), *inputs),
     )
-    if output.is_complete():
-        log.info("evaluation of %s already done: %s", catalogue, output.url)
-        return {**output.summary(), "skipped": True}
+    return produce_artifact(
+        output,
+        lambda target: _evaluate(cfg, store, catalogue, available, target),
+        pointer=f"{catalogue}/LATEST_EVALUATION.json",
+    )
 
+
+def _evaluate(
+    cfg: LiviConfig, store: ArtifactStore, catalogue: str, available: dict[str, list[Artifact]], output: Artifact
+) -> dict:
     universe = artifact_for(cfg, store, catalogue, "ingest", INGEST_SHARD).read_table("tracks")[["track_id", "work_id"]]
     results, summary = (
         {},
@@ -217,10 +224,7 @@ def evaluate_catalogue(
     output.write_json("metrics", summary)
     report = render_report(catalogue, summary, _plots(results, universe) if results else {}, worst)
     output.write_bytes("report.html", report.encode())
-    result = {**summary, "report": f"{output.url}/report.html", "metrics_path": f"{output.url}/metrics.json"}
-    output.commit(result)
-    store.write_pointer(f"{catalogue}/LATEST_EVALUATION.json", result)
-    return {**result, "skipped": False}
+    return {**summary, "report": f"{output.url}/report.html", "metrics_path": f"{output.url}/metrics.json"}
 
 
 def format_metrics(summary: dict) -> str:

@@ -36,12 +36,10 @@ import hashlib
 from pathlib import Path
 
 from .config import LiviConfig
-from .stages import SHARD_STAGES
+from .stages import shard_stage
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 INGEST_SHARD = "all"
-PARENT = {name: stage.parent for name, stage in SHARD_STAGES.items()}
-SECTION = {name: stage.section for name, stage in SHARD_STAGES.items()}
 
 
 def one_pass_embedding(cfg: LiviConfig) -> bool:
@@ -55,7 +53,7 @@ def parent_stage(cfg: LiviConfig, stage: str) -> str:
     """The stage whose artifacts ``stage`` reads."""
     if stage == "embed" and one_pass_embedding(cfg):
         return "ingest"
-    return PARENT[stage]
+    return shard_stage(stage).parent
 
 
 def pointer_name(catalogue: str) -> str:
@@ -114,7 +112,7 @@ def fingerprint(cfg: LiviConfig, store: ArtifactStore, catalogue: str, stage: st
     if stage == "ingest":
         return current_ingest(store, catalogue)["fingerprint"]
     parent = fingerprint(cfg, store, catalogue, parent_stage(cfg, stage))
-    section = getattr(cfg, SECTION[stage])
+    section = getattr(cfg, shard_stage(stage).section)
     return section.fingerprint(stage, parent, *intrinsic_identity(cfg, stage), *extra)
 
 

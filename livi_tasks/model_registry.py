@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from .config import LiviConfig
+from .stage import produce_artifact
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 MODELS_CATALOGUE = "_models"
@@ -101,11 +102,15 @@ def install_shipped_model(cfg: LiviConfig, store: ArtifactStore, root: Path = SH
         return None
     weights, config, card = shipped
     fingerprint = shipped_fingerprint(card)
-    artifact = model_artifact(store, fingerprint)
-    if artifact.is_complete():
-        return fingerprint
+    produce_artifact(model_artifact(store, fingerprint), lambda target: _install(cfg, card, weights, config, target))
+    return fingerprint
+
+
+def _install(cfg: LiviConfig, card: dict, weights: bytes, config: bytes, output: Artifact) -> dict:
     from .models.whisper_weights import whisper_identity  # resolves (converts once) the checkpoint
 
+    whisper_model = cfg.transcribe.whisper_model
+    fingerprint = output.key.fingerprint
     whisper = whisper_identity(whisper_model, cfg.models_dir)
     if whisper["id"] != card["whisper"]["id"]:
         # The checkpoint is converted here from the same pinned package; a different file hash
@@ -117,9 +122,9 @@ def install_shipped_model(cfg: LiviConfig, store: ArtifactStore, root: Path = SH
             whisper_model,
             whisper["id"],
         )
-    artifact.write_bytes("head.pt", weights)
-    artifact.write_bytes("head.json", config)
-    artifact.write_json(
+    output.write_bytes("head.pt", weights)
+    output.write_bytes("head.json", config)
+    output.write_json(
         "model",
         {
             "fingerprint": fingerprint,
@@ -130,9 +135,8 @@ def install_shipped_model(cfg: LiviConfig, store: ArtifactStore, root: Path = SH
             "card": card,
         },
     )
-    artifact.commit({"fingerprint": fingerprint, "shipped": True, "head_sha256": card["head_sha256"]})
     log.info("installed the shipped %s head as encoder model %s", whisper_model, fingerprint)
-    return fingerprint
+    return {"fingerprint": fingerprint, "shipped": True, "head_sha256": card["head_sha256"]}
 
 
 def current_model(cfg: LiviConfig, store: ArtifactStore, model: str | None = None, required: bool = True) -> str | None:

@@ -10,12 +10,10 @@ from tqdm import tqdm
 
 from .config import LiviConfig
 from .lineage import shard_ids
-from .stages import shard_stage
+from .stages import shard_stage, stages_down_to
 from .store import ArtifactStore
 
 log = logging.getLogger(__name__)
-
-LYRICS_STAGES = ("vocal", "segments", "transcribe", "text")
 
 
 def stage_function(stage: str) -> Callable[..., dict]:
@@ -53,7 +51,8 @@ def run_pipeline(
     store = store or ArtifactStore(cfg.store.root)
     ingested = ingest_catalogue(cfg, source, catalogue, store)
     catalogue = ingested["catalogue"]
-    stages = [*LYRICS_STAGES, "baseline"] if cfg.evaluate.baseline else list(LYRICS_STAGES)
+    lyrics_path = stages_down_to("text")  # vocal, segments, transcribe, text
+    stages = [*lyrics_path, "baseline"] if cfg.evaluate.baseline else lyrics_path
     summaries = {stage: run_stage_over_shards(cfg, stage, catalogue, store=store) for stage in stages}
     model = current_model(cfg, store, required=False)
     if train or model is None:

@@ -26,6 +26,7 @@ from .config import LiviConfig
 from .index import IDS_FILE, INDEX_FILE, SIDECAR_FILE, IndexMismatch, TrackIndex
 from .lineage import artifact_for, shard_ids
 from .model_registry import current_model
+from .stage import produce_artifact
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -96,40 +97,35 @@ def build_catalogue_index(
     members.update({catalogue: signature for catalogue, (_, signature) in wanted.items()})
     fingerprint = cfg.index.fingerprint("index", model, json.dumps(members, sort_keys=True))
     output = store.artifact("_index", "faiss", "all", fingerprint)
-    result = {"fingerprint": fingerprint, "model": model, "members": members, "index": output.url}
-    if output.is_complete():
-        log.info("index of %s already built: %s", sorted(members), output.url)
-        store.write_pointer(POINTER, result)
-        return {**output.summary(), "skipped": True}
 
-    unchanged = (
-        pointer is not None
-        and pointer["model"] == model
-        and all(pointer["members"].get(catalogue) in (None, signature) for catalogue, (_, signature) in wanted.items())
-    )
-    if unchanged:
-        index = load_index(current, expected_model=model)
-        new = [catalogue for catalogue in wanted if catalogue not in pointer["members"]]
-        for catalogue in new:
-            index.add(*_read_embeddings(catalogue, wanted[catalogue][0]))
-        log.info("added %s to the index of %s", new, sorted(pointer["members"]))
-        result["added"], result["rebuilt"] = new, False
-    else:
-        everything = {
-            **{c: _catalogue_embeddings(cfg, store, c, model)[0] for c in members if c not in wanted},
-            **{c: a for c, (a, _) in wanted.items()},
-        }
-        parts = [_read_embeddings(catalogue, artifacts) for catalogue, artifacts in sorted(everything.items())]
-        index = TrackIndex.build(
-            np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True), cfg.index, model
+    def build(target: Artifact) -> dict:
+        result = {"model": model, "members": members, "index": target.url}
+        unchanged = (
+            pointer is not None
+            and pointer["model"] == model
+            and all(pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items())
         )
-        log.info("built a %s index of %d tracks from %s", index.kind, index.count, sorted(everything))
-        result["added"], result["rebuilt"] = sorted(everything), True
-    save_index(index, output)
-    result.update(kind=index.kind, tracks=index.count)
-    output.commit(result)
-    store.write_pointer(POINTER, result)
-    return {**result, "skipped": False}
+        if unchanged:
+            index = load_index(current, expected_model=model)
+            new = [catalogue for catalogue in wanted if catalogue not in pointer["members"]]
+            for catalogue in new:
+                index.add(*_read_embeddings(catalogue, wanted[catalogue][0]))
+            log.info("added %s to the index of %s", new, sorted(pointer["members"]))
+            result["added"], result["rebuilt"] = new, False
+        else:
+            everything = {
+                **{c: _catalogue_embeddings(cfg, store, c, model)[0] for c in members if c not in wanted},
+                **{c: a for c, (a, _) in wanted.items()},
+            }
+            parts = [_read_embeddings(catalogue, artifacts) for catalogue, artifacts in sorted(everything.items())]
+            vectors, rows = np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True)
+            index = TrackIndex.build(vectors, rows, cfg.index, model)
+            log.info("built a %s index of %d tracks from %s", index.kind, index.count, sorted(everything))
+            result["added"], result["rebuilt"] = sorted(everything), True
+        save_index(index, target)
+        return {**result, "kind": index.kind, "tracks": index.count}
+
+    return produce_artifact(output, build, pointer=POINTER)
 
 
 @dataclass

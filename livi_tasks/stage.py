@@ -1,4 +1,5 @@
-"""The shape every per-shard stage shares: skip when done, lock, read the parent, write, commit."""
+"""The shape every stage shares: lock, skip when done, write, commit (and, for catalogue-level
+stages, move a pointer)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,36 @@ def artifact_lock(artifact: Artifact) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def produce_artifact(output: Artifact, work: Callable[[Artifact], dict], pointer: str | None = None) -> dict:
+    """The one path every stage's output takes: lock it; when it is committed, skip; otherwise clear
+    what a killed writer left, run ``work(output) -> summary`` and commit.
+
+    ``pointer`` names a small JSON file of the store (a catalogue's current ingest, the current
+    index, the latest evaluation) that then gets the summary (less its timing) and the
+    fingerprint, on both paths, so it names the output of the latest run. Returns the summary
+    plus the artifact's key and ``skipped`` (True when nothing was done).
+    """
+    label = f"{output.key.stage} {output.key.catalogue}/{output.key.shard}"
+    with artifact_lock(output):
+        skipped = output.is_complete()
+        if skipped:
+            summary = output.summary()
+            log.info("%s already done: %s", label, output.url)
+        else:
+            output.remove_temporaries()
+            started = time.perf_counter()
+            summary = work(output)
+            summary["seconds"] = round(time.perf_counter() - started, 3)
+            output.commit(summary)
+            scalars = {name: value for name, value in summary.items() if not isinstance(value, (list, dict))}
+            log.info("%s done in %.1f s: %s", label, summary["seconds"], scalars)
+        if pointer:
+            # Without the timing: runs that did the same work write the same pointer.
+            named = {name: value for name, value in summary.items() if name != "seconds"}
+            output.store.write_pointer(pointer, {**named, "fingerprint": output.key.fingerprint})
+    return {**summary, **output.key.to_dict(), "skipped": skipped}
+
+
 def run_shard_stage(
     cfg: LiviConfig,
     store: ArtifactStore | None,
@@ -44,24 +75,11 @@ def run_shard_stage(
     work: Callable[[Artifact, Artifact], dict],
     extra: tuple[str, ...] = (),
 ) -> dict:
-    """Run ``work(input_artifact, output_artifact) -> summary`` unless the output is committed.
-
-    Returns the summary plus the artifact key and ``skipped`` (True when nothing was done).
-    """
+    """Run ``work(input_artifact, output_artifact) -> summary`` unless the output is committed."""
     store = store or ArtifactStore(cfg.store.root)
     output = artifact_for(cfg, store, catalogue, stage, shard, extra)
-    with artifact_lock(output):
-        if output.is_complete():
-            log.info("%s %s/%s already done: %s", stage, catalogue, shard, output.url)
-            return {**output.summary(), **output.key.to_dict(), "skipped": True}
-        output.remove_temporaries()
-        source = input_of(cfg, store, catalogue, stage, shard)
-        started = time.perf_counter()
-        summary = work(source, output)
-        summary["seconds"] = round(time.perf_counter() - started, 3)
-        output.commit(summary)
-    log.info("%s %s/%s done in %.1f s: %s", stage, catalogue, shard, summary["seconds"], summary)
-    return {**summary, **output.key.to_dict(), "skipped": False}
+    # The parent is looked up only when there is work: a committed output needs no input.
+    return produce_artifact(output, lambda target: work(input_of(cfg, store, catalogue, stage, shard), target))
 
 
 def shard_tracks(ingest: Artifact, shard: str):

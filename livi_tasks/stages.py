@@ -101,3 +101,12 @@ def shard_stage(name: str) -> Stage:
         return SHARD_STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}: one of {', '.join(SHARD_STAGES)}") from None
+
+
+def stages_down_to(name: str) -> list[str]:
+    """The shard stages from the ingested tracks down to ``name``, in running order (by the table's parents)."""
+    chain = []
+    while name != "ingest":
+        chain.append(name)
+        name = shard_stage(name).parent
+    return chain[::-1]

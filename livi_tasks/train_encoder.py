@@ -38,6 +38,7 @@ from .lineage import artifact_for, shard_ids
 from .model_registry import model_artifact, promote_model, promoted_model  # noqa: F401  (the training API's names)
 from .models.encoder import LiviHead, head_to_bytes, resolve_device
 from .models.whisper_weights import whisper_identity
+from .stage import produce_artifact
 from .store import Artifact, ArtifactMissing, ArtifactStore
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -401,10 +402,14 @@ def train(
     data = collect_training_data(cfg, catalogues, store)
     fingerprint = model_fingerprint(cfg.encoder, data.whisper, data.text_model, data.inputs)
     output = model_artifact(store, fingerprint)
-    if output.is_complete():
-        log.info("encoder model %s already trained: %s", fingerprint, output.url)
-        return {**output.summary(), "fingerprint": fingerprint, "skipped": True}
     out_dir = Path(out_dir) if out_dir else Path(cfg.models_dir) / "encoder-training" / fingerprint
+    return produce_artifact(output, lambda target: _train_head(cfg, data, catalogues, resume, out_dir, target))
+
+
+def _train_head(
+    cfg: LiviConfig, data: TrainingData, catalogues: list[str], resume: bool, out_dir: Path, output: Artifact
+) -> dict:
+    fingerprint = output.key.fingerprint
     train_index, val_index = split_by_work(data.pairs.work_ids, cfg.encoder.val_fraction, cfg.encoder.seed)
     log.info(
         "training encoder head %s on %d pairs (%d train, %d validation; %d works held out) from %s",
@@ -455,6 +460,5 @@ def train(
         "whisper": data.whisper,
         "history": result.history,
     }
-    output.commit(summary)
     log.info("encoder model %s saved to %s", fingerprint, output.url)
-    return {**summary, "fingerprint": fingerprint, "skipped": False}
+    return summary

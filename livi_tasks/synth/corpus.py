@@ -17,9 +17,6 @@ import csv
 import io
 import json
 import os
-import shutil
-import tempfile
-import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +26,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from . import effects
+from .folder import check_counts, write_catalogue_folder
 from .instruments import PROGRESSIONS, SCALES, BackingSpec, render_backing
 from .lyrics import write_lyrics
 from .voices import Voice, melody_contour, sing, speak
@@ -409,59 +407,32 @@ def make_corpus(
     """
     if family not in FAMILIES:
         raise ValueError(f"family: expected one of {sorted(FAMILIES)}, got {family!r}")
-    for name, value, lowest in (
-        ("works", works, 1),
-        ("versions", versions, 1),
-        ("seed", seed, 0),
-        ("instrumentals", instrumentals, 0),
-        ("hard_negatives", hard_negatives, 0),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-            raise ValueError(f"{name}: expected an integer >= {lowest}, got {value!r}")
-    out_dir = Path(out_dir)
-    manifest = out_dir / "manifest.csv"
-    parameters = {
-        "family": family,
-        "works": works,
-        "versions": versions,
-        "seed": seed,
-        "instrumentals": instrumentals,
-        "hard_negatives": hard_negatives,
-    }
-    description = {"generator_version": GENERATOR_VERSION, "parameters": parameters}
-    try:
-        if json.loads((out_dir / "corpus.json").read_text()) == description and manifest.exists():
-            return manifest
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        pass
-    if out_dir.exists() and any(entry.name not in OUTPUT_FILES for entry in out_dir.iterdir()):
-        raise ValueError(f"out_dir: {out_dir} holds files that are not a song corpus")
-    plan = plan_corpus(family, works, versions, seed, instrumentals, hard_negatives)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
+    counts = check_counts(
+        {
+            "works": (works, 1),
+            "versions": (versions, 1),
+            "seed": (seed, 0),
+            "instrumentals": (instrumentals, 0),
+            "hard_negatives": (hard_negatives, 0),
+        }
+    )
+    parameters = {"family": family, **counts}
+
+    def build(staging: Path) -> None:
+        plan = plan_corpus(family, **counts)
         sung: dict[str, list[tuple[float, float, str]]] = {}
         # Speech engines run as subprocesses and numpy releases the GIL on large arrays: threads suffice.
         with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
             futures = {pool.submit(_render_and_write, track, plan, staging): track.track_id for track in plan.tracks}
-            for future in tqdm(
+            progress = tqdm(
                 as_completed(futures), total=len(futures), desc=f"{family} songs", unit="track", disable=None
-            ):
+            )
+            for future in progress:
                 sung[futures[future]] = future.result()
         _write_tables(staging, plan, sung)
-        (staging / "corpus.json").write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():
-            retired = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-            out_dir.rename(retired)
-            staging.rename(out_dir)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return manifest
+
+    description = {"generator_version": GENERATOR_VERSION, "parameters": parameters}
+    return write_catalogue_folder(out_dir, "corpus.json", description, OUTPUT_FILES, build)
 
 
 def _write_tables(root: Path, plan: CorpusPlan, sung: dict[str, list[tuple[float, float, str]]]) -> None:

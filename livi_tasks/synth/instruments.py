@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 from scipy import signal
 
+PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10)}
 # Scale degrees of the chord of each bar of the loop.
 PROGRESSIONS = {
@@ -194,7 +195,7 @@ class BackingSpec:
 
     @property
     def key(self) -> str:
-        return f"{('C', 'C#', 'D', 'Eb', 'E', 'F', 'F#', 'G', 'Ab', 'A', 'Bb', 'B')[self.key_root]} {self.mode}"
+        return f"{PITCH_NAMES[self.key_root]} {self.mode}"
 
 
 def scale_step(scale: tuple[int, ...], degree: int) -> int:
