@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .config import BaselineConfig, LiviConfig
-from .stage import run_shard_stage, shard_tracks
+from .stage import run_shard_stage, shard_tracks, write_failed_tracks
 from .store import Artifact, ArtifactStore
 from .vectors import l2_normalise
 
@@ -58,8 +58,7 @@ def _embed_shard(cfg: LiviConfig, shard: str, ingest: Artifact, output: Artifact
     dim = 12 * cfg.baseline.patch_beats
     output.write_array("track_embeddings", np.stack(embeddings) if embeddings else np.zeros((0, dim), np.float32))
     output.write_table("tracks", pd.DataFrame(kept, columns=["track_id", "work_id"]))
-    output.write_table("failed", pd.DataFrame(failed, columns=["track_id", "reason"]))
-    return {"tracks": len(kept), "failed": len(failed)}
+    return {"tracks": len(kept), "failed": write_failed_tracks(output, failed)}
 
 
 def embed_baseline(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None) -> dict:

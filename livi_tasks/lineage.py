@@ -5,7 +5,9 @@ identity, such as a model checkpoint's hash), so a change anywhere upstream give
 below new keys and nothing stale is ever read. The per-catalogue ingest pointer names the
 current ingest and its shards; everything else is derived from the configuration.
 
-Artifact contents (file names without extension):
+Artifact contents (file names without extension). No track is dropped silently: a stage with a
+row per track gives it a status and reason (vocal ``tracks``, embed ``decisions``); the others
+record what failed in a ``failed`` table (``stage.write_failed_tracks``).
 - ingest (shard ``all``): tables ``tracks`` (track_id, work_id, uri, relpath, sha256,
   duration_s, sample_rate, channels, format, status, shard), ``quarantine`` (track_id, work_id,
   path, reason); JSON ``shards`` ({shard: [track_id, ...]}).
@@ -13,7 +15,8 @@ Artifact contents (file names without extension):
   (track_id, work_id, uri, duration_s, mean_vocalness, vocal_s, status kept|excluded|failed, reason).
 - segments: table ``segments`` (segment_id, track_id, work_id, index, start_s, end_s,
   region_start_s, region_end_s, pad_before_s, pad_after_s, zero_pad_s); array ``audio``
-  float16 (n_segments, segment samples at 16 kHz), rows aligned with the table.
+  float16 (n_segments, segment samples at 16 kHz), rows aligned with the table; table
+  ``failed`` (track_id, reason).
 - transcribe: table ``transcripts`` (segment_id, track_id, work_id, text, language,
   avg_logprob, no_speech_prob, compression_ratio, temperature, kept, reason).
 - text: array ``segment_embeddings`` float32 + table ``segments`` (segment_id, track_id,

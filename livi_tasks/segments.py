@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .config import LiviConfig
-from .stage import run_shard_stage
+from .stage import run_shard_stage, write_failed_tracks
 from .store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,6 @@ SEGMENT_COLUMNS = {
     "pad_after_s": "float64",
     "zero_pad_s": "float64",
 }
-FAILED_COLUMNS = {"track_id": "string", "reason": "string"}
 
 
 @dataclass(frozen=True)
@@ -238,8 +237,7 @@ def _segment_shard(cfg: LiviConfig, vocal: Artifact, output: Artifact) -> dict:
     audio = np.concatenate(audio_blocks) if audio_blocks else np.zeros((0, segment_samples), dtype=np.float16)
     output.write_table("segments", table)
     output.write_array("audio", audio)
-    output.write_table("failed", pd.DataFrame(failed, columns=list(FAILED_COLUMNS)).astype(FAILED_COLUMNS))
-    return {"tracks": len(kept) - len(failed), "segments": len(table), "failed": len(failed)}
+    return {"tracks": len(kept) - len(failed), "segments": len(table), "failed": write_failed_tracks(output, failed)}
 
 
 def extract_vocal_segments(cfg: LiviConfig, catalogue: str, shard: str, store: ArtifactStore | None = None) -> dict:

@@ -10,11 +10,15 @@ import os
 import time
 from typing import Callable, Iterator
 
+import pandas as pd
+
 from .config import LiviConfig
 from .lineage import artifact_for, input_of
 from .store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
+
+FAILED_COLUMNS = {"track_id": "string", "reason": "string"}
 
 
 @contextlib.contextmanager
@@ -86,3 +90,11 @@ def shard_tracks(ingest: Artifact, shard: str):
     """The ingest table's rows of one shard."""
     tracks = ingest.read_table("tracks")
     return tracks[tracks["shard"] == shard].reset_index(drop=True)
+
+
+def write_failed_tracks(output: Artifact, failed: list[dict]) -> int:
+    """Record the tracks a stage could not process, with the reason, as the artifact's ``failed``
+    table (track_id, reason): the way a stage whose rows are not one per track (segments) or
+    hold only what succeeded (baseline) keeps every track accounted for. Returns how many."""
+    output.write_table("failed", pd.DataFrame(failed, columns=list(FAILED_COLUMNS)).astype(FAILED_COLUMNS))
+    return len(failed)
