@@ -28,11 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +40,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flop_bound import cpu_model, encoder_gflop, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
+from flop_bound import encoder_gflop, machine_facts, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
 
 from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from livi_tasks.audio_embed import (  # noqa: E402
@@ -260,16 +258,7 @@ def main() -> None:
     summary = summarise(per_track, gflop / peak)
     training = bench_training_epoch(cfg, clips, text_dim, work_dir)
     result = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": cpu_model(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "device": "cpu",
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
-        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        **machine_facts(load_before, device="cpu"),
         "whisper_model": cfg.transcribe.whisper_model,
         "vocal_method": cfg.vocal.method,
         "asr_free_path": "one pass (encoder_probe)" if one_pass else "vocal segments (Musicnn)",

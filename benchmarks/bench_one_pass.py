@@ -27,18 +27,17 @@ import argparse
 import json
 import logging
 import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from flop_bound import machine_facts  # noqa: E402  (benchmarks/, the script's folder)
 
 from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from livi_tasks.audio_embed import embed_clips, embed_one_pass, load_encoder, track_embeddings  # noqa: E402
@@ -218,14 +217,7 @@ def main() -> None:
         family: run_family(cfg, family, work_dir, probe, args.asr_tracks) for family in ("randomised", "foreign")
     }
     result = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
-        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        **machine_facts(load_before),
         "whisper_model": args.whisper,
         "probe": probe.card,
         "speed": summarise_speed(families),

@@ -20,17 +20,15 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from flop_bound import cpu_model, encoder_gflop, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
+from flop_bound import encoder_gflop, machine_facts, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
 
 from livi_tasks.audio import load_audio  # noqa: E402
 from livi_tasks.audio_embed import LoadedEncoder, embed_one_pass, load_encoder  # noqa: E402
@@ -114,14 +112,7 @@ def main() -> None:
             }
         print(family, json.dumps({p: results[p][family] for p in PRECISIONS}), flush=True)
     result = {
-        "machine": {
-            "cpu": cpu_model(),
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_before": load_before,
-            "load_average_after": os.getloadavg(),
-        },
-        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        **machine_facts(load_before),
         "whisper_model": args.whisper,
         "peak_fp32_gflops": peak,
         "encoder_gflop_per_30s": gflop,

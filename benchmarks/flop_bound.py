@@ -6,7 +6,10 @@ no fp32 implementation of the encoder can run faster here.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
+from datetime import datetime, timezone
 
 import torch
 from torch import nn
@@ -46,3 +49,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown"
+
+
+def machine_facts(load_before: tuple[float, float, float], **extra) -> dict:
+    """What a timing depends on: the machine, torch's threads and the load around the run, and the date."""
+    machine = {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        **extra,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
+    return {"machine": machine, "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d")}
