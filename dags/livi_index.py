@@ -34,7 +34,7 @@ def livi_index():
     embed = LiviShardOperator.partial(task_id="embed", stage="embed", **HEAVY_ARGS).expand_kwargs(units)
     index = LiviCatalogueOperator(
         task_id="index",
-        function="livi_tasks.retrieval.build_catalogue_index",
+        step="index",
         arguments={"catalogues": units["catalogues"]},
     )
     embed >> index

@@ -72,7 +72,7 @@ def livi_nightly_retrain():
     embed = LiviShardOperator.partial(task_id="embed", stage="embed", **HEAVY_ARGS).expand_kwargs(index_units)
     index = LiviCatalogueOperator(
         task_id="index",
-        function="livi_tasks.retrieval.build_catalogue_index",
+        step="index",
         arguments={"catalogues": index_units["catalogues"]},
     )
 

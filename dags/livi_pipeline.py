@@ -108,12 +108,10 @@ def livi_pipeline():
     embed = LiviShardOperator.partial(
         task_id="embed", stage="embed", trigger_rule="none_failed", **HEAVY_ARGS
     ).expand_kwargs(units)
-    index = LiviCatalogueOperator(
-        task_id="index", function="livi_tasks.retrieval.build_catalogue_index", arguments={"catalogues": catalogues}
-    )
+    index = LiviCatalogueOperator(task_id="index", step="index", arguments={"catalogues": catalogues})
     evaluate = LiviCatalogueOperator(
         task_id="evaluate",
-        function="livi_tasks.evaluate.evaluate_catalogue",
+        step="evaluate",
         arguments={"catalogue": "{{ ti.xcom_pull(task_ids='ingest', key='catalogues')[0] }}"},
         trigger_rule="none_failed",
     )

@@ -1,5 +1,5 @@
 """The per-shard stages in one table: lineage, the in-process pipeline, the `livi` CLI and the
-Airflow operators all read it.
+Airflow operators all read it; and the catalogue-level steps the DAGs run over whole catalogues.
 
 A stage is named once (its artifact folder), reads its parent's artifacts, is keyed by one config
 section, and runs through one entry function with the per-shard signature
@@ -27,8 +27,13 @@ class Stage:
 
     def function(self) -> Callable[..., dict]:
         """The entry function, imported now (heavy modules load only when a stage is used)."""
-        module, name = self.entry.split(":")
-        return getattr(importlib.import_module(module), name)
+        return import_entry(self.entry)
+
+
+def import_entry(entry: str) -> Callable[..., dict]:
+    """The function a ``"module:function"`` entry names, imported now."""
+    module, name = entry.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 SHARD_STAGES: dict[str, Stage] = {
@@ -101,6 +106,22 @@ def shard_stage(name: str) -> Stage:
         return SHARD_STAGES[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}: one of {', '.join(SHARD_STAGES)}") from None
+
+
+# Steps over whole catalogues, ``(cfg, ..., store=None) -> summary``, that DAGs run by name.
+# Ingest and training have operators of their own (arrivals, MLflow tracking).
+CATALOGUE_STEPS: dict[str, str] = {
+    "index": "livi_tasks.retrieval:build_catalogue_index",
+    "evaluate": "livi_tasks.evaluate:evaluate_catalogue",
+}
+
+
+def catalogue_step(name: str) -> str:
+    """The entry of catalogue-level step ``name``; an unknown name is a one-line error listing the known ones."""
+    try:
+        return CATALOGUE_STEPS[name]
+    except KeyError:
+        raise ValueError(f"unknown catalogue step {name!r}: one of {', '.join(CATALOGUE_STEPS)}") from None
 
 
 def stages_down_to(name: str) -> list[str]:

@@ -12,7 +12,15 @@ from livi_tasks.cli import app
 from livi_tasks.config import LiviConfig
 from livi_tasks.lineage import artifact_for, parent_stage
 from livi_tasks.pipeline import run_stage_over_shards
-from livi_tasks.stages import SHARD_STAGES, Stage, shard_stage, stages_down_to
+from livi_tasks.stages import (
+    CATALOGUE_STEPS,
+    SHARD_STAGES,
+    Stage,
+    catalogue_step,
+    import_entry,
+    shard_stage,
+    stages_down_to,
+)
 from livi_tasks.store import ArtifactStore
 
 
@@ -33,6 +41,14 @@ def test_each_stage_row_is_runnable(name):
 def test_unknown_stage_is_a_one_line_error():
     with pytest.raises(ValueError, match="unknown stage 'vocals': one of vocal, segments"):
         shard_stage("vocals")
+    with pytest.raises(ValueError, match="unknown catalogue step 'indexes': one of index, evaluate"):
+        catalogue_step("indexes")
+
+
+@pytest.mark.parametrize("name", list(CATALOGUE_STEPS))
+def test_each_catalogue_step_takes_the_config_and_a_store(name):
+    parameters = inspect.signature(import_entry(catalogue_step(name))).parameters
+    assert list(parameters)[0] == "cfg" and "store" in parameters
 
 
 def test_a_new_stage_is_its_module_and_one_row(monkeypatch, demo_cfg, demo_ingested):

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from livi_airflow.params import overrides_from_params
 from livi_airflow.task_runtime import running_library
-from livi_tasks.stages import shard_stage
+from livi_tasks.stages import catalogue_step, import_entry, shard_stage
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +38,13 @@ def open_store(cfg):
     return ArtifactStore(cfg.store.root)
 
 
-def import_function(dotted: str) -> Callable[..., Any]:
-    module_name, _, attribute = dotted.rpartition(".")
-    module = __import__(module_name, fromlist=[attribute])
-    return getattr(module, attribute)
-
-
 def log_summary(label: str, summary: Any) -> None:
     log.info("%s summary: %s", label, json.dumps(summary, sort_keys=True, default=str))
 
 
 class LiviCatalogueOperator(BaseOperator):
-    """Run ``function(cfg, **arguments, store=store)`` once: a catalogue-level stage.
+    """Run a catalogue-level step of ``livi_tasks.stages.CATALOGUE_STEPS`` once:
+    ``function(cfg, **arguments, store=store)``; an unknown step fails the DAG's parse.
 
     ``arguments`` is templated and may hold XComArgs (e.g. the list of catalogues from ingest).
     """
@@ -57,16 +52,17 @@ class LiviCatalogueOperator(BaseOperator):
     template_fields: Sequence[str] = ("arguments",)
     ui_color = "#d9ead3"
 
-    def __init__(self, *, function: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, step: str, arguments: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.function = function
+        self.entry = catalogue_step(step)
+        self.step = step
         self.arguments = arguments or {}
 
     def execute(self, context: Mapping[str, Any]) -> Any:
         cfg = load_task_config(context["params"])
         with running_library(log):
-            result = import_function(self.function)(cfg, **self.arguments, store=open_store(cfg))
-        log_summary(self.function, result)
+            result = import_entry(self.entry)(cfg, **self.arguments, store=open_store(cfg))
+        log_summary(self.step, result)
         return result
 
 

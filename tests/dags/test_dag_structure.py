@@ -150,3 +150,15 @@ def test_every_shard_task_runs_a_stage_of_the_table(dagbag):
             assert stage in SHARD_STAGES, (dag.dag_id, task.task_id, stage)
             used.add(stage)
     assert used == set(SHARD_STAGES)  # every stage runs in some DAG
+
+
+def test_every_catalogue_task_runs_a_step_of_the_table(dagbag):
+    from livi_tasks.stages import CATALOGUE_STEPS
+
+    used = {
+        (task.step, task.entry)
+        for dag in dagbag.dags.values()
+        for task in dag.tasks
+        if task.task_type == "LiviCatalogueOperator"
+    }
+    assert used == set(CATALOGUE_STEPS.items())  # every step runs in some DAG, by the table's entry
