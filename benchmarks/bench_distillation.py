@@ -35,10 +35,11 @@ from livi_tasks.config import load_config  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
 from livi_tasks.lineage import artifact_for, shard_ids  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
+from livi_tasks.model_registry import promote_model  # noqa: E402
 from livi_tasks.pipeline import run_stage_over_shards  # noqa: E402
 from livi_tasks.stages import stages_down_to  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.train_encoder import promote_model, train  # noqa: E402
+from livi_tasks.train_encoder import train  # noqa: E402
 
 EVAL_SEED = 1
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task, task_group
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task, task_group
 
+from livi_airflow.assets import EMBEDDINGS
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviIngestOperator, LiviShardOperator
 from livi_airflow.params import config_params
-
-# Consumed by livi_index: an event means some catalogue's audio embeddings have landed.
-EMBEDDINGS = Asset(name="livi_embeddings", uri="file:///livi/embeddings")
 
 DOC = """
 ### LIVI incoming

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, dag
+from airflow.sdk import dag
 
+from livi_airflow.assets import EMBEDDINGS
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import config_params
@@ -21,7 +22,7 @@ index over all of them.
 
 @dag(
     dag_id="livi_index",
-    schedule=[Asset(name="livi_embeddings", uri="file:///livi/embeddings")],
+    schedule=[EMBEDDINGS],
     catchup=False,
     default_args=DEFAULT_ARGS,
     tags=["livi", "index"],

@@ -6,8 +6,9 @@ from airflow.sdk import Param, dag, task_group
 
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviIngestOperator, LiviShardOperator
-from livi_airflow.params import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE, config_params
+from livi_airflow.params import config_params
 from livi_airflow.training import promote, train_tracked, training_needed
+from livi_tasks.names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 
 DOC = """
 ### LIVI pipeline

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .audio import SAMPLE_RATE, AudioError, load_audio
 from .config import LiviConfig
 from .features import ENCODE_BATCH, SEGMENT_COLUMNS
-from .model_registry import NoEncoderModel, current_model, model_artifact
+from .model_registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, NoEncoderModel, current_model, model_artifact
 from .models.encoder import LiviEncoder, encode_frames, head_from_bytes, inference_encoder, resolve_device
 from .models.whisper_weights import cached_whisper, whisper_identity
 from .stage import run_shard_stage, shard_tracks
@@ -66,7 +66,7 @@ def load_encoder(cfg: LiviConfig, store: ArtifactStore, model: str | None = None
             f"encoder model {fingerprint} was trained on Whisper {whisper}, "
             f"but {whisper['name']!r} resolves to {found['id']} here"
         )
-    head = head_from_bytes(artifact.read_bytes("head.pt"), artifact.read_bytes("head.json"))
+    head = head_from_bytes(artifact.read_bytes(HEAD_WEIGHTS_FILE), artifact.read_bytes(HEAD_CONFIG_FILE))
     frozen = inference_encoder(cached_whisper(whisper["name"], cfg.models_dir, device), precision, device)
     encoder = LiviEncoder(frozen, head.to(device)).eval()
     _LOADED[cache_key] = LoadedEncoder(encoder=encoder, info=info, device=device)

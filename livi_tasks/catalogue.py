@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .audio import AudioError, probe_audio
 from .config import LiviConfig
 from .lineage import INGEST_SHARD, pointer_name
+from .names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 from .stage import produce_artifact
 from .store import Artifact, ArtifactStore
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
 MANIFEST_COLUMNS = ("track_id", "work_id", "path")
-CATALOGUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+CATALOGUE_NAME = re.compile(CATALOGUE_NAME_PATTERN)
 TRACK_COLUMNS = [
     "track_id",
     "work_id",
@@ -71,7 +72,7 @@ def catalogue_name_for(source: str | Path) -> str:
 
 def validate_catalogue_name(name: str) -> str:
     if not CATALOGUE_NAME.match(name):
-        raise CatalogueError(f"catalogue name {name!r}: use letters, digits, '.', '_' or '-' (at most 100)")
+        raise CatalogueError(f"catalogue name {name!r}: use {CATALOGUE_NAME_RULE}")
     return name
 
 

@@ -246,8 +246,9 @@ def train_encoder(
     ),
 ) -> None:
     """Distil the audio encoder's head into the lyrics embedding space (frozen Whisper encoder)."""
+    from .model_registry import promote_model
     from .store import ArtifactStore
-    from .train_encoder import promote_model, train
+    from .train_encoder import train
 
     cfg = _state(ctx)
     result = train(cfg, catalogue, resume=resume)

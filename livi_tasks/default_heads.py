@@ -37,7 +37,7 @@ from .audio import SAMPLE_RATE, load_audio
 from .config import EncoderConfig, LiviConfig
 from .demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION
 from .demo import make_demo_catalogue
-from .model_registry import SHIPPED_DIR, head_digest
+from .model_registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, SHIPPED_DIR, head_digest
 from .models.musicnn import WINDOW_SECONDS
 from .segments import cut_audio, plan_segments
 from .synth.corpus import GENERATOR_VERSION, make_corpus
@@ -244,8 +244,8 @@ def train_default_head(
     weights, head_config = head_to_bytes(result.head)
     out_dir = out_root / whisper_name
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out_dir / "head.pt", weights)
-    write_bytes_atomic(out_dir / "head.json", head_config)
+    write_bytes_atomic(out_dir / HEAD_WEIGHTS_FILE, weights)
+    write_bytes_atomic(out_dir / HEAD_CONFIG_FILE, head_config)
     best = min(
         (row for row in result.history if row["val_loss"] is not None), key=lambda row: row["val_loss"], default={}
     )

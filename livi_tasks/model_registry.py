@@ -23,7 +23,9 @@ MODEL_STAGE = "encoder"
 MODEL_SHARD = "all"
 PROMOTED_POINTER = f"{MODELS_CATALOGUE}/{MODEL_STAGE}/PROMOTED.json"
 SHIPPED_DIR = Path(__file__).parent / "models" / "shipped"
-SHIPPED_FILES = ("head.pt", "head.json", "card.json")
+HEAD_WEIGHTS_FILE = "head.pt"  # the head's state dict (torch.load(weights_only=True) reads it)
+HEAD_CONFIG_FILE = "head.json"  # the LiviHead constructor arguments
+SHIPPED_FILES = (HEAD_WEIGHTS_FILE, HEAD_CONFIG_FILE, "card.json")
 REBUILD_HINT = (
     "reinstall livi-pipeline (git checkout livi_tasks/models/shipped) or rebuild it with `livi build-default-heads`"
 )
@@ -82,12 +84,13 @@ def shipped_head(whisper_model: str, root: Path = SHIPPED_DIR) -> tuple[bytes, b
         expected = card["head_sha256"]
     except (ValueError, KeyError, TypeError):
         raise ShippedModelError(f"{folder / 'card.json'}: not a model card; {REBUILD_HINT}") from None
-    found = head_digest(contents["head.pt"], contents["head.json"])
+    found = head_digest(contents[HEAD_WEIGHTS_FILE], contents[HEAD_CONFIG_FILE])
     if found != expected:
         raise ShippedModelError(
-            f"{folder / 'head.pt'}: content hash {found[:12]} does not match its card ({expected[:12]}); {REBUILD_HINT}"
+            f"{folder / HEAD_WEIGHTS_FILE}: content hash {found[:12]} does not match its card ({expected[:12]}); "
+            f"{REBUILD_HINT}"
         )
-    return contents["head.pt"], contents["head.json"], card
+    return contents[HEAD_WEIGHTS_FILE], contents[HEAD_CONFIG_FILE], card
 
 
 def shipped_fingerprint(card: dict) -> str:
@@ -122,8 +125,8 @@ def _install(cfg: LiviConfig, card: dict, weights: bytes, config: bytes, output:
             whisper_model,
             whisper["id"],
         )
-    output.write_bytes("head.pt", weights)
-    output.write_bytes("head.json", config)
+    output.write_bytes(HEAD_WEIGHTS_FILE, weights)
+    output.write_bytes(HEAD_CONFIG_FILE, config)
     output.write_json(
         "model",
         {

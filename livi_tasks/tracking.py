@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 from .config import LiviConfig
 from .lineage import INGEST_SHARD, artifact_for, parent_stage, pointer_name, shard_ids
+from .model_registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, model_artifact
 from .store import ArtifactMissing, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,9 @@ def find_run(cfg: LiviConfig, fingerprint: str) -> str | None:
 
 def _model_files(store: ArtifactStore, fingerprint: str, folder: Path) -> list[Path]:
     """Copy the trained model's files (head weights, config, model card, metrics) to ``folder``."""
-    from .train_encoder import model_artifact
-
     artifact = model_artifact(store, fingerprint).require()
     paths = []
-    for name in ("head.pt", "head.json", "model.json", "metrics.jsonl"):
+    for name in (HEAD_WEIGHTS_FILE, HEAD_CONFIG_FILE, "model.json", "metrics.jsonl"):
         if artifact.exists(name):
             path = folder / name
             path.write_bytes(artifact.read_bytes(name))

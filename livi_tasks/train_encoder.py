@@ -35,7 +35,7 @@ from .atomic import write_atomic, write_bytes_atomic
 from .config import EncoderConfig, LiviConfig
 from .features import cache_encoder_features
 from .lineage import artifact_for, shard_ids
-from .model_registry import model_artifact, promote_model, promoted_model  # noqa: F401  (the training API's names)
+from .model_registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, model_artifact
 from .models.encoder import LiviHead, head_to_bytes, resolve_device
 from .models.whisper_weights import whisper_identity
 from .stage import produce_artifact
@@ -433,8 +433,8 @@ def _train_head(
         device=resolve_device(cfg.encoder.device),
     )
     weights, head_config = head_to_bytes(result.head)
-    output.write_bytes("head.pt", weights)
-    output.write_bytes("head.json", head_config)
+    output.write_bytes(HEAD_WEIGHTS_FILE, weights)
+    output.write_bytes(HEAD_CONFIG_FILE, head_config)
     output.write_json(
         "model",
         {

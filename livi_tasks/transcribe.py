@@ -1,22 +1,18 @@
 """Transcription stage: Whisper ASR on every 30 s vocal segment, with the paper's guards.
 
-Each segment is exactly Whisper's input window, so it is decoded in one pass (no seeking inside
-the window, no conditioning on other segments: they are independent). Timestamp tokens are
-sampled as in Whisper's training, then dropped from the text: on 8 demo segments tiny.en's WER was
-0.34 with them and 0.39 without, at no extra cost. The
-encoder runs once per batch of ``batch_segments`` segments and its output is reused by every
-decoding attempt. Decoding follows the paper: greedy first, then the temperature fallback for
-the segments whose result is too repetitive (gzip compression ratio above the threshold) or too
-unlikely (mean log-probability below the threshold), except when Whisper judges the window
-silent. When every temperature fails, the most likely attempt that is not a repetition loop is
-kept (openai-whisper keeps the last, hottest one).
+Each segment is exactly Whisper's input window, so it is decoded in one pass (no seeking inside the
+window, no conditioning on other segments: they are independent). Timestamp tokens are sampled as
+in Whisper's training, then dropped from the text (a lower word error rate at no extra cost;
+BENCHMARKS.md, "Transcription"). The encoder runs once per batch of ``batch_segments`` segments and
+its output is reused by every decoding attempt. Decoding follows the paper: greedy first, then the
+temperature fallback for the segments whose result is too repetitive (gzip compression ratio above
+the threshold) or too unlikely (mean log-probability below the threshold), except when Whisper
+judges the window silent. When every temperature fails, the most likely attempt that is not a
+repetition loop is kept (openai-whisper keeps the last, hottest one).
 
 The paper's compression threshold of 1.35 is low for sung lyrics, whose repeated lines compress
-well: a correct greedy transcript of 30 s on the demo catalogue often scores 1.4-1.7, so most
-segments are decoded again, and a small model's hotter samples are worse (tiny.en, demo seed 7:
-corpus WER 0.57 when samples under the threshold were preferred, 0.41 greedy only, both without
-timestamps; see
-benchmarks/results/transcribe.json). Repetition loops, the failure the threshold exists for, are
+well, so most segments are decoded again, and a small model's hotter samples are worse (figures in
+BENCHMARKS.md, "Transcription"). Repetition loops, the failure the threshold exists for, are
 caught by the n-gram guard whatever the schedule.
 
 Guards then decide which transcripts are kept (see :func:`transcript_verdict`); dropped rows stay

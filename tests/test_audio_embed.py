@@ -15,9 +15,10 @@ from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.config import load_config
 from livi_tasks.features import cache_encoder_features
 from livi_tasks.lineage import artifact_for, shard_ids
+from livi_tasks.model_registry import promote_model, promoted_model
 from livi_tasks.segments import extract_vocal_segments
 from livi_tasks.store import ArtifactStore
-from livi_tasks.train_encoder import promote_model, promoted_model, train
+from livi_tasks.train_encoder import train
 from livi_tasks.vocal import detect_vocals
 
 TEXT_DIM = 24

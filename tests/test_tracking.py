@@ -13,9 +13,10 @@ from mlflow.tracking import MlflowClient
 from livi_tasks import tracking
 from livi_tasks.catalogue import ingest_catalogue
 from livi_tasks.config import EncoderConfig
+from livi_tasks.model_registry import model_artifact, promote_model, promoted_model
 from livi_tasks.models.encoder import LiviHead, head_to_bytes
 from livi_tasks.store import ArtifactStore
-from livi_tasks.train_encoder import FramePairs, fit_head, model_artifact, promote_model, promoted_model
+from livi_tasks.train_encoder import FramePairs, fit_head
 
 WIDTH, FRAMES, TEXT_DIM = 16, 12, 8
 

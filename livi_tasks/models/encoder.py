@@ -30,8 +30,6 @@ from whisper.model import AudioEncoder, Whisper
 if TYPE_CHECKING:
     from ..config import EncoderConfig
 
-HEAD_WEIGHTS_FILE = "head.pt"
-HEAD_CONFIG_FILE = "head.json"
 CUDA_CLIPS_PER_PASS = 8
 
 

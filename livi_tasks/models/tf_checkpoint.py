@@ -20,7 +20,6 @@ import numpy as np
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_BYTES = 48  # two varint block handles padded to 40 bytes, then the 8-byte magic
-BLOCK_TRAILER_BYTES = 5  # compression type byte + masked crc32c
 
 # TensorFlow DataType enum values (types.proto) that can hold model weights or counters.
 NUMPY_DTYPES: dict[int, np.dtype] = {

@@ -25,8 +25,6 @@ PARAM_FIELDS = {
     "alpha": "encoder.alpha",
     "epochs": "encoder.epochs",
 }
-CATALOGUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-CATALOGUE_NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100"
 WHISPER_MODELS = ["base", "tiny.en"]
 
 

@@ -192,7 +192,7 @@ def test_index_from_another_model_is_refused(tmp_path):
 def test_encoder_model_for_another_whisper_is_refused(tmp_path):
     """A trained head only fits the Whisper checkpoint it was trained on; another one is named, not used."""
     from livi_tasks.audio_embed import load_encoder
-    from livi_tasks.train_encoder import model_artifact
+    from livi_tasks.model_registry import model_artifact
 
     cfg = config_for(tmp_path / "data")
     store = ArtifactStore(cfg.store.root)
