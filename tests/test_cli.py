@@ -36,6 +36,8 @@ def test_every_command_and_option_explains_itself():
         (["--set", "vocal.window_threshold=2", "detect-vocals", "--catalogue", "demo"], "vocal.window_threshold"),
         (["--set", "vocal.window_threshold", "detect-vocals", "--catalogue", "demo"], "expected section.field=value"),
         (["ingest", "/no/such/catalogue"], "/no/such/catalogue"),
+        (["ingest", ".", "--catalogue", "../escape"], "'../escape': use letters"),
+        (["song-corpus", "corpus", "--family", "nope"], "family: expected one of"),
     ],
 )
 def test_a_user_error_is_one_line_and_exit_status_2(args, named, tmp_path):
