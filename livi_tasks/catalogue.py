@@ -27,7 +27,7 @@ from tqdm import tqdm
 from .audio import AudioError, probe_audio
 from .config import LiviConfig
 from .lineage import INGEST_SHARD, pointer_name
-from .names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
+from .names import CATALOGUE_NAME_CHARS, CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 from .stage import produce_artifact
 from .store import Artifact, ArtifactStore
 
@@ -67,7 +67,7 @@ class CatalogueEntry:
 def catalogue_name_for(source: str | Path) -> str:
     source = Path(source)
     name = (source.parent.name if source.is_file() else source.name) or "catalogue"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-") or "catalogue"
+    return re.sub(f"[^{CATALOGUE_NAME_CHARS}]", "_", name).lstrip("._-") or "catalogue"
 
 
 def validate_catalogue_name(name: str) -> str:
