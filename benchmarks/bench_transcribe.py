@@ -1,4 +1,4 @@
-"""Transcription and lyrics-embedding benchmark on the default demo catalogue (2 CPU threads).
+"""Transcription and lyrics-embedding benchmark on a synthetic catalogue (2 CPU threads).
 
 Measures, for each Whisper model:
 - on a sample of segments: seconds per 30 s segment and WER of openai-whisper's own
@@ -11,9 +11,12 @@ Measures, for each Whisper model:
   embeddings alone (tracks without kept lyrics take part with a zero vector: they match nothing).
 
 Segments are cut from the ground-truth vocal regions (tests/ground_truth_segments.py), which
-isolates ASR quality from vocal detection. Writes benchmarks/results/transcribe.json.
+isolates ASR quality from vocal detection. The catalogue is the default demo (``--family demo``,
+writes benchmarks/results/transcribe.json) or a song family of livi_tasks.synth of the same size
+(``--family foreign``: another voice engine, instruments and words, writes transcribe_foreign.json).
 
-    .venv/bin/python benchmarks/bench_transcribe.py [--models tiny.en base] [--batch-sizes 1 4 8]
+    .venv/bin/python benchmarks/bench_transcribe.py [--family demo|randomised|foreign]
+        [--models tiny.en base] [--batch-sizes 1 4 8]
 """
 
 from __future__ import annotations
@@ -35,19 +38,24 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import whisper  # noqa: E402
+from flop_bound import machine_facts  # noqa: E402  (benchmarks/, the script's folder)
 from ground_truth_segments import ground_truth_segments, reference_lyrics  # noqa: E402
 
-from livi_tasks.config import load_config  # noqa: E402
+from livi_tasks.config import PAPER_TEMPERATURES, load_config  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
 from livi_tasks.lineage import artifact_for  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
 from livi_tasks.metrics_text import corpus_word_error_rate  # noqa: E402
 from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
+from livi_tasks.synth.corpus import make_corpus  # noqa: E402
 from livi_tasks.text_embed import embed_lyrics, embed_texts, load_text_model  # noqa: E402
 from livi_tasks.transcribe import decode_segments, transcribe_segments  # noqa: E402
 
 THREADS = 2
+WORKS, VERSIONS = 12, 3  # the demo's counts, for every family
+FAMILIES = ("randomised", "foreign")
+EVAL_SEED = 1  # the generalisation benchmark's evaluation seed: works the shipped heads never saw
 
 
 class Stopwatch:
@@ -70,7 +78,7 @@ def time_decoders(
     and paper fallback."""
     model = cached_whisper(model_name, cfg.models_dir)
     greedy = cfg.transcribe.model_copy(update={"temperatures": (0.0,)})
-    paper = cfg.transcribe
+    paper = cfg.transcribe.model_copy(update={"temperatures": PAPER_TEMPERATURES})
     language = paper.language if model.is_multilingual else "en"
     decode_segments(model, audio[:1], greedy, segment_ids[:1])  # warm-up: first calls allocate
     timings = {}
@@ -112,18 +120,18 @@ def time_decoders(
     return timings
 
 
-def load_shards(cfg, store: ArtifactStore, stage: str, shards: list[str], table: str) -> pd.DataFrame:
+def load_shards(cfg, store: ArtifactStore, catalogue: str, stage: str, shards: list[str], table: str) -> pd.DataFrame:
     return pd.concat(
-        [artifact_for(cfg, store, "demo", stage, shard).read_table(table) for shard in shards], ignore_index=True
+        [artifact_for(cfg, store, catalogue, stage, shard).read_table(table) for shard in shards], ignore_index=True
     )
 
 
-def retrieval(cfg, store: ArtifactStore, shards: list[str], all_tracks: pd.DataFrame) -> dict:
+def retrieval(cfg, store: ArtifactStore, catalogue: str, shards: list[str], all_tracks: pd.DataFrame) -> dict:
     """Metrics over every ingested track; tracks without lyrics get a zero vector (they rank last, pessimistically)."""
     index = {track: i for i, track in enumerate(all_tracks["track_id"])}
     vectors = None
     for shard in shards:
-        artifact = artifact_for(cfg, store, "demo", "text", shard)
+        artifact = artifact_for(cfg, store, catalogue, "text", shard)
         tracks, embeddings = artifact.read_table("tracks"), artifact.read_array("track_embeddings")
         if vectors is None:
             vectors = np.zeros((len(all_tracks), embeddings.shape[1]), dtype=np.float32)
@@ -134,7 +142,8 @@ def retrieval(cfg, store: ArtifactStore, shards: list[str], all_tracks: pd.DataF
 
 def run_model(
     model_name: str,
-    demo_dir: Path,
+    catalogue: str,
+    catalogue_dir: Path,
     data_root: Path,
     batch_size: int,
     temperatures: list[float],
@@ -145,11 +154,11 @@ def run_model(
         overrides={"store": {"root": str(data_root)}, "transcribe": {"whisper_model": model_name}}, environ={}
     )
     store = ArtifactStore(cfg.store.root)
-    shards = ground_truth_segments(cfg, demo_dir / "manifest.csv", "demo", store)
-    segments = load_shards(cfg, store, "segments", shards, "segments")
-    first = artifact_for(cfg, store, "demo", "segments", shards[0])
+    shards = ground_truth_segments(cfg, catalogue_dir / "manifest.csv", catalogue, store)
+    segments = load_shards(cfg, store, catalogue, "segments", shards, "segments")
+    first = artifact_for(cfg, store, catalogue, "segments", shards[0])
     sample = first.read_array("audio")[:timing_segments].astype(np.float32)
-    references = reference_lyrics(demo_dir, segments)
+    references = reference_lyrics(catalogue_dir, segments)
     sample_ids = segments["segment_id"].tolist()[: len(sample)]
     result = {"timing_segments": len(sample)}
     result["decoder_per_segment"] = time_decoders(
@@ -167,8 +176,8 @@ def run_model(
 
     with Stopwatch() as watch:
         for shard in shards:
-            transcribe_segments(cfg, "demo", shard, store)
-    transcripts = load_shards(cfg, store, "transcribe", shards, "transcripts")
+            transcribe_segments(cfg, catalogue, shard, store)
+    transcripts = load_shards(cfg, store, catalogue, "transcribe", shards, "transcripts")
     kept = transcripts[transcripts["kept"]]
     result["stage"] = {
         "batch_segments": batch_size,
@@ -186,10 +195,10 @@ def run_model(
 
     with Stopwatch() as watch:
         for shard in shards:
-            embed_lyrics(cfg, "demo", shard, store)
+            embed_lyrics(cfg, catalogue, shard, store)
     result["text_embedding"] = {**per_segment(watch, max(1, len(kept))), "note": "includes model loading once"}
-    ingest = artifact_for(cfg, store, "demo", "ingest", "all").read_table("tracks")
-    result["retrieval_asr_lyrics"] = retrieval(cfg, store, shards, ingest)
+    ingest = artifact_for(cfg, store, catalogue, "ingest", "all").read_table("tracks")
+    result["retrieval_asr_lyrics"] = retrieval(cfg, store, catalogue, shards, ingest)
     result["tracks_with_lyrics"] = int(kept["track_id"].nunique())
     result["tracks"] = len(ingest)
 
@@ -201,10 +210,10 @@ def run_model(
     return result
 
 
-def ground_truth_retrieval(demo_dir: Path) -> dict:
+def ground_truth_retrieval(catalogue_dir: Path) -> dict:
     """Upper bound: the same retrieval with the true sung lyrics of each track."""
-    lyrics = json.loads((demo_dir / "lyrics.json").read_text())["tracks"]
-    manifest = pd.read_csv(demo_dir / "manifest.csv")
+    lyrics = json.loads((catalogue_dir / "lyrics.json").read_text())["tracks"]
+    manifest = pd.read_csv(catalogue_dir / "manifest.csv")
     cfg = load_config(environ={})
     model = load_text_model(cfg.text.model)
     texts = [" ".join(lyrics.get(track, [])) for track in manifest["track_id"]]
@@ -217,8 +226,10 @@ def ground_truth_retrieval(demo_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 8])
+    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"], help="Whisper models to measure")
+    parser.add_argument(
+        "--batch-sizes", nargs="+", type=int, default=[1, 4, 8], help="encoder batch sizes of the decoder timing"
+    )
     parser.add_argument(
         "--stage-batch", type=int, default=None, help="batch_segments of the catalogue run (default: config default)"
     )
@@ -229,23 +240,35 @@ def main() -> None:
         default=[0.0],
         help="decoding schedule of the catalogue run (default greedy: the paper's fallback costs several times more)",
     )
-    parser.add_argument("--timing-segments", type=int, default=8)
-    parser.add_argument("--demo-dir", type=Path, default=Path(tempfile.gettempdir()) / "livi-bench-demo-seed0")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transcribe.json")
+    parser.add_argument("--timing-segments", type=int, default=8, help="segments in the decoder timing sample")
+    parser.add_argument(
+        "--family",
+        choices=["demo", *FAMILIES],
+        default="demo",
+        help="demo: the default demo catalogue (seed 0); randomised or foreign: a song family of the same size",
+    )
+    parser.add_argument("--catalogue-dir", type=Path, default=None, help="where the catalogue is generated (reused)")
+    parser.add_argument("--out", type=Path, default=None, help="default benchmarks/results/transcribe[_FAMILY].json")
     args = parser.parse_args()
+    catalogue_dir = args.catalogue_dir or Path(tempfile.gettempdir()) / f"livi-bench-transcribe-{args.family}"
+    out = args.out or REPO / "benchmarks" / "results" / (
+        "transcribe.json" if args.family == "demo" else f"transcribe_{args.family}.json"
+    )
 
     torch.set_num_threads(THREADS)
+    load_before = os.getloadavg()
     started = time.perf_counter()
-    make_demo_catalogue(args.demo_dir, seed=0)
+    if args.family == "demo":
+        make_demo_catalogue(catalogue_dir, works=WORKS, versions=VERSIONS, seed=0, instrumentals=3, hard_negatives=3)
+        catalogue = (
+            f"make_demo_catalogue(seed=0): {WORKS} works x {VERSIONS} versions, 3 instrumentals, 3 hard negatives"
+        )
+    else:
+        make_corpus(catalogue_dir, args.family, WORKS, VERSIONS, EVAL_SEED, instrumentals=3, hard_negatives=3)
+        catalogue = f"make_corpus({args.family!r}, seed={EVAL_SEED}): the demo's counts"
     stage_batch = args.stage_batch or load_config(environ={}).transcribe.batch_segments
     results = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": THREADS,
-            "load_average_at_start": os.getloadavg(),
-            "python": platform.python_version(),
-        },
-        "catalogue": "make_demo_catalogue(seed=0): 12 works x 3 versions + 3 instrumentals + 3 hard negatives",
+        "catalogue": catalogue,
         "segments_from": "ground-truth vocal regions (vocals.csv), paper padding rule",
         "models": {},
     }
@@ -253,7 +276,8 @@ def main() -> None:
         for model_name in args.models:
             results["models"][model_name] = run_model(
                 model_name,
-                args.demo_dir,
+                args.family,
+                catalogue_dir,
                 Path(tmp) / model_name,
                 stage_batch,
                 args.stage_temperatures,
@@ -261,12 +285,12 @@ def main() -> None:
                 args.batch_sizes,
             )
             print(model_name, json.dumps(results["models"][model_name], indent=1), flush=True)
-    results["retrieval_true_lyrics"] = ground_truth_retrieval(args.demo_dir)
-    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["retrieval_true_lyrics"] = ground_truth_retrieval(catalogue_dir)
     results["total_seconds"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
-    print(f"wrote {args.out} in {results['total_seconds']} s")
+    results.update(machine_facts(load_before, python=platform.python_version()))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    print(f"wrote {out} in {results['total_seconds']} s")
 
 
 if __name__ == "__main__":

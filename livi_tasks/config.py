@@ -94,6 +94,9 @@ class SegmentConfig(Section):
     max_pad_s: float = Field(10.0, ge=0, description="Padding added to each side of a vocal region.")
 
 
+PAPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # Whisper's fallback schedule, as in the paper
+
+
 class TranscribeConfig(Section):
     whisper_model: str = Field(
         "base", description="Whisper checkpoint: base, tiny.en, an openai-whisper name in its cache, or a .pt path."
@@ -102,7 +105,7 @@ class TranscribeConfig(Section):
     temperatures: tuple[float, ...] = Field(
         (0.0,),
         description="Decoding temperatures, tried in order while a result fails the thresholds. Default greedy: on "
-        "sung lyrics the paper's fallback (0.0-1.0 by 0.2) was 7-10x slower and no more accurate (BENCHMARKS.md).",
+        "sung lyrics the paper's fallback (0.0-1.0 by 0.2) was 5-10x slower and no more accurate (BENCHMARKS.md).",
     )
     compression_ratio_threshold: float = Field(1.35, gt=0, description="Retry hotter above this ratio.")
     logprob_threshold: float = Field(-1.0, description="Retry hotter when the mean log-probability is below.")

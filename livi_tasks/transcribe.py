@@ -2,18 +2,18 @@
 
 Each segment is exactly Whisper's input window, so it is decoded in one pass (no seeking inside the
 window, no conditioning on other segments: they are independent). Timestamp tokens are sampled as
-in Whisper's training, then dropped from the text (a lower word error rate at no extra cost;
-BENCHMARKS.md, "Transcription"). The encoder runs once per batch of ``batch_segments`` segments and
-its output is reused by every decoding attempt. Decoding follows the paper: greedy first, then the
-temperature fallback for the segments whose result is too repetitive (gzip compression ratio above
-the threshold) or too unlikely (mean log-probability below the threshold), except when Whisper
-judges the window silent. When every temperature fails, the most likely attempt that is not a
+in Whisper's training, then dropped from the text. The encoder runs once per batch of
+``batch_segments`` segments and its output is reused by every decoding attempt. Decoding is greedy
+by default (``transcribe.temperatures``). Given more temperatures it follows the paper's fallback:
+the segments whose result is too repetitive (gzip compression ratio above the threshold) or too
+unlikely (mean log-probability below the threshold) are decoded again hotter, except when Whisper
+judges the window silent; when every temperature fails, the most likely attempt that is not a
 repetition loop is kept (openai-whisper keeps the last, hottest one).
 
 The paper's compression threshold of 1.35 is low for sung lyrics, whose repeated lines compress
-well, so most segments are decoded again, and a small model's hotter samples are worse (figures in
-BENCHMARKS.md, "Transcription"). Repetition loops, the failure the threshold exists for, are
-caught by the n-gram guard whatever the schedule.
+well, so the fallback decodes most segments again, and a small model's hotter samples are no better
+(figures in BENCHMARKS.md, "Transcription"): hence greedy by default. Repetition loops, the failure
+the threshold exists for, are caught by the n-gram guard whatever the schedule.
 
 Guards then decide which transcripts are kept (see :func:`transcript_verdict`); dropped rows stay
 in the table with ``kept=False`` and the reason, so that the choice can be inspected.
