@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -14,6 +15,11 @@ from airflow_testing import REPO, VENV_BIN
 
 TERMINAL_STATES = {"success", "failed"}
 BACKFILL_ATTEMPTS = 12
+# Longer than any lock wait (the SQLite busy timeout is 60 s) or slow loop seen on 2 cores.
+SCHEDULER_SILENCE_S = 180
+# Routine lines that would push what matters out of a failure's tail: HTTP access lines (the test
+# polls every few seconds) and the dag-processor's rescan of the DAGs folder.
+ROUTINE_LOG_LINES = ("[http.access]", "Refreshing bundle", "Searching for files in", "files for bundle")
 
 
 class AirflowProcesses:
@@ -57,15 +63,17 @@ class AirflowProcesses:
                 pass
 
     def logs(self, lines: int = 25) -> str:
-        """The last lines of each component: standalone interleaves them ("scheduler  | ..."), and a
-        chatty dag-processor would otherwise hide what the scheduler last said."""
+        """The last lines of each component, the scheduler's last: standalone interleaves them
+        ("scheduler  | ..."), and chatty components would otherwise hide what the scheduler last said."""
         parts = []
         for path in sorted(self.log_dir.glob("*.log")):
             by_component: dict[str, list[str]] = {}
             for line in path.read_text(errors="replace").splitlines():
+                if any(routine in line for routine in ROUTINE_LOG_LINES):
+                    continue
                 component = line.split(" | ", 1)[0].strip() if " | " in line[:20] else path.stem
                 by_component.setdefault(component, []).append(line[:400])
-            for component, component_lines in by_component.items():
+            for component, component_lines in sorted(by_component.items(), key=lambda item: item[0] == "scheduler"):
                 parts.append(f"--- {path.name}: {component}\n" + "\n".join(component_lines[-lines:]))
         return "\n".join(parts)
 
@@ -73,6 +81,19 @@ class AirflowProcesses:
         for name, process in self.processes:
             if process.poll() is not None and name != "standalone-setup":
                 raise AssertionError(f"airflow {name} exited with {process.returncode}:\n{self.logs()}")
+        self.check_scheduler_heartbeat()
+
+    def check_scheduler_heartbeat(self) -> None:
+        """`airflow standalone` outlives a scheduler that died (it only relays its components' output),
+        so a dead or stuck scheduler shows as runs queued for ever; say so at once, with its log."""
+        if self.token is None:
+            return
+        beat = self.request("GET", "/monitor/health").json()["scheduler"]["latest_scheduler_heartbeat"]
+        if beat is None:
+            return
+        silence = (datetime.now(timezone.utc) - datetime.fromisoformat(beat)).total_seconds()
+        if silence > SCHEDULER_SILENCE_S:
+            raise AssertionError(f"the scheduler's last heartbeat was {silence:.0f} s ago:\n{self.logs()}")
 
     def wait_for_api(self, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout

@@ -75,6 +75,8 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         {
             "AIRFLOW_HOME": str(home),
+            # As scripts/airflow_env.sh: SQLite writers wait up to 60 s for the lock instead of 5.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout=60",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
