@@ -116,7 +116,8 @@ class AirflowProcesses:
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=60, **kwargs)
+        # Longer than SQLite's 60 s busy timeout: a request waiting for the write lock is not lost.
+        return requests.request(method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=120, **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
