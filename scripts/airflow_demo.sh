@@ -6,11 +6,12 @@
 #   a head on the demo itself instead of embedding with the shipped one
 #   LIVI_DEMO_ARGS: options of `livi demo-catalogue` (default: 6 works x 2 versions + 2 distractors)
 set -euo pipefail
-source "$(dirname "$0")/airflow_env.sh"
-OUT="$(mkdir -p "${1:-$REPO/demo_out}" && cd "${1:-$REPO/demo_out}" && pwd)"
+OUT="${1:-$(dirname "$0")/../demo_out}"
+OUT="$(mkdir -p "$OUT" && cd "$OUT" && pwd)"
+# Before airflow_env.sh, which derives the database URL from AIRFLOW_HOME.
 export AIRFLOW_HOME="$OUT/airflow_home" LIVI__STORE__ROOT="$OUT/data"
 export MLFLOW_TRACKING_URI="sqlite:///$OUT/data/mlflow.db"
-mkdir -p "$AIRFLOW_HOME" "$LIVI__STORE__ROOT"
+source "$(dirname "$0")/airflow_env.sh"
 livi_airflow_prepare
 if [ ! -f "$OUT/catalogue/manifest.csv" ]; then
   # shellcheck disable=SC2086  # LIVI_DEMO_ARGS is a list of options
