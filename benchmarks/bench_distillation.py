@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from livi_tasks.catalogue import ingest_catalogue  # noqa: E402
 from livi_tasks.config import load_config  # noqa: E402
+from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
 from livi_tasks.demo import make_demo_catalogue  # noqa: E402
 from livi_tasks.lineage import artifact_for, shard_ids  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
@@ -40,8 +41,6 @@ from livi_tasks.pipeline import run_stage_over_shards  # noqa: E402
 from livi_tasks.stages import stages_down_to  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
 from livi_tasks.train_encoder import train  # noqa: E402
-
-EVAL_SEED = 1
 
 
 def track_vectors(cfg, store, catalogue: str, stage: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -90,15 +89,15 @@ def main() -> None:
     store = ArtifactStore(cfg.store.root)
     started = time.perf_counter()
     train_specs = [tuple(int(part) for part in spec.split(":")) for spec in (args.train or ["0:100", "2:250", "3:400"])]
-    if any(seed == EVAL_SEED for seed, _ in train_specs):
-        parser.error(f"--train: seed {EVAL_SEED} is the evaluation catalogue's")
+    if any(seed == EVALUATION_SEED for seed, _ in train_specs):
+        parser.error(f"--train: seed {EVALUATION_SEED} is the evaluation catalogue's")
     manifests = {
         f"distil_train_seed{seed}": make_demo_catalogue(
             work_dir / f"train_seed{seed}", works=works, versions=args.train_versions, seed=seed
         )
         for seed, works in train_specs
     }
-    manifests["distil_eval"] = make_demo_catalogue(work_dir / f"eval_seed{EVAL_SEED}", seed=EVAL_SEED)
+    manifests["distil_eval"] = make_demo_catalogue(work_dir / f"eval_seed{EVALUATION_SEED}", seed=EVALUATION_SEED)
     train_catalogues = [name for name in manifests if name != "distil_eval"]
     timings = {}
     for catalogue, manifest in manifests.items():
@@ -138,7 +137,7 @@ def main() -> None:
             }
             for (seed, works), name in zip(train_specs, train_catalogues)
         ],
-        "eval_catalogue": {"seed": EVAL_SEED, "works": 12, "tracks": int(len(ingested))},
+        "eval_catalogue": {"seed": EVALUATION_SEED, "works": 12, "tracks": int(len(ingested))},
         "eval_tracks_embedded_by_both": int(len(both)),
         "eval_tracks_lyrics_only": int(len(set(lyrics.track_id) - set(audio.track_id))),
         "eval_tracks_audio_only": int(len(set(audio.track_id) - set(lyrics.track_id))),

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from livi_tasks.catalogue import ingest_catalogue  # noqa: E402
 from livi_tasks.config import LiviConfig, load_config, parse_overrides  # noqa: E402
+from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
 from livi_tasks.evaluate import evaluate_catalogue  # noqa: E402
 from livi_tasks.lineage import INGEST_SHARD, artifact_for, shard_ids  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
@@ -47,7 +48,6 @@ from livi_tasks.vocal import track_decision  # noqa: E402
 from livi_tasks.vocal_head import precision_recall, window_coverage, window_labels  # noqa: E402
 
 DOMAINS = {"randomised": "in-domain (unseen works)", "foreign": "foreign (evaluation-only family)"}
-EVAL_SEED = 1
 SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
 
 
@@ -103,7 +103,7 @@ def ground_truth_lyrics(cfg: LiviConfig, corpus: Path, universe: pd.DataFrame) -
 
 
 def evaluate_domain(cfg: LiviConfig, store: ArtifactStore, family: str, corpus: Path) -> dict:
-    catalogue = f"eval_{family}_seed{EVAL_SEED}"
+    catalogue = f"eval_{family}_seed{EVALUATION_SEED}"
     timings = {}
     started = time.perf_counter()
     ingest_catalogue(cfg, corpus / "manifest.csv", catalogue, store)
@@ -185,7 +185,7 @@ def main() -> None:
         domains = result["whisper"].setdefault(whisper, {})
         for family in args.domain or list(DOMAINS):
             corpus = make_corpus(
-                work_dir / "corpus" / f"eval_{family}_seed{EVAL_SEED}", family, seed=EVAL_SEED, **SHAPE
+                work_dir / "corpus" / f"eval_{family}_seed{EVALUATION_SEED}", family, seed=EVALUATION_SEED, **SHAPE
             ).parent
             domains[family] = {"label": DOMAINS[family], **evaluate_domain(cfg, store, family, corpus)}
             logging.info("%s %s: %s", whisper, family, json.dumps(domains[family]["methods"]))

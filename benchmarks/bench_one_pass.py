@@ -42,6 +42,7 @@ from flop_bound import machine_facts  # noqa: E402  (benchmarks/, the script's f
 from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from livi_tasks.audio_embed import embed_clips, embed_one_pass, load_encoder, track_embeddings  # noqa: E402
 from livi_tasks.config import load_config  # noqa: E402
+from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
 from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
 from livi_tasks.models.whisper_weights import cached_whisper, whisper_identity  # noqa: E402
@@ -53,12 +54,11 @@ from livi_tasks.vocal import window_vocalness  # noqa: E402
 from livi_tasks.vocal_head import precision_recall, window_coverage, window_labels  # noqa: E402
 from livi_tasks.vocal_probe import ProbeMissing, build_vocal_probe, load_probe, window_means  # noqa: E402
 
-EVAL_SEED = 1
 SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
 
 
 def run_family(cfg, family: str, work_dir: Path, probe, asr_tracks: int) -> dict:
-    manifest = make_corpus(work_dir / f"eval_{family}_seed{EVAL_SEED}", family, seed=EVAL_SEED, **SHAPE)
+    manifest = make_corpus(work_dir / f"eval_{family}_seed{EVALUATION_SEED}", family, seed=EVALUATION_SEED, **SHAPE)
     tracks = pd.read_csv(manifest)
     kinds = pd.read_csv(manifest.parent / "tracks.csv").set_index("track_id")["kind"]
     regions = pd.read_csv(manifest.parent / "vocals.csv")

@@ -33,6 +33,7 @@ from flop_bound import encoder_gflop, machine_facts, peak_gflops  # noqa: E402  
 from livi_tasks.audio import load_audio  # noqa: E402
 from livi_tasks.audio_embed import LoadedEncoder, embed_one_pass, load_encoder  # noqa: E402
 from livi_tasks.config import load_config  # noqa: E402
+from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
 from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
 from livi_tasks.models.encoder import encode_frames  # noqa: E402
 from livi_tasks.store import ArtifactStore  # noqa: E402
@@ -82,7 +83,8 @@ def main() -> None:
     loaded = {precision: load_encoder(config(precision), store) for precision in PRECISIONS}
     probe = load_probe(args.whisper, loaded["fp32"].info["whisper"]["id"])
     catalogues = {
-        family: make_corpus(work_dir / f"eval_{family}_seed1", family, seed=1, **SHAPE) for family in FAMILIES
+        family: make_corpus(work_dir / f"eval_{family}_seed{EVALUATION_SEED}", family, seed=EVALUATION_SEED, **SHAPE)
+        for family in FAMILIES
     }
     first = pd.read_csv(catalogues["foreign"]).path.iloc[0]
     segment = np.asarray(load_audio(str(catalogues["foreign"].parent / first))[: 30 * 16_000], np.float32)[None]

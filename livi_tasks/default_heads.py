@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (21, 200, "demo"), (22, 300, "demo"))  # (seed, works[, family])
 VERSIONS = 2
+# The seed of the benchmarks' evaluation catalogues (every family): the heads never train on it.
+EVALUATION_SEED = 1
 MIN_LINE_SHARE = 0.5  # a line belongs to a segment when at least this share of it lies inside
 
 
@@ -143,6 +145,8 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
     """Corpus, segments, text targets and frame states of one chunk (each step skipped when done)."""
     if chunk.family == "demo" and chunk.seed == 0:
         raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
+    if chunk.seed == EVALUATION_SEED:
+        raise ValueError(f"chunk: seed {EVALUATION_SEED} makes the benchmarks' evaluation catalogues; train on others")
     shape = {
         "works": chunk.works,
         "versions": VERSIONS,

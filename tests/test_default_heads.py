@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from livi_tasks.default_heads import build_default_heads, ground_truth_segments
+from livi_tasks.default_heads import EVALUATION_SEED, Chunk, build_default_heads, ground_truth_segments, prepare_chunk
 from livi_tasks.model_registry import head_digest, shipped_head
 from livi_tasks.synth.corpus import make_corpus
 
@@ -45,3 +46,10 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     ]
     assert card["training"]["epochs_run"] == 2 and card["encoder_settings"]["hidden_dim"] == 32
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]
+
+
+@pytest.mark.parametrize("chunk", [Chunk(0, 4, "demo"), Chunk(EVALUATION_SEED, 4), Chunk(EVALUATION_SEED, 4, "demo")])
+def test_a_chunk_on_an_evaluation_seed_is_refused_before_any_work(cfg, tmp_path, chunk):
+    with pytest.raises(ValueError, match="^chunk: "):
+        prepare_chunk(cfg, chunk, tmp_path, ("tiny.en",))
+    assert not any(tmp_path.iterdir())
