@@ -60,6 +60,11 @@ def require_stages() -> None:
         pytest.importorskip(f"livi_tasks.{module}", reason=f"livi_tasks.{module} not written yet")
 
 
+def environ_without_settings() -> dict[str, str]:
+    """This process's environment without Airflow, LIVI and MLflow settings (a test sets its own)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(("AIRFLOW", "LIVI", "MLFLOW"))}
+
+
 @pytest.fixture
 def airflow_env(tmp_path: Path) -> dict[str, str]:
     """Environment of a private Airflow (SQLite, LocalExecutor) and LIVI data root for one test.
@@ -70,7 +75,7 @@ def airflow_env(tmp_path: Path) -> dict[str, str]:
     data = tmp_path / "data"
     home.mkdir()
     data.mkdir()
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("AIRFLOW", "LIVI", "MLFLOW"))}
+    env = environ_without_settings()
     api_port = free_port()
     env.update(
         {

@@ -3,13 +3,12 @@ through Airflow, prints the report, and keeps Airflow's database in its own outp
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_testing import REPO, require_stages
+from airflow_testing import REPO, environ_without_settings, require_stages
 
 
 @pytest.mark.airflow
@@ -17,7 +16,7 @@ def test_demo_script_runs_the_pipeline_and_keeps_its_database_in_its_folder(tmp_
     require_stages()
     repo_database = REPO / "airflow_home" / "airflow.db"
     existed = repo_database.exists()
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("AIRFLOW", "LIVI", "MLFLOW"))}
+    env = environ_without_settings()
     env.update(
         {
             "LIVI_DEMO_ARGS": "--works 2 --versions 2 --instrumentals 0 --hard-negatives 0",
