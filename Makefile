@@ -46,9 +46,10 @@ browser:
 demo: setup  ## run the whole pipeline through Airflow on the bundled demo catalogue
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_demo.sh $(DEMO_DIR)
 
-lint: setup  ## ruff: lint rules and formatting (pyproject.toml); make test runs it first
+lint: setup  ## ruff (lint rules, formatting) and import-linter (the library's layers); make test runs it first
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: setup browser lint  ## run the test suite (what CI runs)
 	$(PY) -m pytest -q -m "not slow"

@@ -37,7 +37,7 @@ def encode_segments(
     import torch
     import whisper
 
-    from livi_tasks.config import load_config
+    from livi_tasks.core.config import load_config
     from livi_tasks.models.whisper_weights import cached_whisper
 
     model = cached_whisper(model_name, load_config(environ={}).models_dir)

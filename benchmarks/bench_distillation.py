@@ -30,17 +30,17 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from livi_tasks.catalogue import ingest_catalogue  # noqa: E402
-from livi_tasks.config import load_config  # noqa: E402
-from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
-from livi_tasks.demo import make_demo_catalogue  # noqa: E402
-from livi_tasks.lineage import artifact_for, shard_ids  # noqa: E402
-from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
-from livi_tasks.model_registry import promote_model  # noqa: E402
-from livi_tasks.pipeline import run_stage_over_shards  # noqa: E402
-from livi_tasks.stages import stages_down_to  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.train_encoder import train  # noqa: E402
+from livi_tasks.build.default_heads import EVALUATION_SEED
+from livi_tasks.build.demo import make_demo_catalogue
+from livi_tasks.core.config import load_config
+from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.stage_table import stages_down_to
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.models.registry import promote_model
+from livi_tasks.pipeline import run_stage_over_shards
+from livi_tasks.stages.catalogue import ingest_catalogue
+from livi_tasks.stages.lineage import artifact_for, shard_ids
+from livi_tasks.stages.train_encoder import train
 
 
 def track_vectors(cfg, store, catalogue: str, stage: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    from livi_tasks.config import parse_overrides
+    from livi_tasks.core.config import parse_overrides
 
     work_dir = Path(args.work_dir)
     overrides = parse_overrides(args.set)

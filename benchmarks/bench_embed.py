@@ -42,27 +42,21 @@ sys.path.insert(0, str(REPO))
 
 from flop_bound import encoder_gflop, machine_facts, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
 
-from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from livi_tasks.audio_embed import (  # noqa: E402
-    LoadedEncoder,
-    embed_clips,
-    encode_track,
-    load_encoder,
-    pool_sung_frames,
-)
-from livi_tasks.config import load_config, parse_overrides  # noqa: E402
-from livi_tasks.demo import make_demo_catalogue  # noqa: E402
-from livi_tasks.features import encode_segments  # noqa: E402
-from livi_tasks.models.encoder import LiviHead  # noqa: E402
-from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
-from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
-from livi_tasks.segments import vocal_clips  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.text_embed import embed_texts, load_text_model  # noqa: E402
-from livi_tasks.train_encoder import FramePairs, fit_head  # noqa: E402
-from livi_tasks.transcribe import transcribe_audio  # noqa: E402
-from livi_tasks.vocal import window_vocalness  # noqa: E402
-from livi_tasks.vocal_probe import load_probe  # noqa: E402
+from livi_tasks.build.demo import make_demo_catalogue
+from livi_tasks.core.audio import SAMPLE_RATE, load_audio
+from livi_tasks.core.config import load_config, parse_overrides
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.models.encoder import LiviHead
+from livi_tasks.models.musicnn import WINDOW_SECONDS
+from livi_tasks.models.vocal_probe import load_probe
+from livi_tasks.models.whisper_weights import cached_whisper
+from livi_tasks.stages.audio_embed import LoadedEncoder, embed_clips, encode_track, load_encoder, pool_sung_frames
+from livi_tasks.stages.features import encode_segments
+from livi_tasks.stages.segments import vocal_clips
+from livi_tasks.stages.text_embed import embed_texts, load_text_model
+from livi_tasks.stages.train_encoder import FramePairs, fit_head
+from livi_tasks.stages.transcribe import transcribe_audio
+from livi_tasks.stages.vocal import window_vocalness
 
 
 def _timed(function, *args, **kwargs):

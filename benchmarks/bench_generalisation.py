@@ -4,7 +4,7 @@ Two evaluation catalogues, each 24 works x 3 versions + 6 hard negatives + 6 ins
 - ``randomised`` seed 1: the training family's sound, but works, lyrics and tunes the heads
   never saw (training used seeds 100-102, and demo-family seeds 21 and 22);
 - ``foreign`` seed 1: the evaluation-only family (Festival voices, other instruments, drum kit,
-  effects, vocabulary, grammar and song structure; ``livi_tasks.synth``).
+  effects, vocabulary, grammar and song structure; ``livi_tasks.build.synth``).
 
 For each Whisper model, each catalogue goes through the pipeline's stages (vocal filter,
 segments, transcription with greedy decoding, text, chroma baseline, ASR-free embedding with the
@@ -34,18 +34,18 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from livi_tasks.catalogue import ingest_catalogue  # noqa: E402
-from livi_tasks.config import LiviConfig, load_config, parse_overrides  # noqa: E402
-from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
-from livi_tasks.evaluate import evaluate_catalogue  # noqa: E402
-from livi_tasks.lineage import INGEST_SHARD, artifact_for, shard_ids  # noqa: E402
-from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
-from livi_tasks.model_registry import SHIPPED_DIR, install_shipped_model  # noqa: E402
-from livi_tasks.pipeline import run_stage_over_shards  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.synth.corpus import make_corpus  # noqa: E402
-from livi_tasks.vocal import track_decision  # noqa: E402
-from livi_tasks.vocal_head import precision_recall, window_coverage, window_labels  # noqa: E402
+from livi_tasks.build.default_heads import EVALUATION_SEED
+from livi_tasks.build.synth.corpus import make_corpus
+from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
+from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.core.vocal_labels import precision_recall, window_coverage, window_labels
+from livi_tasks.models.registry import SHIPPED_DIR, install_shipped_model
+from livi_tasks.pipeline import run_stage_over_shards
+from livi_tasks.stages.catalogue import ingest_catalogue
+from livi_tasks.stages.evaluate import evaluate_catalogue
+from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for, shard_ids
+from livi_tasks.stages.vocal import track_decision
 
 DOMAINS = {"randomised": "in-domain (unseen works)", "foreign": "foreign (evaluation-only family)"}
 SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
@@ -91,7 +91,7 @@ def vocal_filter_quality(cfg: LiviConfig, store: ArtifactStore, catalogue: str, 
 
 
 def ground_truth_lyrics(cfg: LiviConfig, corpus: Path, universe: pd.DataFrame) -> np.ndarray:
-    from livi_tasks.text_embed import embed_texts, load_text_model
+    from livi_tasks.stages.text_embed import embed_texts, load_text_model
 
     sung = json.loads((corpus / "lyrics.json").read_text())["tracks"]
     texts = [" ".join(sung.get(track, [])) for track in universe["track_id"]]

@@ -30,8 +30,8 @@ import pandas as pd
 import psutil
 from tqdm import tqdm
 
-from livi_tasks.config import IndexConfig
-from livi_tasks.index import TrackIndex, factory_string
+from livi_tasks.core.config import IndexConfig
+from livi_tasks.core.index import TrackIndex, factory_string
 
 DIM = 384
 GENRES = 500

@@ -39,20 +39,22 @@ sys.path.insert(0, str(REPO))
 
 from flop_bound import machine_facts  # noqa: E402  (benchmarks/, the script's folder)
 
-from livi_tasks.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from livi_tasks.audio_embed import embed_clips, embed_one_pass, load_encoder, track_embeddings  # noqa: E402
-from livi_tasks.config import load_config  # noqa: E402
-from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
-from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
-from livi_tasks.models.musicnn import WINDOW_SECONDS  # noqa: E402
-from livi_tasks.models.whisper_weights import cached_whisper, whisper_identity  # noqa: E402
-from livi_tasks.segments import vocal_clips  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.synth.corpus import make_corpus  # noqa: E402
-from livi_tasks.transcribe import decode_segments  # noqa: E402
-from livi_tasks.vocal import window_vocalness  # noqa: E402
-from livi_tasks.vocal_head import precision_recall, window_coverage, window_labels  # noqa: E402
-from livi_tasks.vocal_probe import ProbeMissing, build_vocal_probe, load_probe, window_means  # noqa: E402
+from livi_tasks.build.default_heads import EVALUATION_SEED
+from livi_tasks.build.synth.corpus import make_corpus
+from livi_tasks.build.vocal_probe import build_vocal_probe
+from livi_tasks.core.audio import SAMPLE_RATE, load_audio
+from livi_tasks.core.config import load_config
+from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.core.vocal_labels import precision_recall, window_coverage, window_labels
+from livi_tasks.models.identity import whisper_identity
+from livi_tasks.models.musicnn import WINDOW_SECONDS
+from livi_tasks.models.vocal_probe import ProbeMissing, load_probe, window_means
+from livi_tasks.models.whisper_weights import cached_whisper
+from livi_tasks.stages.audio_embed import embed_clips, embed_one_pass, load_encoder, track_embeddings
+from livi_tasks.stages.segments import vocal_clips
+from livi_tasks.stages.transcribe import decode_segments
+from livi_tasks.stages.vocal import window_vocalness
 
 SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
 

@@ -30,15 +30,15 @@ sys.path.insert(0, str(REPO))
 
 from flop_bound import encoder_gflop, machine_facts, peak_gflops  # noqa: E402  (benchmarks/, the script's folder)
 
-from livi_tasks.audio import load_audio  # noqa: E402
-from livi_tasks.audio_embed import LoadedEncoder, embed_one_pass, load_encoder  # noqa: E402
-from livi_tasks.config import load_config  # noqa: E402
-from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
-from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
-from livi_tasks.models.encoder import encode_frames  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.synth.corpus import make_corpus  # noqa: E402
-from livi_tasks.vocal_probe import load_probe  # noqa: E402
+from livi_tasks.build.default_heads import EVALUATION_SEED
+from livi_tasks.build.synth.corpus import make_corpus
+from livi_tasks.core.audio import load_audio
+from livi_tasks.core.config import load_config
+from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.models.encoder import encode_frames
+from livi_tasks.models.vocal_probe import load_probe
+from livi_tasks.stages.audio_embed import LoadedEncoder, embed_one_pass, load_encoder
 
 SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
 FAMILIES = ("randomised", "foreign")  # unseen works of the training family; the evaluation-only family

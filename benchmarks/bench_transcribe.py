@@ -12,7 +12,7 @@ Measures, for each Whisper model:
 
 Segments are cut from the ground-truth vocal regions (tests/ground_truth_segments.py), which
 isolates ASR quality from vocal detection. The catalogue is the default demo (``--family demo``,
-writes benchmarks/results/transcribe.json) or a song family of livi_tasks.synth of the same size
+writes benchmarks/results/transcribe.json) or a song family of livi_tasks.build.synth of the same size
 (``--family foreign``: another voice engine, instruments and words, writes transcribe_foreign.json).
 
     .venv/bin/python benchmarks/bench_transcribe.py [--family demo|randomised|foreign]
@@ -34,24 +34,24 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 sys.path.insert(0, str(REPO / "tests"))  # the ground-truth segmenter is shared with the tests
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import whisper  # noqa: E402
+import numpy as np
+import pandas as pd
+import torch
+import whisper
 from flop_bound import machine_facts  # noqa: E402  (benchmarks/, the script's folder)
-from ground_truth_segments import ground_truth_segments, reference_lyrics  # noqa: E402
+from ground_truth_segments import ground_truth_segments, reference_lyrics
 
-from livi_tasks.config import PAPER_TEMPERATURES, load_config  # noqa: E402
-from livi_tasks.default_heads import EVALUATION_SEED  # noqa: E402
-from livi_tasks.demo import make_demo_catalogue  # noqa: E402
-from livi_tasks.lineage import artifact_for  # noqa: E402
-from livi_tasks.metrics import metrics_from_similarity  # noqa: E402
-from livi_tasks.metrics_text import corpus_word_error_rate  # noqa: E402
-from livi_tasks.models.whisper_weights import cached_whisper  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
-from livi_tasks.synth.corpus import FAMILIES, make_corpus  # noqa: E402
-from livi_tasks.text_embed import embed_lyrics, embed_texts, load_text_model  # noqa: E402
-from livi_tasks.transcribe import decode_segments, transcribe_segments  # noqa: E402
+from livi_tasks.build.default_heads import EVALUATION_SEED
+from livi_tasks.build.demo import make_demo_catalogue
+from livi_tasks.build.synth.corpus import FAMILIES, make_corpus
+from livi_tasks.core.config import PAPER_TEMPERATURES, load_config
+from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.metrics_text import corpus_word_error_rate
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.models.whisper_weights import cached_whisper
+from livi_tasks.stages.lineage import artifact_for
+from livi_tasks.stages.text_embed import embed_lyrics, embed_texts, load_text_model
+from livi_tasks.stages.transcribe import decode_segments, transcribe_segments
 
 THREADS = 2
 WORKS, VERSIONS = 12, 3  # the demo's counts, for every family

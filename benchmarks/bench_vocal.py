@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from livi_tasks.audio import SAMPLE_RATE, load_audio
-from livi_tasks.demo import make_demo_catalogue
+from livi_tasks.build.demo import make_demo_catalogue
+from livi_tasks.core.audio import SAMPLE_RATE, load_audio
 from livi_tasks.models.musicnn import TAGS, load_musicnn, log_mel_windows, predict_windows, zero_shot_vocalness
 
 REPO = Path(__file__).resolve().parents[1]

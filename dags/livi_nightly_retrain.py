@@ -12,7 +12,7 @@ from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import config_params
 from livi_airflow.store_units import catalogues_ready, catalogues_to_embed
 from livi_airflow.training import promote_if_better, train_tracked
-from livi_tasks.names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
+from livi_tasks.core.names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 
 DOC = """
 ### LIVI nightly retrain

@@ -8,7 +8,7 @@ from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviIngestOperator, LiviShardOperator
 from livi_airflow.params import config_params
 from livi_airflow.training import promote, train_tracked, training_needed
-from livi_tasks.names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
+from livi_tasks.core.names import CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 
 DOC = """
 ### LIVI pipeline

@@ -15,8 +15,8 @@ from typing import Optional
 import typer
 from tqdm import tqdm
 
-from .config import LiviConfig, load_config, parse_overrides
-from .stages import SHARD_STAGES
+from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
+from livi_tasks.core.stage_table import SHARD_STAGES
 
 app = typer.Typer(
     help="LIVI: lyrics-informed music version (cover) retrieval. Each subcommand runs one idempotent stage.",
@@ -72,7 +72,7 @@ def demo_catalogue(
     max_duration: float = typer.Option(60.0, help="Longest track, seconds."),
 ) -> None:
     """Generate a synthetic catalogue of sung/spoken versions over synthesised backings."""
-    from .demo import make_demo_catalogue
+    from livi_tasks.build.demo import make_demo_catalogue
 
     manifest = make_demo_catalogue(
         out,
@@ -96,7 +96,7 @@ def ingest(
     catalogue: Optional[str] = typer.Option(None, help="Catalogue name (default: the folder's name)."),
 ) -> None:
     """Check every track, write the catalogue table, the quarantine table and the shards."""
-    from .catalogue import ingest_catalogue
+    from livi_tasks.stages.catalogue import ingest_catalogue
 
     _print_json(ingest_catalogue(_state(ctx), source, catalogue))
 
@@ -110,7 +110,7 @@ def _add_shard_command(name: str, stage: str, help_text: str) -> None:
         catalogue: str = typer.Option(..., "--catalogue", help="Catalogue name (as ingested)."),
         shard: list[str] = typer.Option([], "--shard", help="Only these shards (repeatable; default all)."),
     ) -> None:
-        from .pipeline import run_stage_over_shards
+        from livi_tasks.pipeline import run_stage_over_shards
 
         _print_json(run_stage_over_shards(_state(ctx), stage, catalogue, shard or None))
 
@@ -138,8 +138,8 @@ def song_corpus(
     instrumentals: int = typer.Option(6, help="Tracks without a voice (a lead melody instead)."),
     hard_negatives: int = typer.Option(6, help="A version's exact backing sung with other lyrics."),
 ) -> None:
-    """Write a synthetic cover catalogue of a song family (livi_tasks.synth); prints its manifest."""
-    from .synth.corpus import make_corpus
+    """Write a synthetic cover catalogue of a song family (livi_tasks.build.synth); prints its manifest."""
+    from livi_tasks.build.synth.corpus import make_corpus
 
     try:
         typer.echo(make_corpus(out, family, works, versions, seed, instrumentals, hard_negatives))
@@ -168,8 +168,8 @@ def build_default_heads(
     ),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
-    from .default_heads import DEFAULT_CHUNKS
-    from .default_heads import build_default_heads as build
+    from livi_tasks.build.default_heads import DEFAULT_CHUNKS
+    from livi_tasks.build.default_heads import build_default_heads as build
 
     try:
         chunks = (
@@ -193,7 +193,7 @@ def build_vocal_probe(
     work_dir: Path = typer.Option(Path("data/vocal-probe"), "--work-dir", help="Where the corpus is made and kept."),
 ) -> None:
     """Train the shipped vocal probe on frozen Whisper frame states (the one-pass path's singing detector)."""
-    from .vocal_probe import build_vocal_probe as build
+    from livi_tasks.build.vocal_probe import build_vocal_probe as build
 
     _print_json(build(_state(ctx), whisper_model, work_dir, works=works, seed=seed))
 
@@ -212,7 +212,7 @@ def train_vocal_head(
 ) -> None:
     """Train the paper's linear vocal head on Musicnn penultimate features; use it with
     --set vocal.method=trained_head --set vocal.head_path=OUT."""
-    from .vocal_head import train_vocal_head as train
+    from livi_tasks.stages.vocal_head import train_vocal_head as train
 
     _print_json(train(_state(ctx), catalogue, regions, out, epochs=epochs))
 
@@ -229,7 +229,7 @@ def embed_audio(
     """ASR-free track embeddings. With the default vocal detector (encoder_probe): each ingested track
     through the frozen Whisper encoder once per 30 s, the probe keeps the sung tracks and frames, the
     head pools them; with Musicnn (--set vocal.method=zero_shot): the segment stage's vocal segments."""
-    from .pipeline import run_stage_over_shards
+    from livi_tasks.pipeline import run_stage_over_shards
 
     _print_json(run_stage_over_shards(_state(ctx), "embed", catalogue, shard or None, model=model))
 
@@ -246,9 +246,9 @@ def train_encoder(
     ),
 ) -> None:
     """Distil the audio encoder's head into the lyrics embedding space (frozen Whisper encoder)."""
-    from .model_registry import promote_model
-    from .store import ArtifactStore
-    from .train_encoder import train
+    from livi_tasks.core.store import ArtifactStore
+    from livi_tasks.models.registry import promote_model
+    from livi_tasks.stages.train_encoder import train
 
     cfg = _state(ctx)
     result = train(cfg, catalogue, resume=resume)
@@ -268,7 +268,7 @@ def build_index(
     ),
 ) -> None:
     """Build or extend the Faiss index of ASR-free track embeddings."""
-    from .retrieval import build_catalogue_index
+    from livi_tasks.stages.retrieval import build_catalogue_index
 
     _print_json(build_catalogue_index(_state(ctx), catalogue, model=model))
 
@@ -287,7 +287,7 @@ def query(
     """Find the versions of songs in the index, without ASR. The index and the models load once,
     so many files in one call cost one cold start; timings go to stderr. A file that cannot be
     read is reported and the others go on (exit status 1 if any failed)."""
-    from .retrieval import QuerySession, audio_files, format_results, format_timings
+    from livi_tasks.stages.retrieval import QuerySession, audio_files, format_results, format_timings
 
     files = audio_files(audio)
     if not files:
@@ -336,7 +336,7 @@ def evaluate(
     ),
 ) -> None:
     """Score every available embedding (lyrics ASR, LIVI audio, chroma baseline); write the HTML report."""
-    from .evaluate import evaluate_catalogue, format_metrics
+    from livi_tasks.stages.evaluate import evaluate_catalogue, format_metrics
 
     summary = evaluate_catalogue(_state(ctx), catalogue, model=model)
     typer.echo(format_metrics(summary))
@@ -353,8 +353,8 @@ def run(
     ),
 ) -> None:
     """Every stage in this process, without Airflow: ingest to evaluation."""
-    from .evaluate import format_metrics
-    from .pipeline import run_pipeline
+    from livi_tasks.pipeline import run_pipeline
+    from livi_tasks.stages.evaluate import format_metrics
 
     result = run_pipeline(_state(ctx), str(source), catalogue, train=train)
     typer.echo(format_metrics(result["stages"]["evaluate"]))
@@ -364,7 +364,7 @@ def run(
 @app.command()
 def doctor(ctx: typer.Context) -> None:
     """Check models, espeak-ng, free disk, the Airflow home and database; print fixes."""
-    from .doctor import format_checks, run_checks
+    from livi_tasks.doctor import format_checks, run_checks
 
     checks = run_checks(_state(ctx))
     typer.echo(format_checks(checks))
@@ -375,17 +375,17 @@ def doctor(ctx: typer.Context) -> None:
 # Errors a user can fix, printed as one line. Named, not imported: a module that raised one is
 # already loaded, and importing them all would load torch and Whisper for every `livi --help`.
 USER_ERRORS = (
-    "livi_tasks.config:ConfigError",
-    "livi_tasks.catalogue:CatalogueError",
-    "livi_tasks.store:ArtifactMissing",
-    "livi_tasks.audio:AudioError",
-    "livi_tasks.index:IndexMismatch",
-    "livi_tasks.models.whisper_weights:WhisperModelMissing",
+    "livi_tasks.core.config:ConfigError",
+    "livi_tasks.stages.catalogue:CatalogueError",
+    "livi_tasks.core.store:ArtifactMissing",
+    "livi_tasks.core.audio:AudioError",
+    "livi_tasks.core.index:IndexMismatch",
+    "livi_tasks.models.identity:WhisperModelMissing",
     "livi_tasks.cli:UserError",
-    "livi_tasks.model_registry:NoEncoderModel",
-    "livi_tasks.model_registry:ShippedModelError",
-    "livi_tasks.synth.voices:EngineMissing",
-    "livi_tasks.vocal_probe:ProbeMissing",
+    "livi_tasks.models.registry:NoEncoderModel",
+    "livi_tasks.models.registry:ShippedModelError",
+    "livi_tasks.build.synth.voices:EngineMissing",
+    "livi_tasks.models.vocal_probe:ProbeMissing",
 )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import LiviConfig
+from livi_tasks.core.config import LiviConfig
 
 MIN_FREE_GB = 5.0
 
@@ -28,7 +28,7 @@ def _check_package(name: str, module: str, fix: str) -> Check:
 
 
 def check_whisper(cfg: LiviConfig) -> Check:
-    from .models.whisper_weights import WhisperModelMissing, resolve_whisper_checkpoint
+    from livi_tasks.models.identity import WhisperModelMissing, resolve_whisper_checkpoint
 
     name = cfg.transcribe.whisper_model
     try:
@@ -39,7 +39,7 @@ def check_whisper(cfg: LiviConfig) -> Check:
 
 
 def check_musicnn(cfg: LiviConfig) -> Check:
-    from .models.musicnn import musicnn_checkpoint_dir
+    from livi_tasks.models.musicnn import musicnn_checkpoint_dir
 
     try:
         return Check(f"musicnn {cfg.vocal.musicnn_model}", True, str(musicnn_checkpoint_dir(cfg.vocal.musicnn_model)))

@@ -8,10 +8,10 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from .config import LiviConfig
-from .lineage import shard_ids
-from .stages import shard_stage, stages_down_to
-from .store import ArtifactStore
+from livi_tasks.core.config import LiviConfig
+from livi_tasks.core.stage_table import shard_stage, stages_down_to
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.stages.lineage import shard_ids
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,11 @@ def run_pipeline(
     cfg: LiviConfig, source: str, catalogue: str | None = None, train: bool = False, store: ArtifactStore | None = None
 ) -> dict:
     """Ingest -> lyrics path -> (train, promote) -> ASR-free embeddings -> index -> evaluation."""
-    from .catalogue import ingest_catalogue
-    from .evaluate import evaluate_catalogue
-    from .model_registry import current_model, promote_model
-    from .retrieval import build_catalogue_index
-    from .train_encoder import train as train_encoder
+    from livi_tasks.models.registry import current_model, promote_model
+    from livi_tasks.stages.catalogue import ingest_catalogue
+    from livi_tasks.stages.evaluate import evaluate_catalogue
+    from livi_tasks.stages.retrieval import build_catalogue_index
+    from livi_tasks.stages.train_encoder import train as train_encoder
 
     store = store or ArtifactStore(cfg.store.root)
     ingested = ingest_catalogue(cfg, source, catalogue, store)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from livi_tasks.config import LiviConfig, load_config
+from livi_tasks.core.config import LiviConfig, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 # shared/ lies beside the checkout (CI clones main next to it); LIVI_SHARED_DIR points elsewhere.
@@ -33,7 +33,7 @@ def cfg(tmp_path: Path) -> LiviConfig:
 @pytest.fixture(scope="session")
 def demo_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real demo catalogue (sung lyrics over synthesised backings), made once per session."""
-    from livi_tasks.demo import make_demo_catalogue
+    from livi_tasks.build.demo import make_demo_catalogue
 
     out = tmp_path_factory.mktemp("demo")
     return make_demo_catalogue(
@@ -59,6 +59,6 @@ def demo_cfg(tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
 @pytest.fixture(scope="session")
 def demo_ingested(demo_cfg: LiviConfig, demo_catalogue: Path) -> str:
     """The session demo catalogue, ingested as "demo"; stages run on it share their artifacts."""
-    from livi_tasks.catalogue import ingest_catalogue
+    from livi_tasks.stages.catalogue import ingest_catalogue
 
     return ingest_catalogue(demo_cfg, demo_catalogue, "demo")["catalogue"]

@@ -1,15 +1,16 @@
-"""A stage written the way a new one is: this module, plus one row in ``livi_tasks.stages``
-(``tests/test_stages.py`` adds the row for the test's duration)."""
+"""A stage written the way a new one is: this module, plus one row in ``livi_tasks.core.stage_table``
+(``tests/core/test_stage_table.py`` adds the row for the test's duration)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from livi_tasks.audio import load_audio
-from livi_tasks.config import LiviConfig
-from livi_tasks.stage import run_shard_stage, shard_tracks
-from livi_tasks.store import Artifact, ArtifactStore
+from livi_tasks.core.audio import load_audio
+from livi_tasks.core.config import LiviConfig
+from livi_tasks.core.runner import shard_tracks
+from livi_tasks.core.store import Artifact, ArtifactStore
+from livi_tasks.stages.lineage import run_shard_stage
 
 STAGE = "loudness"
 

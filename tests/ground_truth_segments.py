@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from livi_tasks.audio import load_audio
-from livi_tasks.catalogue import ingest_catalogue
-from livi_tasks.config import LiviConfig, load_config
-from livi_tasks.lineage import artifact_for, shard_ids
-from livi_tasks.metrics_text import normalise_text
-from livi_tasks.store import ArtifactStore
+from livi_tasks.core.audio import load_audio
+from livi_tasks.core.config import LiviConfig, load_config
+from livi_tasks.core.metrics_text import normalise_text
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.stages.catalogue import ingest_catalogue
+from livi_tasks.stages.lineage import artifact_for, shard_ids
 
 SAMPLE_RATE = 16_000
 SEGMENT_S = 30.0
@@ -156,7 +156,7 @@ def transcribe_ground_truth(
     Greedy only by default: the paper's fallback re-decodes most sung segments up to five more
     times (their compression ratio exceeds 1.35) and, with tiny.en, does not lower the WER.
     """
-    from livi_tasks.transcribe import transcribe_segments
+    from livi_tasks.stages.transcribe import transcribe_segments
 
     cfg = load_config(
         overrides={

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from livi_tasks.config import LiviConfig
+from livi_tasks.core.config import LiviConfig
 
 
 def write_tone(

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from livi_tasks.catalogue import ingest_catalogue
-from livi_tasks.config import load_config
-from livi_tasks.lineage import artifact_for, shard_ids
-from livi_tasks.metrics import metrics_from_similarity
+from livi_tasks.build.synth.corpus import make_corpus
+from livi_tasks.core.config import load_config
+from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.store import ArtifactStore
 from livi_tasks.pipeline import run_stage_over_shards
-from livi_tasks.retrieval import QuerySession, build_catalogue_index
-from livi_tasks.store import ArtifactStore
-from livi_tasks.synth.corpus import make_corpus
+from livi_tasks.stages.catalogue import ingest_catalogue
+from livi_tasks.stages.lineage import artifact_for, shard_ids
+from livi_tasks.stages.retrieval import QuerySession, build_catalogue_index
 
 # Bounds, from what was measured on these catalogues (BENCHMARKS.md, "Generalisation" and "One encoder pass"):
 # - Musicnn (zero_shot) kept 7 of the 9 sung foreign tracks; the two lost are sung 0.1-0.8 dB above
@@ -100,7 +100,7 @@ def test_vocal_filter_keeps_sung_foreign_tracks_and_drops_the_instrumental(
 
 
 def test_shipped_head_retrieves_foreign_covers(tiny_cfg, foreign):
-    from livi_tasks.model_registry import current_model
+    from livi_tasks.models.registry import current_model
 
     store = ArtifactStore(tiny_cfg.store.root)
     model = current_model(tiny_cfg, store)
@@ -177,9 +177,9 @@ def test_query_command_answers_a_folder_once_loaded_and_reports_a_bad_file(tiny_
 
 
 def test_one_pass_embeddings_retrieve_foreign_covers(tiny_cfg, foreign):
-    from livi_tasks.audio import load_audio
-    from livi_tasks.audio_embed import embed_one_pass, load_encoder
-    from livi_tasks.vocal_probe import load_probe
+    from livi_tasks.core.audio import load_audio
+    from livi_tasks.models.vocal_probe import load_probe
+    from livi_tasks.stages.audio_embed import embed_one_pass, load_encoder
 
     loaded = load_encoder(tiny_cfg, ArtifactStore(tiny_cfg.store.root))
     probe = load_probe("tiny.en", loaded.info["whisper"]["id"])

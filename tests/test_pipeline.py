@@ -6,9 +6,9 @@ import re
 import pandas as pd
 import pytest
 
+from livi_tasks.core.store import ArtifactStore
 from livi_tasks.pipeline import run_pipeline
-from livi_tasks.retrieval import build_catalogue_index, query_file
-from livi_tasks.store import ArtifactStore
+from livi_tasks.stages.retrieval import build_catalogue_index, query_file
 
 ENCODER = {"epochs": 4, "batch_size": 8, "hidden_dim": 64, "attention_heads": 2, "patience": 2, "device": "cpu"}
 
@@ -70,8 +70,8 @@ def test_indexing_another_catalogue_adds_without_rebuilding(pipeline_cfg, pipeli
     # A second catalogue: three of the demo's tracks under another manifest in the same root.
     second = demo_catalogue.parent / "second.csv"
     pd.read_csv(demo_catalogue).head(3).to_csv(second, index=False)
-    from livi_tasks.catalogue import ingest_catalogue
     from livi_tasks.pipeline import run_stage_over_shards
+    from livi_tasks.stages.catalogue import ingest_catalogue
 
     ingest_catalogue(pipeline_cfg, second, "second")
     for stage in ("vocal", "segments"):

@@ -4,7 +4,7 @@ The head pools Whisper's frame states with one learnable [CLS] query (class atte
 projects the pooled vector into the text-embedding space and L2-normalises it, so that cosine
 similarity between audio embeddings approximates the similarity of the lyrics they carry. Only
 the head has parameters to train: Whisper's encoder is frozen, which is why its frame states can
-be computed once and cached (livi_tasks.features).
+be computed once and cached (livi_tasks.stages.features).
 
 A head is saved as a plain tensor state dict (``torch.load(weights_only=True)``-loadable) plus a
 JSON config that rebuilds it.
@@ -28,7 +28,7 @@ from torch import nn
 from whisper.model import AudioEncoder, Whisper
 
 if TYPE_CHECKING:
-    from ..config import EncoderConfig
+    from livi_tasks.core.config import EncoderConfig
 
 CUDA_CLIPS_PER_PASS = 8
 

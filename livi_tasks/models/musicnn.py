@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from livi_tasks.atomic import write_atomic
+from livi_tasks.core.atomic import write_atomic
 from livi_tasks.models.tf_checkpoint import load_checkpoint
 
 SAMPLE_RATE = 16_000

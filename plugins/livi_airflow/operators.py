@@ -17,14 +17,14 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from livi_airflow.params import overrides_from_params
 from livi_airflow.task_runtime import running_library
-from livi_tasks.stages import catalogue_step, import_entry, shard_stage
+from livi_tasks.core.stage_table import catalogue_step, import_entry, shard_stage
 
 log = logging.getLogger(__name__)
 
 
 def load_task_config(params: Mapping[str, Any]):
     """The run's LiviConfig; an invalid value fails the task at once (no retry) with one line."""
-    from livi_tasks.config import ConfigError, load_config
+    from livi_tasks.core.config import ConfigError, load_config
 
     try:
         return load_config(overrides=overrides_from_params(params))
@@ -33,7 +33,7 @@ def load_task_config(params: Mapping[str, Any]):
 
 
 def open_store(cfg):
-    from livi_tasks.store import ArtifactStore
+    from livi_tasks.core.store import ArtifactStore
 
     return ArtifactStore(cfg.store.root)
 
@@ -43,7 +43,7 @@ def log_summary(label: str, summary: Any) -> None:
 
 
 class LiviCatalogueOperator(BaseOperator):
-    """Run a catalogue-level step of ``livi_tasks.stages.CATALOGUE_STEPS`` once:
+    """Run a catalogue-level step of ``livi_tasks.core.stage_table.CATALOGUE_STEPS`` once:
     ``function(cfg, **arguments, store=store)``; an unknown step fails the DAG's parse.
 
     ``arguments`` is templated and may hold XComArgs (e.g. the list of catalogues from ingest).
@@ -67,7 +67,7 @@ class LiviCatalogueOperator(BaseOperator):
 
 
 class LiviShardOperator(BaseOperator):
-    """Run one per-shard stage of ``livi_tasks.stages``: its entry function
+    """Run one per-shard stage of ``livi_tasks.core.stage_table``: its entry function
     ``(cfg, catalogue, shard, store=store, **arguments)``; an unknown stage fails the DAG's parse.
 
     Meant for ``.partial(...).expand_kwargs(units)`` over ``{"catalogue", "shard"}`` units: one
@@ -102,7 +102,7 @@ class LiviShardOperator(BaseOperator):
         self.only_feeds_embedding = only_feeds_embedding
 
     def execute(self, context: Mapping[str, Any]) -> Any:
-        from livi_tasks.lineage import one_pass_embedding
+        from livi_tasks.stages.lineage import one_pass_embedding
 
         cfg = load_task_config(context["params"])
         if self.enabled_by:
@@ -161,7 +161,7 @@ class LiviIngestOperator(BaseOperator):
         return arrived
 
     def execute(self, context: Mapping[str, Any]) -> list[dict[str, str]]:
-        from livi_tasks.catalogue import CatalogueError, ingest_catalogue
+        from livi_tasks.stages.catalogue import CatalogueError, ingest_catalogue
 
         cfg = load_task_config(context["params"])
         store = open_store(cfg)

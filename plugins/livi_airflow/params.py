@@ -30,7 +30,7 @@ WHISPER_MODELS = ["base", "tiny.en"]
 
 def configured_values():
     """The configuration a run starts from; the defaults when it is invalid (the first task then says why)."""
-    from livi_tasks.config import ConfigError, LiviConfig, load_config  # pydantic and yaml only: cheap to parse
+    from livi_tasks.core.config import ConfigError, LiviConfig, load_config  # pydantic and yaml only: cheap to parse
 
     try:
         return load_config()

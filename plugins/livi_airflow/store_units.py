@@ -13,7 +13,7 @@ def catalogues_ready(stage: str, exclude: str | None = None) -> list[dict[str, s
 
     Returns the units for mapped tasks; pushes the catalogue names under XCom key ``catalogues``.
     """
-    from livi_tasks.tracking import catalogues_with_stage
+    from livi_tasks.stages.tracking import catalogues_with_stage
 
     return _publish_units(lambda cfg, store: catalogues_with_stage(cfg, store, stage), exclude, f"{stage} done")
 
@@ -22,13 +22,13 @@ def catalogues_ready(stage: str, exclude: str | None = None) -> list[dict[str, s
 def catalogues_to_embed() -> list[dict[str, str]]:
     """Work units of every catalogue the embed stage can read under the run's config: ingested ones
     when it embeds in one pass (the encoder probe), segmented ones with Musicnn."""
-    from livi_tasks.tracking import catalogues_to_embed as ready
+    from livi_tasks.stages.tracking import catalogues_to_embed as ready
 
     return _publish_units(ready, None, "the embed stage's input done")
 
 
 def _publish_units(find, exclude: str | None, what: str) -> list[dict[str, str]]:
-    from livi_tasks.lineage import shard_ids
+    from livi_tasks.stages.lineage import shard_ids
 
     context = get_current_context()
     cfg = load_task_config(context["params"])

@@ -18,7 +18,7 @@ def _config_and_store():
 @task.short_circuit(task_id="training_needed", ignore_downstream_trigger_rules=False)
 def training_needed() -> bool:
     """Train when the run asks for it, or when no model is promoted and none is shipped for its Whisper model."""
-    from livi_tasks.model_registry import current_model
+    from livi_tasks.models.registry import current_model
 
     params = get_current_context()["params"]
     cfg, store = _config_and_store()
@@ -28,7 +28,7 @@ def training_needed() -> bool:
 @task(task_id="promote", multiple_outputs=False)
 def promote(training: dict[str, Any]) -> dict[str, Any]:
     """Make the model just trained the one every later embedding uses."""
-    from livi_tasks.model_registry import promote_model
+    from livi_tasks.models.registry import promote_model
 
     _, store = _config_and_store()
     promote_model(store, training["fingerprint"])
@@ -40,7 +40,7 @@ def promote(training: dict[str, Any]) -> dict[str, Any]:
 @task(task_id="train_tracked", multiple_outputs=False)
 def train_tracked(catalogues: list[str]) -> dict[str, Any]:
     """Train on ``catalogues`` and log the run (params, per-epoch metrics, model) to MLflow."""
-    from livi_tasks.tracking import train_and_log
+    from livi_tasks.stages.tracking import train_and_log
 
     cfg, store = _config_and_store()
     with running_library(log):
@@ -52,7 +52,7 @@ def train_tracked(catalogues: list[str]) -> dict[str, Any]:
 @task(task_id="promote_if_better", multiple_outputs=False)
 def promote_if_better(training: dict[str, Any], holdout_catalogue: str) -> dict[str, Any]:
     """Evaluate the new model on the labelled held-out catalogue; promote it unless it is worse."""
-    from livi_tasks.tracking import promote_if_better as decide
+    from livi_tasks.stages.tracking import promote_if_better as decide
 
     cfg, store = _config_and_store()
     with running_library(log):

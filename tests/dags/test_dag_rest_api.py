@@ -17,8 +17,8 @@ import pytest
 from airflow_services import AirflowProcesses
 from airflow_testing import airflow_env, local_airflow, migrated_sqlite, require_stages, small_catalogue  # noqa: F401  (fixtures)
 
-from livi_tasks.model_registry import promoted_model
-from livi_tasks.store import ArtifactStore
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.models.registry import promoted_model
 
 ARRIVALS = {"2026-01-02": "arrival-a", "2026-01-03": "arrival-b"}
 

@@ -12,7 +12,7 @@ from livi_tasks.models.whisper_weights import load_whisper
 
 @pytest.fixture(scope="module")
 def tiny_whisper(tmp_path_factory):
-    from livi_tasks.config import LiviConfig
+    from livi_tasks.core.config import LiviConfig
 
     return load_whisper("tiny.en", LiviConfig().models_dir)
 

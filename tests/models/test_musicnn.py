@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from livi_tasks.config import LiviConfig
+from livi_tasks.core.config import LiviConfig
 from livi_tasks.models import musicnn
 from livi_tasks.models.musicnn import (
     MODEL_NAMES,

@@ -19,17 +19,11 @@ import torch
 import whisper
 from faster_whisper import WhisperModel
 
-from livi_tasks.config import LiviConfig
-from livi_tasks.model_registry import SHIPPED_DIR
-from livi_tasks.models.whisper_weights import (
-    BUNDLED_MODELS,
-    WhisperModelMissing,
-    cached_whisper,
-    checkpoint_id,
-    convert_ctranslate2,
-    load_whisper,
-    resolve_whisper_checkpoint,
-)
+from livi_tasks.core.config import LiviConfig
+from livi_tasks.models.ctranslate2 import convert_ctranslate2
+from livi_tasks.models.identity import BUNDLED_MODELS, WhisperModelMissing, checkpoint_id, resolve_whisper_checkpoint
+from livi_tasks.models.registry import SHIPPED_DIR
+from livi_tasks.models.whisper_weights import cached_whisper, load_whisper
 
 MODELS_DIR = LiviConfig().models_dir  # the shared default cache: each machine converts once
 SENTENCE = "Please call my sister and ask her to bring the books from the school library"

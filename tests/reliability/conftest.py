@@ -20,7 +20,7 @@ from reliability_corpus import (
     write_crash_manifest,
 )
 
-from livi_tasks.config import LiviConfig
+from livi_tasks.core.config import LiviConfig
 
 
 @pytest.fixture(scope="session")
@@ -48,10 +48,10 @@ class CorpusRun:
 @pytest.fixture(scope="session")
 def corpus_run(corpus: Corpus, corpus_cfg: LiviConfig) -> CorpusRun:
     """Ingest the corpus, then run the vocal and segments stages over every shard, once."""
-    from livi_tasks.catalogue import ingest_catalogue
-    from livi_tasks.lineage import artifact_for
+    from livi_tasks.core.store import ArtifactStore
     from livi_tasks.pipeline import run_stage_over_shards
-    from livi_tasks.store import ArtifactStore
+    from livi_tasks.stages.catalogue import ingest_catalogue
+    from livi_tasks.stages.lineage import artifact_for
 
     ingested = ingest_catalogue(corpus_cfg, corpus.manifest, "corpus")
     store = ArtifactStore(corpus_cfg.store.root)
@@ -89,8 +89,8 @@ class CrashReference:
 @pytest.fixture(scope="session")
 def crash_reference(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> CrashReference:
     """Uninterrupted runs of ingest and the vocal stage over the small crash catalogue, in-process."""
-    from livi_tasks.catalogue import ingest_catalogue
     from livi_tasks.pipeline import run_stage_over_shards
+    from livi_tasks.stages.catalogue import ingest_catalogue
 
     manifest = write_crash_manifest(corpus)
     root = tmp_path_factory.mktemp("crash_reference")

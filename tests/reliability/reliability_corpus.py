@@ -19,8 +19,8 @@ import pandas as pd
 import soundfile as sf
 import soxr
 
-from livi_tasks.config import LiviConfig, load_config
-from livi_tasks.store import MARKER
+from livi_tasks.core.config import LiviConfig, load_config
+from livi_tasks.core.store import MARKER
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable

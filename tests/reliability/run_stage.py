@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from reliability_corpus import CRASH_CATALOGUE, crash_config  # noqa: E402
 
-from livi_tasks.catalogue import ingest_catalogue  # noqa: E402
+from livi_tasks.core.store import ArtifactStore  # noqa: E402
 from livi_tasks.pipeline import run_stage_over_shards, stage_function  # noqa: E402
-from livi_tasks.store import ArtifactStore  # noqa: E402
+from livi_tasks.stages.catalogue import ingest_catalogue  # noqa: E402
 
 
 def kill_at_write(number: int) -> None:

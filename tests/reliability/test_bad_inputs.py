@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from reliability_corpus import PYTHON, REPO, SPEECH_SECONDS, TWO_HOURS_RATE, TWO_HOURS_S, config_for, write_long_silence
 
-from livi_tasks.audio import SAMPLE_RATE
-from livi_tasks.catalogue import CatalogueError, ingest_catalogue
-from livi_tasks.lineage import artifact_for
-from livi_tasks.metrics import encode_labels
+from livi_tasks.core.audio import SAMPLE_RATE
+from livi_tasks.core.metrics import encode_labels
+from livi_tasks.core.store import ArtifactStore
 from livi_tasks.pipeline import run_stage_over_shards
-from livi_tasks.store import ArtifactStore
+from livi_tasks.stages.catalogue import CatalogueError, ingest_catalogue
+from livi_tasks.stages.lineage import artifact_for
 
 SEGMENT_SAMPLES = 30 * SAMPLE_RATE
 
@@ -286,9 +286,9 @@ MEMORY_PROBE = textwrap.dedent(
     r"""
     import io, json, re, sys
     import pandas as pd
-    from livi_tasks.audio import load_audio
-    from livi_tasks.catalogue import ingest_catalogue
-    from livi_tasks.config import load_config
+    from livi_tasks.core.audio import load_audio
+    from livi_tasks.stages.catalogue import ingest_catalogue
+    from livi_tasks.core.config import load_config
 
     def kib(field):
         return int(re.search(field + r":\s+(\d+) kB", open("/proc/self/status").read()).group(1))

@@ -20,7 +20,7 @@ from reliability_corpus import (
     wait_ready,
 )
 
-from livi_tasks.catalogue import ingest_catalogue
+from livi_tasks.stages.catalogue import ingest_catalogue
 
 
 @pytest.mark.parametrize("stage", ["ingest", "vocal"])

@@ -27,9 +27,9 @@ from reliability_corpus import (
     wait_ready,
 )
 
-from livi_tasks.catalogue import ingest_catalogue
+from livi_tasks.core.store import MARKER
 from livi_tasks.pipeline import run_stage_over_shards
-from livi_tasks.store import MARKER
+from livi_tasks.stages.catalogue import ingest_catalogue
 
 # Atomic writes, in order. ingest: tracks, quarantine, shards, marker, pointer (1-5).
 # vocal, per shard: windows, tracks, features, marker (1-4 for the first shard, 5-8 for the second);

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from reliability_corpus import REPO, config_for
 
-from livi_tasks.catalogue import ingest_catalogue
-from livi_tasks.store import ArtifactStore
+from livi_tasks.core.store import ArtifactStore
+from livi_tasks.stages.catalogue import ingest_catalogue
 
 CODE_FOLDERS = ("livi_tasks", "plugins", "dags", "scripts", "benchmarks")
 # Well-known placeholders that docker-compose.yaml may carry, under its "local development only" note.
@@ -174,8 +174,8 @@ def test_hostile_folder_layout_cannot_reach_outside(tmp_path, corpus):
 
 
 def test_index_from_another_model_is_refused(tmp_path):
-    from livi_tasks.config import IndexConfig
-    from livi_tasks.index import IndexMismatch, TrackIndex
+    from livi_tasks.core.config import IndexConfig
+    from livi_tasks.core.index import IndexMismatch, TrackIndex
 
     rows = pd.DataFrame(
         {"catalogue": "c", "track_id": [f"t{i}" for i in range(4)], "work_id": ["w0", "w0", "w1", "w1"]}
@@ -191,8 +191,8 @@ def test_index_from_another_model_is_refused(tmp_path):
 
 def test_encoder_model_for_another_whisper_is_refused(tmp_path):
     """A trained head only fits the Whisper checkpoint it was trained on; another one is named, not used."""
-    from livi_tasks.audio_embed import load_encoder
-    from livi_tasks.model_registry import model_artifact
+    from livi_tasks.models.registry import model_artifact
+    from livi_tasks.stages.audio_embed import load_encoder
 
     cfg = config_for(tmp_path / "data")
     store = ArtifactStore(cfg.store.root)

@@ -1,0 +1,512 @@
+"""Song catalogues of a family: plan every random choice from a seed, render, write atomically.
+
+A work is its lyrics, its chord progression and its melody (one tune per line). A version of it
+changes everything a cover may change: singer (engine, voice, pace), key, tempo, instruments and
+their playing style, drum kit and groove, song structure, mix, effects, sample rate and file
+format. Hard negatives reuse a version's exact backing under other lyrics; instrumentals carry a
+lead melody in the voice's range and no voice. Both get their own work ids (versions of nothing).
+
+The written layout is the demo catalogue's: ``audio/<work>/<track>.<ext>``, ``manifest.csv``,
+``lyrics.json`` ({"works": {work: lines}, "tracks": {track: lines sung, in order}}),
+``vocals.csv`` (track_id, start_s, end_s per sung line), ``tracks.csv`` and ``corpus.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from livi_tasks.build.synth import effects
+from livi_tasks.build.synth.folder import check_counts, write_catalogue_folder
+from livi_tasks.build.synth.instruments import PROGRESSIONS, SCALES, BackingSpec, render_backing
+from livi_tasks.build.synth.lyrics import write_lyrics
+from livi_tasks.build.synth.voices import Voice, melody_contour, sing, speak
+
+GENERATOR_VERSION = 1
+WRITE_BLOCK = 16_384  # frames per write
+OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "corpus.json")
+ESPEAK_ACCENTS = (
+    "en",
+    "en-us",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-029",
+    "en-us-nyc",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+ESPEAK_VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m6", "+m7", "+f1", "+f2", "+f3", "+f4", "+f5")
+
+
+@dataclass(frozen=True)
+class Family:
+    """The parts a family draws from. ``randomised`` and ``foreign`` share none of their voices,
+    instruments, kits, templates, words, structures or effects chains."""
+
+    name: str
+    voices: tuple[tuple[str, str], ...]  # (engine, voice)
+    chord_instruments: tuple[str, ...]
+    bass_instruments: tuple[str, ...]
+    lead_instruments: tuple[str, ...]
+    kits: tuple[str, ...]
+    formats: tuple[str, ...]
+    sample_rates: tuple[int, ...]
+    snr_db: tuple[float, float]
+    duration_s: tuple[float, float]
+
+
+FAMILIES = {
+    "randomised": Family(
+        name="randomised",
+        voices=tuple(("espeak-ng", accent + variant) for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS)
+        + tuple(
+            ("flite", voice) for voice in ("awb", "rms") for _ in range(12)
+        ),  # flite weighted like one espeak accent each
+        chord_instruments=("additive", "fm_brass", "organ", "filtered_saw"),
+        bass_instruments=("additive", "filtered_saw"),
+        lead_instruments=("fm_brass", "filtered_saw", "organ"),
+        kits=("acoustic",),
+        formats=("wav", "flac", "mp3", "ogg"),
+        sample_rates=(22_050, 44_100),
+        snr_db=(-2.0, 9.0),
+        duration_s=(35.0, 70.0),
+    ),
+    "foreign": Family(
+        name="foreign",
+        voices=(("festival", "kal"), ("festival", "ked"), ("festival", "slt")),
+        chord_instruments=("pluck", "electric_piano", "string_ensemble"),
+        bass_instruments=("pluck", "electric_piano"),
+        lead_instruments=("square_lead", "string_ensemble"),
+        kits=("electronic",),
+        formats=("flac", "ogg", "wav"),
+        sample_rates=(32_000, 48_000),
+        snr_db=(0.0, 8.0),
+        duration_s=(45.0, 80.0),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TrackPlan:
+    family: str
+    track_id: str
+    work_id: str
+    kind: str  # version | instrumental | hard_negative
+    backing: BackingSpec
+    audio_format: str
+    channels: int
+    voice: Voice | None = None
+    transpose: int = 0  # semitones of the melody relative to the work's tune
+    lines: tuple[int, ...] = ()  # indices into the work's lyric lines, in sung order
+    section_ends: tuple[int, ...] = ()  # positions in ``lines`` after which an instrumental break follows
+    intro_s: float = 0.0
+    snr_db: float = float("nan")
+    mix_seed: int = 0
+    backing_of: str = ""
+
+    @property
+    def relpath(self) -> str:
+        return f"audio/{self.work_id}/{self.track_id}.{self.audio_format}"
+
+
+@dataclass(frozen=True)
+class CorpusPlan:
+    family: str
+    lyrics: dict[str, list[str]]
+    melodies: dict[str, list[list[int]]]  # work -> per line, scale-free semitone offsets of its notes
+    tracks: tuple[TrackPlan, ...]
+
+
+def plan_corpus(
+    family: str, works: int, versions: int, seed: int, instrumentals: int = 0, hard_negatives: int = 0
+) -> CorpusPlan:
+    """Draw every random choice; rendering the plan is then deterministic."""
+    spec = FAMILIES[family]
+    rng = np.random.default_rng([seed, 0 if family == "randomised" else 1])
+    work_ids = [f"work-{index:03d}" for index in range(1, works + 1)]
+    negative_ids = [f"hardneg-{index:03d}" for index in range(1, hard_negatives + 1)]
+    lyrics = write_lyrics(rng, family, work_ids + negative_ids)
+    melodies = {work: [_tune(rng) for _ in lines] for work, lines in lyrics.items()}
+    tracks: list[TrackPlan] = []
+    for work_id in work_ids:
+        mode = str(rng.choice(list(SCALES)))
+        progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
+        for version in range(1, versions + 1):
+            backing = _draw_backing(rng, spec, mode, progression, lead="")
+            tracks.append(
+                _draw_sung(rng, spec, f"{work_id}-v{version}", work_id, "version", backing, len(lyrics[work_id]))
+            )
+    for index in range(1, instrumentals + 1):
+        mode = str(rng.choice(list(SCALES)))
+        progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
+        backing = _draw_backing(rng, spec, mode, progression, lead=str(rng.choice(spec.lead_instruments)))
+        work_id = f"instrumental-{index:03d}"
+        tracks.append(
+            TrackPlan(
+                family, work_id, work_id, "instrumental", backing, _draw(rng, spec.formats), int(rng.choice([1, 2]))
+            )
+        )
+    sung = [track for track in tracks if track.kind == "version"]
+    for work_id, source in zip(negative_ids, rng.choice(len(sung), size=min(hard_negatives, len(sung)), replace=False)):
+        source_track = sung[int(source)]
+        track = _draw_sung(rng, spec, work_id, work_id, "hard_negative", source_track.backing, len(lyrics[work_id]))
+        tracks.append(replace(track, backing_of=source_track.track_id))
+    return CorpusPlan(family, lyrics, melodies, tuple(tracks))
+
+
+def _draw(rng: np.random.Generator, options: tuple):
+    return options[int(rng.integers(len(options)))]
+
+
+def _tune(rng: np.random.Generator) -> list[int]:
+    """A line's melody: 4-8 notes as semitone offsets within a sixth, mostly stepwise."""
+    notes = [0]
+    for _ in range(int(rng.integers(3, 8))):
+        notes.append(
+            int(
+                np.clip(
+                    notes[-1]
+                    + rng.choice(
+                        [-4, -3, -2, -1, 0, 1, 2, 3, 4], p=[0.04, 0.08, 0.16, 0.18, 0.08, 0.18, 0.16, 0.08, 0.04]
+                    ),
+                    -5,
+                    5,
+                )
+            )
+        )
+    return notes
+
+
+def _draw_backing(
+    rng: np.random.Generator, spec: Family, mode: str, progression: tuple[int, ...], lead: str
+) -> BackingSpec:
+    return BackingSpec(
+        seed=int(rng.integers(2**31)),
+        sample_rate=int(_draw(rng, spec.sample_rates)),
+        duration_s=round(float(rng.uniform(*spec.duration_s)), 2),
+        key_root=int(rng.integers(12)),
+        mode=mode,
+        progression=tuple(int(d) for d in progression),
+        tempo_bpm=float(rng.integers(72, 150)),
+        chord_instrument=str(_draw(rng, spec.chord_instruments)),
+        chord_style=str(_draw(rng, ("pad", "stabs", "arpeggio"))),
+        bass_instrument=str(_draw(rng, spec.bass_instruments)),
+        kit=str(_draw(rng, spec.kits)),
+        drum_pattern=int(rng.integers(6)),
+        lead_instrument=lead,
+    )
+
+
+def _draw_sung(
+    rng: np.random.Generator,
+    spec: Family,
+    track_id: str,
+    work_id: str,
+    kind: str,
+    backing: BackingSpec,
+    line_count: int,
+) -> TrackPlan:
+    engine, name = _draw(rng, spec.voices)
+    voice = Voice(
+        engine,
+        name,
+        stretch=round(float(rng.uniform(0.9, 1.5)), 3),
+        word_gap=int(rng.integers(0, 6)),
+        pitch=int(rng.integers(25, 75)),
+    )
+    lines, section_ends = _structure(rng, spec.name, line_count)
+    duration = backing.duration_s
+    return TrackPlan(
+        family=spec.name,
+        track_id=track_id,
+        work_id=work_id,
+        kind=kind,
+        backing=backing,
+        audio_format=str(_draw(rng, spec.formats)),
+        channels=int(rng.choice([1, 2], p=[0.6, 0.4])),
+        voice=voice,
+        transpose=int(rng.integers(-3, 4)),
+        lines=tuple(lines),
+        section_ends=tuple(section_ends),
+        intro_s=round(float(rng.uniform(min(2.0, 0.08 * duration), min(12.0, 0.2 * duration))), 2),
+        snr_db=round(float(rng.uniform(*spec.snr_db)), 2),
+        mix_seed=int(rng.integers(2**31)),
+    )
+
+
+def _structure(rng: np.random.Generator, family: str, count: int) -> tuple[list[int], list[int]]:
+    """Line order of one version. randomised: two passes over the lyrics with lines dropped or
+    doubled and the opening pair back as a chorus; foreign: verse, chorus x2, verse, chorus x2
+    (AABA-like: the chorus is the lyrics' last two lines), with the second verse reordered."""
+    order: list[int] = []
+    ends: list[int] = []
+    if family == "randomised":
+        for _ in range(2):
+            for index in range(count):
+                if rng.random() < 0.15:
+                    continue
+                order.extend([index] * (2 if rng.random() < 0.15 else 1))
+            order.extend([0, 1])
+            ends.append(len(order) - 1)
+        return order, ends
+    chorus = [count - 2, count - 1]
+    verse = list(range(count - 2))
+    half = max(1, len(verse) // 2)
+    for part in (verse[:half], chorus * 2, list(rng.permutation(verse[half:] or verse[:half])), chorus * 2):
+        order.extend(int(i) for i in part)
+        ends.append(len(order) - 1)
+    return order, ends
+
+
+def render_stems(
+    plan: TrackPlan, lyrics: dict[str, list[str]], melodies: dict[str, list[list[int]]]
+) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float, str]]]:
+    """(vocals (n,), backing (n, channels), sung lines [(start_s, end_s, text)]) before the master."""
+    rate = plan.backing.sample_rate
+    layers = render_backing(plan.backing)
+    total = len(layers["chords"])
+    rng = np.random.default_rng(plan.mix_seed)
+    vocals = np.zeros(total)
+    sung: list[tuple[float, float, str]] = []
+    if plan.voice is not None:
+        texts, tunes = lyrics[plan.work_id], melodies[plan.work_id]
+        beat = 60.0 / plan.backing.tempo_bpm
+        rendered: dict[int, np.ndarray] = {}
+        cursor = plan.intro_s
+        latest_end = plan.backing.duration_s - max(1.5, 0.05 * plan.backing.duration_s)
+        for position, line in enumerate(plan.lines):
+            if line not in rendered:  # a repeated line is sung the same way, as a chorus is
+                speech, speech_rate = speak(plan.voice, texts[line])
+                tune = np.array(tunes[line]) + plan.transpose
+                note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * plan.voice.stretch
+                contour = melody_contour(
+                    np.resize(tune, 64),
+                    np.resize(note_s, 64),
+                    speech_rate,
+                    0.04,
+                    rng.uniform(15, 45),
+                    rng.uniform(4.5, 6.5),
+                )
+                rendered[line] = sing(speech, speech_rate, contour, rate)
+            audio = rendered[line]
+            if cursor + len(audio) / rate > latest_end:
+                break
+            start = int(round(cursor * rate))
+            vocals[start : start + len(audio)] += audio
+            sung.append((start / rate, (start + len(audio)) / rate, texts[line]))
+            cursor = (
+                sung[-1][1] + rng.uniform(0.3, 1.2) + (rng.uniform(1.5, 4.0) if position in plan.section_ends else 0.0)
+            )
+    vocals = _vocal_chain(vocals, rate, rng, plan.family)
+    backing = _place(layers, plan.channels, rate)
+    if sung:
+        mask = np.zeros(total, dtype=bool)
+        for start_s, end_s, _ in sung:
+            mask[int(start_s * rate) : int(end_s * rate)] = True
+        gain = _rms(backing.mean(axis=1)[mask]) * 10 ** (plan.snr_db / 20) / max(_rms(vocals[mask]), 1e-9)
+        vocals *= gain
+    return vocals, backing, sung
+
+
+def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, family: str) -> np.ndarray:
+    if not vocals.any():
+        return vocals
+    if family == "randomised":
+        vocals = effects.equalise(
+            vocals,
+            rate,
+            (
+                ("low_shelf", 200, rng.uniform(-6, 3)),
+                ("peak", rng.uniform(1500, 4000), rng.uniform(-3, 6)),
+                ("high_shelf", 8000, rng.uniform(-8, 3)),
+            ),
+        )
+        if rng.random() < 0.6:
+            vocals = effects.compress(vocals, rate, threshold_db=rng.uniform(-20, -8), ratio=rng.uniform(2, 6))
+        return effects.reverb(vocals, rate, rng, rt60_s=rng.uniform(0.2, 1.8), wet=rng.uniform(0.05, 0.45))
+    vocals = effects.band_limit(vocals, rate, rng.uniform(120, 300), rng.uniform(5000, 9000))
+    vocals = effects.early_reflections(vocals, rate, (7.0, 13.0, 23.0), (0.3, 0.2, 0.12))
+    vocals = effects.echo(
+        vocals, rate, delay_s=rng.uniform(0.09, 0.35), feedback=rng.uniform(0.2, 0.45), wet=rng.uniform(0.1, 0.3)
+    )
+    return effects.saturate(vocals, drive=rng.uniform(1.0, 2.5))
+
+
+def _place(layers: dict[str, np.ndarray], channels: int, rate: int) -> np.ndarray:
+    pans = {"chords": -0.35, "bass": 0.0, "drums": 0.15, "lead": 0.3}
+    total = len(layers["chords"])
+    out = np.zeros((total, channels))
+    for name, layer in layers.items():
+        if channels == 1:
+            out[:, 0] += layer
+        else:
+            angle = (pans[name] + 1) * np.pi / 4  # constant-power pan
+            out[:, 0] += np.sqrt(2) * np.cos(angle) * layer
+            out[:, 1] += np.sqrt(2) * np.sin(angle) * layer
+    fade = np.clip((total - np.arange(total)) / (2.0 * rate), 0, 1)  # a two-second fade-out
+    return out * fade[:, None]
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else 0.0
+
+
+def master(plan: TrackPlan, vocals: np.ndarray, backing: np.ndarray) -> np.ndarray:
+    """Mix, bus processing of the family, peak at -1 dBFS: (samples, channels) float32."""
+    rng = np.random.default_rng([plan.mix_seed, 1])
+    rate = plan.backing.sample_rate
+    mixed = backing + vocals[:, None]
+    for channel in range(mixed.shape[1]):
+        if plan.family == "randomised" and rng.random() < 0.5:
+            mixed[:, channel] = effects.compress(mixed[:, channel], rate, threshold_db=-12, ratio=3)
+        elif plan.family == "foreign":
+            mixed[:, channel] = effects.equalise(
+                mixed[:, channel], rate, (("peak", 900, 2.0), ("high_shelf", 6000, -4.0))
+            )
+    return (0.89 * mixed / max(np.abs(mixed).max(), 1e-9)).astype(np.float32)
+
+
+def _render_and_write(plan: TrackPlan, corpus: CorpusPlan, root: Path) -> list[tuple[float, float, str]]:
+    vocals, backing, sung = render_stems(plan, corpus.lyrics, corpus.melodies)
+    mixed = master(plan, vocals, backing)
+    path = root / plan.relpath
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = mixed[:, 0] if mixed.shape[1] == 1 else mixed
+    subtype = {"wav": "PCM_16", "flac": "PCM_16", "mp3": "MPEG_LAYER_III", "ogg": "VORBIS"}[plan.audio_format]
+    container = {"mp3": "MP3"}.get(plan.audio_format, plan.audio_format.upper())
+    # In blocks: libsndfile 1.2's Vorbis encoder crashes on one long write at 44.1/48 kHz.
+    with sf.SoundFile(path, "w", plan.backing.sample_rate, mixed.shape[1], subtype=subtype, format=container) as handle:
+        for start in range(0, len(data), WRITE_BLOCK):
+            handle.write(data[start : start + WRITE_BLOCK])
+    return sung
+
+
+def make_corpus(
+    out_dir: str | Path,
+    family: str,
+    works: int,
+    versions: int = 2,
+    seed: int = 0,
+    instrumentals: int = 0,
+    hard_negatives: int = 0,
+    workers: int | None = None,
+) -> Path:
+    """Write a catalogue of ``family`` songs into ``out_dir``; returns its ``manifest.csv``.
+
+    Built in a temporary sibling folder and renamed into place; a catalogue already made with the
+    same parameters is kept as it is.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"family: expected one of {sorted(FAMILIES)}, got {family!r}")
+    counts = check_counts(
+        {
+            "works": (works, 1),
+            "versions": (versions, 1),
+            "seed": (seed, 0),
+            "instrumentals": (instrumentals, 0),
+            "hard_negatives": (hard_negatives, 0),
+        }
+    )
+    parameters = {"family": family, **counts}
+
+    def build(staging: Path) -> None:
+        plan = plan_corpus(family, **counts)
+        sung: dict[str, list[tuple[float, float, str]]] = {}
+        # Speech engines run as subprocesses and numpy releases the GIL on large arrays: threads suffice.
+        with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
+            futures = {pool.submit(_render_and_write, track, plan, staging): track.track_id for track in plan.tracks}
+            progress = tqdm(
+                as_completed(futures), total=len(futures), desc=f"{family} songs", unit="track", disable=None
+            )
+            for future in progress:
+                sung[futures[future]] = future.result()
+        _write_tables(staging, plan, sung)
+
+    description = {"generator_version": GENERATOR_VERSION, "parameters": parameters}
+    return write_catalogue_folder(out_dir, "corpus.json", description, OUTPUT_FILES, build)
+
+
+def _write_tables(root: Path, plan: CorpusPlan, sung: dict[str, list[tuple[float, float, str]]]) -> None:
+    def write_csv(name: str, header: list[str], rows: list[list]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        (root / name).write_text(buffer.getvalue())
+
+    write_csv(
+        "manifest.csv", ["track_id", "work_id", "path"], [[t.track_id, t.work_id, t.relpath] for t in plan.tracks]
+    )
+    write_csv(
+        "vocals.csv",
+        ["track_id", "start_s", "end_s"],
+        [[t.track_id, f"{s:.3f}", f"{e:.3f}"] for t in plan.tracks for s, e, _ in sung[t.track_id]],
+    )
+    columns = [
+        "track_id",
+        "work_id",
+        "kind",
+        "family",
+        "engine",
+        "voice",
+        "stretch",
+        "transpose",
+        "key",
+        "tempo",
+        "chord_instrument",
+        "chord_style",
+        "bass_instrument",
+        "lead_instrument",
+        "kit",
+        "duration_s",
+        "sample_rate",
+        "channels",
+        "format",
+        "snr_db",
+        "lines_sung",
+        "backing_of",
+    ]
+    rows = []
+    for t in plan.tracks:
+        b = t.backing
+        rows.append(
+            [
+                t.track_id,
+                t.work_id,
+                t.kind,
+                t.family,
+                t.voice.engine if t.voice else "",
+                t.voice.name if t.voice else "",
+                t.voice.stretch if t.voice else "",
+                t.transpose if t.voice else "",
+                b.key,
+                f"{b.tempo_bpm:g}",
+                b.chord_instrument,
+                b.chord_style,
+                b.bass_instrument,
+                b.lead_instrument,
+                b.kit,
+                f"{b.duration_s:g}",
+                b.sample_rate,
+                t.channels,
+                t.audio_format,
+                "" if np.isnan(t.snr_db) else f"{t.snr_db:g}",
+                len(sung[t.track_id]),
+                t.backing_of,
+            ]
+        )
+    write_csv("tracks.csv", columns, rows)
+    lyrics = {
+        "works": plan.lyrics,
+        "tracks": {t.track_id: [text for _, _, text in sung[t.track_id]] for t in plan.tracks},
+    }
+    (root / "lyrics.json").write_text(json.dumps(lyrics, indent=2) + "\n")
