@@ -69,7 +69,7 @@ def asr_free_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray) -> dict:
     """The one-pass path's seconds: the encoder over the chunks, the probe (detection), the head."""
     (states, audio_frames), t_encoder = _timed(encode_track, loaded, audio)
     frame_vocalness, t_probe = _timed(probe.frame_vocalness, states.numpy())
-    _, t_head = _timed(pool_sung_frames, loaded, states, audio_frames, frame_vocalness, probe.threshold)
+    _, t_head = _timed(pool_sung_frames, loaded.encoder.head, states, audio_frames, frame_vocalness, probe.threshold)
     return {
         "asr_free_segments": len(states),
         "asr_free_detection_s": t_probe,

@@ -34,7 +34,7 @@ from livi_tasks.build.default_heads import EVALUATION_SEED
 from livi_tasks.build.synth.corpus import make_corpus
 from livi_tasks.core.audio import load_audio
 from livi_tasks.core.config import load_config
-from livi_tasks.core.metrics import metrics_from_similarity
+from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
 from livi_tasks.core.store import ArtifactStore
 from livi_tasks.models.encoder import encode_frames
 from livi_tasks.models.vocal_probe import load_probe
@@ -49,13 +49,6 @@ def _timed(function) -> float:
     started = time.perf_counter()
     function()
     return time.perf_counter() - started
-
-
-def paired_ci(differences: np.ndarray, resamples: int = 10_000) -> list[float]:
-    """95% bootstrap interval of the mean per-query AP difference (the same queries, resampled)."""
-    rng = np.random.default_rng(0)
-    means = differences[rng.integers(0, len(differences), (resamples, len(differences)))].mean(axis=1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def embeddings(loaded: LoadedEncoder, probe, audio: list[np.ndarray]) -> np.ndarray:
@@ -108,7 +101,7 @@ def main() -> None:
             results[precision][family] = {
                 "MAP": metrics[precision].map,
                 "cosine_to_fp32_min_mean": [float(cosine.min()), float(cosine.mean())],
-                "MAP_minus_fp32_ci95": paired_ci(
+                "MAP_minus_fp32_ci95": bootstrap_interval(
                     metrics[precision].average_precision - metrics["fp32"].average_precision
                 ),
             }

@@ -153,7 +153,7 @@ def build_default_heads(
     work_dir: Path = typer.Option(
         Path("data/default-heads"),
         "--work-dir",
-        help="Corpus, segment and frame-state caches (reused: a killed build resumes).",
+        help="Corpus, training-chunk and frame-state caches (reused: a killed build resumes).",
     ),
     whisper: list[str] = typer.Option(
         ["base", "tiny.en"], "--whisper", help="Whisper models to train a head for (repeatable)."
@@ -165,6 +165,12 @@ def build_default_heads(
             "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default) or demo (repeatable); "
             "default the shipped recipe."
         ),
+    ),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help="Encoder precision for the training chunks' frame states: fp32, or bf16 (1.7x faster on CPUs with "
+        "bf16 arithmetic, states within a cosine of 0.9997).",
     ),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
@@ -178,7 +184,9 @@ def build_default_heads(
         )
     except ValueError:
         raise UserError(f"--chunk: expected SEED:WORKS[:FAMILY], got {chunk}") from None
-    cards = build(_state(ctx), work_dir, tuple(whisper), chunks)
+    if precision not in ("fp32", "bf16"):
+        raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
+    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision)
     _print_json(
         {name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()}
     )

@@ -39,8 +39,8 @@ if [ "$RUN_STATUS" != 0 ] || [ "$WATCH_STATUS" != 0 ]; then
 fi
 python - "$LIVI__STORE__ROOT" <<'PY'
 import sys
-from livi_tasks.evaluate import format_metrics
-from livi_tasks.store import ArtifactStore
+from livi_tasks.stages.evaluate import format_metrics
+from livi_tasks.core.store import ArtifactStore
 evaluation = ArtifactStore(sys.argv[1]).read_pointer("demo/LATEST_EVALUATION.json")
 print(format_metrics(evaluation))
 print(f"report: {evaluation['report']}")

@@ -2,16 +2,17 @@
 
 ``build_default_heads`` (CLI ``livi build-default-heads``):
 
-1. writes the domain-randomised training corpus (``synth.corpus``, family ``randomised``) in
-   chunks, one catalogue per seed;
-2. cuts each sung track into the pipeline's 30 s segments, planned from the generator's
-   ground-truth vocal windows by the segments stage's own rule;
-3. embeds each segment's sung lyrics (the lines it holds) with the fixed text model: the teacher
-   is the true lyrics, which a synthetic corpus has and a real catalogue does not, so the student
-   does not inherit ASR's mishearings (the pipeline's own retraining still distils from ASR);
-4. caches the frozen Whisper encoder's frame states of every segment, per Whisper model;
-5. trains the head (``train_encoder.fit_head``, default ``EncoderConfig``, seeded, works held
-   out for early stopping) and writes ``head.pt``, ``head.json`` and ``card.json`` into
+1. writes the training corpus in chunks, one catalogue per (family, seed): the synthetic song
+   families of ``build.synth`` and the demo generator's sound with other seeds than the demo's;
+2. cuts every sung track into consecutive 30 s chunks, runs the frozen Whisper encoder on each
+   once and lets the shipped vocal probe mark the sung frames: exactly what the embed stage and
+   ``livi query`` do (``build.chunk_data``); a chunk with at least 2 s of singing and a sung line
+   mostly inside it becomes a training example whose unsung frames are hidden from the head;
+3. embeds each chunk's sung lines with the fixed text model: the teacher is the true lyrics, which
+   a synthetic corpus has and a real catalogue does not, so the student does not inherit ASR's
+   mishearings (the pipeline's own retraining still distils from ASR);
+4. trains the head (``train_encoder.fit_head``, the config's encoder section, seeded, whole works
+   held out for early stopping) and writes ``head.pt``, ``head.json`` and ``card.json`` into
    ``livi_tasks/models/shipped/<whisper>/``.
 
 Every step is cached per chunk under ``work_dir`` (atomic writes), so a killed build resumes.
@@ -26,22 +27,19 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from livi_tasks.build.chunk_data import ChunkArrays, chunk_dataset, encoder_states_of, read_chunk_dataset, save_npy
 from livi_tasks.build.demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION
 from livi_tasks.build.demo import make_demo_catalogue
 from livi_tasks.build.synth.corpus import GENERATOR_VERSION, make_corpus
-from livi_tasks.core.atomic import write_atomic, write_bytes_atomic
-from livi_tasks.core.audio import SAMPLE_RATE, load_audio
+from livi_tasks.core.atomic import write_bytes_atomic
 from livi_tasks.core.commit import code_commit
 from livi_tasks.core.config import EncoderConfig, LiviConfig
-from livi_tasks.core.vocal_labels import window_coverage
-from livi_tasks.models.musicnn import WINDOW_SECONDS
 from livi_tasks.models.registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, SHIPPED_DIR, head_digest
-from livi_tasks.stages.segments import cut_audio, plan_segments
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (21, 200, "demo"), (22, 30
 VERSIONS = 2
 # The seed of the benchmarks' evaluation catalogues (every family): the heads never train on it.
 EVALUATION_SEED = 1
-MIN_LINE_SHARE = 0.5  # a line belongs to a segment when at least this share of it lies inside
+TEXT_FILE = "text.npy"  # the teacher: one text embedding per training chunk
 
 
 @dataclass(frozen=True)
@@ -74,75 +72,8 @@ class Chunk:
         return max(1, self.works // 30)
 
 
-def sung_lines(corpus_dir: Path) -> dict[str, list[tuple[float, float, str]]]:
-    """track_id -> [(start_s, end_s, text)] in sung order, from vocals.csv and lyrics.json."""
-    texts = json.loads((corpus_dir / "lyrics.json").read_text())["tracks"]
-    times = pd.read_csv(corpus_dir / "vocals.csv")
-    lines: dict[str, list[tuple[float, float, str]]] = {}
-    for track_id, group in times.groupby("track_id", sort=False):
-        lines[track_id] = [
-            (float(s), float(e), text) for (s, e), text in zip(group[["start_s", "end_s"]].to_numpy(), texts[track_id])
-        ]
-    return lines
-
-
-def ground_truth_segments(
-    corpus_dir: Path, segment_s: float = 30.0, max_pad_s: float = 10.0
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """(segments with their sung text, float16 audio rows) of a corpus's sung tracks."""
-    manifest = pd.read_csv(corpus_dir / "manifest.csv")
-    lines = sung_lines(corpus_dir)
-    rows, blocks = [], []
-    for track in tqdm(
-        manifest.itertuples(index=False),
-        total=len(manifest),
-        desc=f"segments {corpus_dir.name}",
-        unit="track",
-        disable=None,
-    ):
-        sung = lines.get(track.track_id, [])
-        if not sung:
-            continue  # instrumentals carry no lyrics to learn from
-        audio = load_audio(str(corpus_dir / track.path))
-        duration = len(audio) / SAMPLE_RATE
-        starts = np.arange(0, duration, WINDOW_SECONDS)
-        windows = pd.DataFrame(
-            {"track_id": track.track_id, "start_s": starts, "end_s": np.minimum(starts + WINDOW_SECONDS, duration)}
-        )
-        regions = pd.DataFrame([(track.track_id, s, e) for s, e, _ in sung], columns=["track_id", "start_s", "end_s"])
-        plans = plan_segments(window_coverage(windows, regions), WINDOW_SECONDS, duration, 0.5, segment_s, max_pad_s)
-        kept = []
-        for plan in plans:
-            inside = [
-                text for s, e, text in sung if min(e, plan.end_s) - max(s, plan.start_s) >= MIN_LINE_SHARE * (e - s)
-            ]
-            if inside:
-                kept.append(plan)
-                rows.append(
-                    {
-                        "segment_id": f"{track.track_id}#{plan.index:03d}",
-                        "track_id": track.track_id,
-                        "work_id": track.work_id,
-                        "text": " ".join(inside),
-                    }
-                )
-        blocks.append(cut_audio(audio, kept, round(segment_s * SAMPLE_RATE)))
-    audio = np.concatenate(blocks) if blocks else np.zeros((0, round(segment_s * SAMPLE_RATE)), np.float16)
-    return pd.DataFrame(rows, columns=["segment_id", "track_id", "work_id", "text"]), audio
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    """``np.save`` through ``write_atomic``, via a handle: given a path, np.save would append ``.npy``."""
-
-    def write(temporary: Path) -> None:
-        with open(temporary, "wb") as handle:
-            np.save(handle, array)
-
-    write_atomic(path, write)
-
-
-def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...]) -> Path:
-    """Corpus, segments, text targets and frame states of one chunk (each step skipped when done)."""
+def make_chunk_corpus(chunk: Chunk, work_dir: Path) -> Path:
+    """The chunk's catalogue folder (made once; refused on a seed the evaluations use)."""
     if chunk.family == "demo" and chunk.seed == 0:
         raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
     if chunk.seed == EVALUATION_SEED:
@@ -155,82 +86,114 @@ def prepare_chunk(cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models:
         "hard_negatives": chunk.hard_negatives,
     }
     if chunk.family == "demo":
-        corpus = make_demo_catalogue(work_dir / "corpus" / chunk.name, **shape).parent
-    else:
-        corpus = make_corpus(work_dir / "corpus" / chunk.name, chunk.family, **shape).parent
-    cache = work_dir / "cache" / chunk.name
-    table_path, audio_path, text_path = cache / "segments.parquet", cache / "audio.npy", cache / "text.npy"
-    if not (table_path.exists() and audio_path.exists()):
-        table, audio = ground_truth_segments(corpus, cfg.segments.segment_s, cfg.segments.max_pad_s)
-        _save_array(audio_path, audio)
-        write_atomic(table_path, lambda temporary: table.to_parquet(temporary, index=False))
-    table = pd.read_parquet(table_path)
-    if not text_path.exists():
-        from livi_tasks.stages.text_embed import embed_texts, load_text_model
-
-        model = load_text_model(cfg.text.model)
-        vectors = embed_texts(model, table["text"].tolist(), cfg.text.chunk_chars, cfg.text.batch_size)
-        _save_array(text_path, vectors)
-    for whisper_name in whisper_models:
-        states_path = cache / f"states-{whisper_name}.npy"
-        if states_path.exists():
-            continue
-        from livi_tasks.models.encoder import resolve_device
-        from livi_tasks.models.whisper_weights import cached_whisper
-        from livi_tasks.stages.features import encode_segments
-
-        audio = np.load(audio_path, mmap_mode="r")
-        model = cached_whisper(whisper_name, cfg.models_dir, resolve_device(cfg.encoder.device))
-        _save_array(states_path, encode_segments(model, audio, description=f"states {chunk.name} {whisper_name}"))
-    return cache
+        return make_demo_catalogue(work_dir / "corpus" / chunk.name, **shape).parent
+    return make_corpus(work_dir / "corpus" / chunk.name, chunk.family, **shape).parent
 
 
-def train_default_head(
-    cfg: LiviConfig, whisper_name: str, chunks: list[Chunk], work_dir: Path, out_root: Path = SHIPPED_DIR
-) -> dict:
-    """Train one Whisper model's head on the prepared chunks and write it with its card."""
-    import torch
+def chunk_cache(work_dir: Path, chunk: Chunk, whisper_name: str) -> Path:
+    return work_dir / "cache" / chunk.name / whisper_name
 
-    from livi_tasks.models.encoder import LiviHead, head_to_bytes, resolve_device
+
+def prepare_chunk(
+    cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...], precision: str = "fp32"
+) -> dict[str, ChunkArrays]:
+    """Corpus, training chunks and their text targets of one chunk per Whisper model (each step
+    skipped when done); frame states computed at ``precision``."""
     from livi_tasks.models.identity import whisper_identity
-    from livi_tasks.stages.text_embed import load_text_model, text_model_info
-    from livi_tasks.stages.train_encoder import FramePairs, _seed_everything, fit_head, split_by_work
+    from livi_tasks.models.vocal_probe import load_probe
+    from livi_tasks.stages.text_embed import embed_texts, load_text_model
 
-    sources, rows, works, data = [], [], [], []
+    corpus = make_chunk_corpus(chunk, work_dir)
+    prepared = {}
+    for whisper_name in whisper_models:
+        folder = chunk_cache(work_dir, chunk, whisper_name)
+        probe = load_probe(whisper_name, whisper_identity(whisper_name, cfg.models_dir)["id"])
+        states = encoder_states_of(whisper_name, cfg.models_dir, precision)
+        data = chunk_dataset(corpus, folder, states, probe, description=f"{chunk.name} {whisper_name}")
+        if not (folder / TEXT_FILE).exists():
+            model = load_text_model(cfg.text.model)
+            vectors = embed_texts(model, data.table["text"].tolist(), cfg.text.chunk_chars, cfg.text.batch_size)
+            save_npy(folder / TEXT_FILE, vectors)
+        prepared[whisper_name] = data
+    return prepared
+
+
+def training_pairs(
+    work_dir: Path,
+    chunks: list[Chunk],
+    whisper_name: str,
+    keep: Callable[[Chunk, pd.DataFrame], np.ndarray] | None = None,
+):
+    """(FramePairs over the prepared chunks, per-chunk statistics). ``keep(chunk, table)`` selects
+    rows of a chunk's table (track_id, work_id, ...), for learning curves; default all."""
+    from livi_tasks.stages.train_encoder import FramePairs
+
+    sources, rows, work_ids, stats = [], [], [], []
     for chunk in chunks:
-        cache = work_dir / "cache" / chunk.name
-        table = pd.read_parquet(cache / "segments.parquet")
-        sources.append((np.load(cache / f"states-{whisper_name}.npy", mmap_mode="r"), np.load(cache / "text.npy")))
-        rows.append(
-            np.stack([np.full(len(table), len(sources) - 1), np.arange(len(table)), np.arange(len(table))], axis=1)
-        )
-        works += [f"{chunk.name}/{work}" for work in table["work_id"]]
-        data.append(
+        folder = chunk_cache(work_dir, chunk, whisper_name)
+        data = read_chunk_dataset(folder, ("hidden",))
+        selected = np.flatnonzero(keep(chunk, data.table)) if keep else np.arange(len(data.table))
+        names = (chunk.name + "/" + data.table["work_id"].astype(str)).to_numpy()[selected]
+        sources.append((data.states, np.load(folder / TEXT_FILE, mmap_mode="r"), data.extra["hidden"]))
+        rows.append(np.stack([np.full(len(selected), len(sources) - 1), selected, selected], axis=1))
+        work_ids += names.tolist()
+        stats.append(
             {
                 **asdict(chunk),
-                "segments": int(len(table)),
-                "tracks": int(table["track_id"].nunique()),
-                "works": chunk.works,
+                "examples": int(len(selected)),
+                "tracks": int(data.table["track_id"].iloc[selected].nunique()),
+                "works_used": int(len(set(names))),
             }
         )
-    pairs = FramePairs(sources, np.concatenate(rows), works)
+    return FramePairs(sources, np.concatenate(rows), work_ids), stats
+
+
+def train_head(cfg: LiviConfig, pairs, out_dir: Path):
+    """Fit a fresh head on ``pairs`` (whole works held out for early stopping): (FitResult,
+    train pairs, validation pairs, seconds, torch threads)."""
+    import torch
+
+    from livi_tasks.models.encoder import LiviHead, resolve_device
+    from livi_tasks.stages.text_embed import load_text_model, text_model_info
+    from livi_tasks.stages.train_encoder import _seed_everything, fit_head, split_by_work
+
     settings: EncoderConfig = cfg.encoder
     train_index, val_index = split_by_work(pairs.work_ids, settings.val_fraction, settings.seed)
     _seed_everything(settings.seed)
     text_model = text_model_info(cfg.text.model, load_text_model(cfg.text.model))
-    width = sources[0][0].shape[-1]
-    head = LiviHead.from_settings(width, text_model["dim"], settings)
+    head = LiviHead.from_settings(pairs.sources[0][0].shape[-1], text_model["dim"], settings)
     started = time.perf_counter()
-    torch_threads = torch.get_num_threads()
     result = fit_head(
         head,
         pairs.subset(train_index),
         pairs.subset(val_index),
         settings,
-        work_dir / "training" / whisper_name,
+        out_dir,
         device=resolve_device(settings.device),
     )
-    seconds = time.perf_counter() - started
+    return result, train_index, val_index, time.perf_counter() - started, torch.get_num_threads()
+
+
+def train_default_head(
+    cfg: LiviConfig,
+    whisper_name: str,
+    chunks: list[Chunk],
+    work_dir: Path,
+    out_root: Path = SHIPPED_DIR,
+    precision: str = "fp32",
+) -> dict:
+    """Train one Whisper model's head on the prepared chunks and write it with its card."""
+    import torch
+
+    from livi_tasks.models.encoder import head_to_bytes, resolve_device
+    from livi_tasks.models.identity import whisper_identity
+    from livi_tasks.stages.text_embed import load_text_model, text_model_info
+
+    pairs, stats = training_pairs(work_dir, chunks, whisper_name)
+    settings: EncoderConfig = cfg.encoder
+    result, train_index, val_index, seconds, torch_threads = train_head(
+        cfg, pairs, work_dir / "training" / whisper_name
+    )
     weights, head_config = head_to_bytes(result.head)
     out_dir = out_root / whisper_name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,22 +205,27 @@ def train_default_head(
     card = {
         "model": f"livi-head-{whisper_name}",
         "whisper": whisper_identity(whisper_name, cfg.models_dir),
-        "text_model": text_model,
+        "text_model": text_model_info(cfg.text.model, load_text_model(cfg.text.model)),
         "head_sha256": head_digest(weights, head_config),
         "head_settings": json.loads(head_config),
         "encoder_settings": settings.model_dump(mode="json"),
         "teacher": (
-            "ground-truth sung lyrics of each segment, embedded by the text model (chunked, mean-pooled, L2-normalised)"
+            "ground-truth sung lyrics of each chunk (the lines mostly inside it), embedded by the text model "
+            "(chunked, mean-pooled, L2-normalised)"
         ),
         "data": {
             "generators": {
-                "randomised": f"livi_tasks.build.synth.corpus (version {GENERATOR_VERSION})",
+                "synth": f"livi_tasks.build.synth.corpus (version {GENERATOR_VERSION})",
                 "demo": f"livi_tasks.build.demo (version {DEMO_GENERATOR_VERSION})",
             },
-            "chunks": data,
+            "chunks": stats,
             "versions_per_work": VERSIONS,
-            "segments": int(len(pairs)),
-            "segmentation": "pipeline rule (30 s, up to 10 s padding) on ground-truth 3 s vocal windows",
+            "examples": int(len(pairs)),
+            "examples_are": (
+                "consecutive 30 s chunks of each sung track with >= 2 s of singing, as inference cuts them; the "
+                "shipped vocal probe's unsung frames hidden from the pooling, as at inference"
+            ),
+            "frame_states_precision": precision,
             "train_pairs": int(len(train_index)),
             "validation_pairs": int(len(val_index)),
             "validation_works": int(len(set(pairs.work_ids[val_index]))),
@@ -278,7 +246,7 @@ def train_default_head(
             "torch": torch.__version__,
         },
         "code_commit": code_commit(),
-        "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name} "
+        "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name} --precision {precision} "
         + " ".join(f"--chunk {chunk.seed}:{chunk.works}:{chunk.family}" for chunk in chunks),
         "evaluation": {},
     }
@@ -300,10 +268,13 @@ def build_default_heads(
     whisper_models: tuple[str, ...] = ("base", "tiny.en"),
     chunks: tuple[tuple, ...] = DEFAULT_CHUNKS,
     out_root: Path = SHIPPED_DIR,
+    precision: str = "fp32",
 ) -> dict[str, dict]:
-    """The whole recipe; ``chunks`` are (seed, works[, family]); returns each Whisper model's card."""
+    """The whole recipe; ``chunks`` are (seed, works[, family]); frame states computed at
+    ``precision`` (bf16 is 1.7x faster on CPUs with bf16 arithmetic, cosine 0.9997 to fp32);
+    returns each Whisper model's card."""
     work_dir = Path(work_dir)
     plan = [Chunk(*spec) for spec in chunks]
     for chunk in plan:
-        prepare_chunk(cfg, chunk, work_dir, whisper_models)
-    return {name: train_default_head(cfg, name, plan, work_dir, out_root) for name in whisper_models}
+        prepare_chunk(cfg, chunk, work_dir, whisper_models, precision)
+    return {name: train_default_head(cfg, name, plan, work_dir, out_root, precision) for name in whisper_models}

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from livi_tasks.build.chunk_data import encoder_states_of
 from livi_tasks.build.synth.corpus import make_corpus
 from livi_tasks.core.audio import load_audio
 from livi_tasks.core.commit import code_commit
@@ -71,24 +72,6 @@ def corpus_frames(
         labels_out.append(labels[:, ::every])
         frames_out.append(audio_frames)
     return states_out, labels_out, frames_out, list(tracks.track_id)
-
-
-def encoder_states_of(whisper_model: str, models_dir: str, batch: int = 8):
-    """A function chunks -> (chunks, frames, width) float16 frame states of the frozen encoder."""
-    from livi_tasks.models.encoder import encode_frames  # torch and Whisper: only when states are computed
-    from livi_tasks.models.whisper_weights import cached_whisper
-
-    model = cached_whisper(whisper_model, models_dir)
-
-    def states(chunks: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [
-                encode_frames(model, chunks[i : i + batch]).numpy().astype(np.float16)
-                for i in range(0, len(chunks), batch)
-            ]
-        )
-
-    return states
 
 
 def frame_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:

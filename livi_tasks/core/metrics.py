@@ -257,3 +257,14 @@ def metrics_from_topk(
         n_ranked_blocks.append(n_ranked)
     per_query, n_ranked = _collect(blocks, n_ranked_blocks)
     return _aggregate(per_query, rows[is_query], versions[is_query], n_ranked, n - 1, n_excluded, n_unlabelled)
+
+
+def bootstrap_interval(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of the mean of per-query values (APs, or paired AP differences):
+    the queries resampled with replacement."""
+    values = np.asarray(values, np.float64)
+    if not len(values):
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]

@@ -99,8 +99,13 @@ class LiviHead(nn.Module):
         key_directions = torch.einsum("hd,hdw->hw", query, w_k.reshape(heads, head_dim, width))
         logits = torch.einsum("btw,hw->bht", frame_states, key_directions)
         masked = self._training_mask(frame_states)
-        if hidden is not None:
-            masked = hidden if masked is None else masked | hidden
+        if hidden is not None and masked is not None:
+            # Never hide every frame of an example: where the random mask and ``hidden`` together
+            # would, only ``hidden`` applies (it always leaves frames to pool).
+            combined = masked | hidden
+            masked = torch.where(combined.all(dim=-1, keepdim=True), hidden, combined)
+        elif hidden is not None:
+            masked = hidden
         if masked is not None:
             logits = logits.masked_fill(masked[:, None, :], float("-inf"))
         weights = F.dropout(logits.softmax(dim=-1), p=self.attention.dropout, training=self.training)

@@ -22,7 +22,14 @@ from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.runner import shard_tracks
 from livi_tasks.core.store import Artifact, ArtifactStore
 from livi_tasks.core.vectors import l2_normalise, pool_normalised
-from livi_tasks.models.encoder import LiviEncoder, encode_frames, head_from_bytes, inference_encoder, resolve_device
+from livi_tasks.models.encoder import (
+    LiviEncoder,
+    LiviHead,
+    encode_frames,
+    head_from_bytes,
+    inference_encoder,
+    resolve_device,
+)
 from livi_tasks.models.identity import whisper_identity
 from livi_tasks.models.registry import (
     HEAD_CONFIG_FILE,
@@ -292,7 +299,7 @@ def encode_track(loaded: LoadedEncoder, audio: np.ndarray) -> tuple[torch.Tensor
 
 
 def pool_sung_frames(
-    loaded: LoadedEncoder, states: torch.Tensor, audio_frames: np.ndarray, frame_vocalness: np.ndarray, threshold: float
+    head: LiviHead, states: torch.Tensor, audio_frames: np.ndarray, frame_vocalness: np.ndarray, threshold: float
 ) -> OnePassEmbedding:
     """The head pools the sung frames (vocalness >= threshold) of a track's chunk states, per chunk
     with at least ``MIN_CHUNK_VOCAL_S`` of singing; chunk embeddings are averaged weighted by their
@@ -306,7 +313,7 @@ def pool_sung_frames(
     if fallback:
         pooled, used = in_audio, in_audio.any(axis=1)
     with torch.inference_mode():
-        vectors = loaded.encoder.head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
+        vectors = head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
     _, (embedding,) = pool_normalised(vectors, [0] * len(vectors), weights=pooled[used].sum(axis=1))
     return OnePassEmbedding(
         embedding=embedding,
@@ -325,4 +332,5 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray) -> OnePassEm
     same frame states that the head pools, so there is no Musicnn pass and no second encoder pass
     over the vocal segments."""
     states, audio_frames = encode_track(loaded, audio)
-    return pool_sung_frames(loaded, states, audio_frames, probe.frame_vocalness(states.numpy()), probe.threshold)
+    frame_vocalness = probe.frame_vocalness(states.numpy())
+    return pool_sung_frames(loaded.encoder.head, states, audio_frames, frame_vocalness, probe.threshold)

@@ -60,13 +60,16 @@ def distillation_loss(audio: torch.Tensor, text: torch.Tensor, alpha: float) -> 
 
 
 class FramePairs(torch.utils.data.Dataset):
-    """(frame states float32, text embedding float32) pairs drawn from several cached arrays.
+    """(frame states float32, text embedding float32, hidden frames bool) triples drawn from several
+    cached arrays.
 
-    ``sources`` are (states, text_embeddings) arrays (states may be memory-mapped float16);
-    ``rows`` maps a pair to (source, states row, text row). Works come along for the split.
+    ``sources`` are (states, text_embeddings) or (states, text_embeddings, hidden) arrays (states
+    may be memory-mapped float16; ``hidden`` (n, frames) marks frames the head must not pool, e.g.
+    the frames a one-pass chunk holds no singing in; without it every frame is pooled). ``rows``
+    maps a pair to (source, states row, text row). Works come along for the split.
     """
 
-    def __init__(self, sources: Sequence[tuple[np.ndarray, np.ndarray]], rows: np.ndarray, work_ids: Sequence[str]):
+    def __init__(self, sources: Sequence[tuple[np.ndarray, ...]], rows: np.ndarray, work_ids: Sequence[str]):
         self.sources = list(sources)
         self.rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
         self.work_ids = np.asarray(work_ids, dtype=object)
@@ -74,12 +77,16 @@ class FramePairs(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         source, state_row, text_row = self.rows[index]
-        states, texts = self.sources[source]
-        return torch.from_numpy(np.asarray(states[state_row], dtype=np.float32)), torch.from_numpy(
-            np.asarray(texts[text_row], dtype=np.float32)
+        states, texts, *hidden = self.sources[source]
+        frames = torch.from_numpy(np.asarray(states[state_row], dtype=np.float32))
+        mask = (
+            torch.from_numpy(np.asarray(hidden[0][state_row], dtype=bool))
+            if hidden
+            else torch.zeros(len(frames), dtype=torch.bool)
         )
+        return frames, torch.from_numpy(np.asarray(texts[text_row], dtype=np.float32)), mask
 
     def subset(self, indices: np.ndarray) -> "FramePairs":
         return FramePairs(self.sources, self.rows[indices], self.work_ids[indices])
@@ -111,9 +118,10 @@ def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
 
 def _stack(
     dataset: FramePairs | torch.utils.data.Dataset, indices: np.ndarray, device: str
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch: (states, text embeddings, hidden frames) on ``device``."""
     items = [dataset[int(i)] for i in indices]
-    return torch.stack([s for s, _ in items]).to(device), torch.stack([t for _, t in items]).to(device)
+    return tuple(torch.stack([item[part] for item in items]).to(device) for part in range(3))
 
 
 def _rng_state() -> dict[str, torch.Tensor]:
@@ -165,8 +173,8 @@ def evaluate_loss(head: LiviHead, dataset: torch.utils.data.Dataset, settings: E
     head.eval()
     total, count = 0.0, 0
     for indices in _batches(len(dataset), settings.batch_size, np.arange(len(dataset))):
-        states, texts = _stack(dataset, indices, device)
-        total += float(distillation_loss(head(states), texts, settings.alpha)) * len(indices)
+        states, texts, hidden = _stack(dataset, indices, device)
+        total += float(distillation_loss(head(states, hidden), texts, settings.alpha)) * len(indices)
         count += len(indices)
     return total / max(count, 1)
 
@@ -244,8 +252,8 @@ def fit_head(
         for batch_number, indices in enumerate(
             tqdm(_batches(len(train_set), settings.batch_size, order), desc=f"epoch {epoch}", unit="batch", leave=False)
         ):
-            states, texts = _stack(train_set, indices, device)
-            loss = distillation_loss(head(states), texts, settings.alpha)
+            states, texts, hidden = _stack(train_set, indices, device)
+            loss = distillation_loss(head(states, hidden), texts, settings.alpha)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if on_batch is not None:
@@ -420,7 +428,7 @@ def _train_head(
         len(set(data.pairs.work_ids[val_index])),
         list(catalogues),
     )
-    states, _ = data.pairs[0]
+    states, *_ = data.pairs[0]
     _seed_everything(cfg.encoder.seed)  # the head's initial weights are part of the seeded run
     head = LiviHead.from_settings(states.shape[-1], data.text_model["dim"], cfg.encoder)
     result = fit_head(

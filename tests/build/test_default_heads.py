@@ -1,36 +1,59 @@
-"""`livi build-default-heads` end to end on a tiny corpus: segments with their sung text, cached
-states, a trained head written with a card that the registry accepts."""
+"""`livi build-default-heads` end to end on a tiny corpus: one-pass chunks with their sung text,
+cached states, a trained head written with a card that the registry accepts."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from livi_tasks.build.default_heads import (
-    EVALUATION_SEED,
-    Chunk,
-    build_default_heads,
-    ground_truth_segments,
-    prepare_chunk,
-)
+from livi_tasks.build.chunk_data import chunk_dataset, encoder_states_of, evaluation_dataset
+from livi_tasks.build.default_heads import EVALUATION_SEED, Chunk, build_default_heads, chunk_cache, prepare_chunk
+from livi_tasks.build.head_eval import evaluate_head
 from livi_tasks.build.synth.corpus import make_corpus
+from livi_tasks.core.config import LiviConfig
+from livi_tasks.models.identity import whisper_identity
 from livi_tasks.models.registry import head_digest, shipped_head
+from livi_tasks.models.vocal_probe import load_probe
 
 FAST = {"epochs": 2, "batch_size": 4, "hidden_dim": 32, "attention_heads": 2, "patience": 2, "device": "cpu"}
 
 
-def test_ground_truth_segments_carry_the_lines_they_hold(tmp_path):
-    corpus = make_corpus(tmp_path / "corpus", "randomised", works=1, versions=2, seed=4, instrumentals=1).parent
-    table, audio = ground_truth_segments(corpus)
-    lyrics = json.loads((corpus / "lyrics.json").read_text())
-    assert len(table) == len(audio) > 0 and audio.shape[1] == 30 * 16_000 and audio.dtype == np.float16
-    assert not table["track_id"].str.startswith("instrumental").any()  # nothing sung, nothing to learn
-    for row in table.itertuples():
-        sung = " ".join(lyrics["tracks"][row.track_id])
-        assert row.text and row.text in sung
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("corpus")
+    return make_corpus(folder / "corpus", "randomised", works=1, versions=2, seed=4, instrumentals=1).parent
+
+
+def test_training_chunks_are_cut_as_inference_cuts_and_carry_the_lines_they_hold(tiny_corpus, tmp_path):
+    probe = load_probe("tiny.en", whisper_identity("tiny.en", LiviConfig().models_dir)["id"])
+    data = chunk_dataset(tiny_corpus, tmp_path / "chunks", encoder_states_of("tiny.en", LiviConfig().models_dir), probe)
+    lyrics = json.loads((tiny_corpus / "lyrics.json").read_text())
+    assert len(data.table) == len(data.states) == len(data.extra["hidden"]) > 0
+    assert data.states.shape[1:] == (1500, 384) and data.states.dtype == np.float16
+    assert not data.table["track_id"].str.startswith("instrumental").any()  # nothing sung, nothing to learn
+    for row in data.table.itertuples():
+        assert row.text and row.text in " ".join(lyrics["tracks"][row.track_id])
+        assert row.sung_frames == int((~data.extra["hidden"][row.Index]).sum()) >= 100  # >= 2 s pooled
+    again = chunk_dataset(tiny_corpus, tmp_path / "chunks", lambda chunks: pytest.fail("recomputed"), probe)
+    assert again.table.equals(data.table)  # cached: a rerun reads, never encodes
+
+
+def test_evaluation_chunks_score_a_head_like_the_embed_stage(tiny_corpus, tmp_path):
+    from livi_tasks.models.encoder import head_from_bytes
+
+    cfg = LiviConfig()
+    probe = load_probe("tiny.en", whisper_identity("tiny.en", cfg.models_dir)["id"])
+    data = evaluation_dataset(tiny_corpus, tmp_path / "eval", encoder_states_of("tiny.en", cfg.models_dir), probe)
+    assert set(data.table["track_id"]) == set(pd.read_csv(tiny_corpus / "manifest.csv")["track_id"])
+    weights, config, _ = shipped_head("tiny.en")
+    head = head_from_bytes(weights, config)
+    scores = evaluate_head(head, data, cfg, probe.threshold)
+    assert scores["queries"] == 2 and scores["excluded_tracks"] == 1  # the instrumental is ranked as zeros
+    assert scores["MAP"] == 1.0 and scores["MAP_ci95"] == [1.0, 1.0]  # two versions of one work: each finds the other
 
 
 def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
@@ -39,15 +62,16 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     card = cards["tiny.en"]
     weights, config, loaded_card = shipped_head("tiny.en", tmp_path / "shipped")
     assert loaded_card == card and head_digest(weights, config) == card["head_sha256"]
-    segments = pd.read_parquet(tmp_path / "work" / "cache" / "randomised_seed7" / "segments.parquet")
-    assert card["data"]["segments"] == len(segments) == card["data"]["train_pairs"] + card["data"]["validation_pairs"]
+    examples = pd.read_parquet(chunk_cache(tmp_path / "work", Chunk(7, 3), "tiny.en") / "chunks.parquet")
+    assert card["data"]["examples"] == len(examples) == card["data"]["train_pairs"] + card["data"]["validation_pairs"]
     assert card["data"]["chunks"] == [
         {
             "seed": 7,
             "works": 3,
             "family": "randomised",
-            "segments": len(segments),
-            "tracks": segments["track_id"].nunique(),
+            "examples": len(examples),
+            "tracks": examples["track_id"].nunique(),
+            "works_used": examples["work_id"].nunique(),  # the hard negative is sung: a work of its own
         }
     ]
     assert card["training"]["epochs_run"] == 2 and card["encoder_settings"]["hidden_dim"] == 32

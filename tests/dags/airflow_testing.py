@@ -24,18 +24,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAG_IDS = {"livi_pipeline", "livi_nightly_retrain", "livi_incoming", "livi_index"}
-STAGE_MODULES = (
-    "vocal",
-    "segments",
-    "transcribe",
-    "text_embed",
-    "features",
-    "train_encoder",
-    "audio_embed",
-    "retrieval",
-    "evaluate",
-    "baseline",
-)
 
 _PARSE_HOME = tempfile.mkdtemp(prefix="livi-airflow-parse-")
 for _name, _value in {
@@ -52,12 +40,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def require_stages() -> None:
-    """Skip when a library stage the DAGs call has not landed in this checkout yet."""
-    for module in STAGE_MODULES:
-        pytest.importorskip(f"livi_tasks.{module}", reason=f"livi_tasks.{module} not written yet")
 
 
 def environ_without_settings() -> dict[str, str]:

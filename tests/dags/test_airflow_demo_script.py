@@ -8,12 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from airflow_testing import REPO, environ_without_settings, require_stages
+from airflow_testing import REPO, environ_without_settings
 
 
 @pytest.mark.airflow
 def test_demo_script_runs_the_pipeline_and_keeps_its_database_in_its_folder(tmp_path: Path):
-    require_stages()
     repo_database = REPO / "airflow_home" / "airflow.db"
     existed = repo_database.exists()
     env = environ_without_settings()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from airflow_services import AirflowProcesses
-from airflow_testing import airflow_env, prepare_airflow, require_stages, small_catalogue  # noqa: F401  (fixtures)
+from airflow_testing import airflow_env, prepare_airflow, small_catalogue  # noqa: F401  (fixtures)
 
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 REDIS_DB = 11
@@ -57,7 +57,6 @@ def redis_broker():
 def test_pipeline_shards_run_on_two_celery_workers(
     airflow_env, postgres_database, redis_broker, small_catalogue: Path, tmp_path: Path
 ):
-    require_stages()
     env = {
         **airflow_env,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",

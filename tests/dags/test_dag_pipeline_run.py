@@ -8,7 +8,6 @@ from airflow_testing import (
     airflow_env,
     local_airflow,
     migrated_sqlite,
-    require_stages,
     run_dag_test,
     small_catalogue,
     xcom,
@@ -18,7 +17,6 @@ SHARD_STAGES = ("lyrics.vocal", "lyrics.segments", "lyrics.transcribe", "lyrics.
 
 
 def test_pipeline_runs_end_to_end_and_a_rerun_does_no_stage_work(local_airflow, small_catalogue: Path, tmp_path: Path):
-    require_stages()
     local_airflow["LIVI__INGEST__SHARD_SIZE"] = "2"
     conf = {"catalogue_source": str(small_catalogue), "catalogue_name": "small", "retrain": True}
 

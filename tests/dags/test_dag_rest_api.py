@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from airflow_services import AirflowProcesses
-from airflow_testing import airflow_env, local_airflow, migrated_sqlite, require_stages, small_catalogue  # noqa: F401  (fixtures)
+from airflow_testing import airflow_env, local_airflow, migrated_sqlite, small_catalogue  # noqa: F401  (fixtures)
 
 from livi_tasks.core.store import ArtifactStore
 from livi_tasks.models.registry import promoted_model
@@ -35,7 +35,6 @@ def make_arrivals(small_catalogue: Path, incoming: Path) -> None:
 
 @pytest.mark.airflow
 def test_rest_trigger_then_backfill_of_incoming_days(local_airflow, small_catalogue: Path, tmp_path: Path):
-    require_stages()
     env = {**local_airflow, "LIVI_INCOMING_ROOT": str(tmp_path / "incoming")}
     make_arrivals(small_catalogue, tmp_path / "incoming")
     services = AirflowProcesses(env, tmp_path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from airflow_services import AirflowProcesses
-from airflow_testing import DAG_IDS, airflow_env, local_airflow, migrated_sqlite, require_stages, small_catalogue  # noqa: F401  (fixtures)
+from airflow_testing import DAG_IDS, airflow_env, local_airflow, migrated_sqlite, small_catalogue  # noqa: F401  (fixtures)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -33,7 +33,6 @@ def error_lines(logs: Path) -> list[str]:
 
 @pytest.mark.airflow
 def test_trigger_form_run_and_invalid_value_in_the_browser(local_airflow, small_catalogue: Path, tmp_path: Path):
-    require_stages()
     playwright = pytest.importorskip("playwright.sync_api")
     assert Path(CHROMIUM).exists(), "chromium not installed: `make test` installs it (Debian package chromium)"
     shots = Path(os.environ.get("LIVI_UI_SCREENSHOTS", tmp_path / "screenshots"))

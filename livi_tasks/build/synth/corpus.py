@@ -13,8 +13,6 @@ The written layout is the demo catalogue's: ``audio/<work>/<track>.<ext>``, ``ma
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -22,17 +20,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from livi_tasks.build.synth import effects
-from livi_tasks.build.synth.folder import check_counts, write_catalogue_folder
+from livi_tasks.build.synth.folder import check_counts, write_audio, write_catalogue_folder, write_csv
 from livi_tasks.build.synth.instruments import PROGRESSIONS, SCALES, BackingSpec, render_backing
 from livi_tasks.build.synth.lyrics import write_lyrics
+from livi_tasks.build.synth.songs import GENERATOR_VERSION as SONGS_GENERATOR_VERSION
+from livi_tasks.build.synth.songs import SONG_FAMILIES, plan_songs, write_song, write_song_tables
 from livi_tasks.build.synth.voices import Voice, melody_contour, sing, speak
 
 GENERATOR_VERSION = 1
-WRITE_BLOCK = 16_384  # frames per write
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "corpus.json")
 ESPEAK_ACCENTS = (
     "en",
@@ -377,16 +375,7 @@ def master(plan: TrackPlan, vocals: np.ndarray, backing: np.ndarray) -> np.ndarr
 
 def _render_and_write(plan: TrackPlan, corpus: CorpusPlan, root: Path) -> list[tuple[float, float, str]]:
     vocals, backing, sung = render_stems(plan, corpus.lyrics, corpus.melodies)
-    mixed = master(plan, vocals, backing)
-    path = root / plan.relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = mixed[:, 0] if mixed.shape[1] == 1 else mixed
-    subtype = {"wav": "PCM_16", "flac": "PCM_16", "mp3": "MPEG_LAYER_III", "ogg": "VORBIS"}[plan.audio_format]
-    container = {"mp3": "MP3"}.get(plan.audio_format, plan.audio_format.upper())
-    # In blocks: libsndfile 1.2's Vorbis encoder crashes on one long write at 44.1/48 kHz.
-    with sf.SoundFile(path, "w", plan.backing.sample_rate, mixed.shape[1], subtype=subtype, format=container) as handle:
-        for start in range(0, len(data), WRITE_BLOCK):
-            handle.write(data[start : start + WRITE_BLOCK])
+    write_audio(root / plan.relpath, master(plan, vocals, backing), plan.backing.sample_rate, plan.audio_format)
     return sung
 
 
@@ -405,8 +394,8 @@ def make_corpus(
     Built in a temporary sibling folder and renamed into place; a catalogue already made with the
     same parameters is kept as it is.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"family: expected one of {sorted(FAMILIES)}, got {family!r}")
+    if family not in FAMILIES and family not in SONG_FAMILIES:
+        raise ValueError(f"family: expected one of {sorted([*FAMILIES, *SONG_FAMILIES])}, got {family!r}")
     counts = check_counts(
         {
             "works": (works, 1),
@@ -419,34 +408,31 @@ def make_corpus(
     parameters = {"family": family, **counts}
 
     def build(staging: Path) -> None:
-        plan = plan_corpus(family, **counts)
+        songs = family in SONG_FAMILIES
+        plan = (plan_songs if songs else plan_corpus)(family, **counts)
+        render = write_song if songs else _render_and_write
         sung: dict[str, list[tuple[float, float, str]]] = {}
         # Speech engines run as subprocesses and numpy releases the GIL on large arrays: threads suffice.
         with ThreadPoolExecutor(max_workers=workers or max(2, os.cpu_count() or 1)) as pool:
-            futures = {pool.submit(_render_and_write, track, plan, staging): track.track_id for track in plan.tracks}
+            futures = {pool.submit(render, track, plan, staging): track.track_id for track in plan.tracks}
             progress = tqdm(
                 as_completed(futures), total=len(futures), desc=f"{family} songs", unit="track", disable=None
             )
             for future in progress:
                 sung[futures[future]] = future.result()
-        _write_tables(staging, plan, sung)
+        (write_song_tables if songs else _write_tables)(staging, plan, sung)
 
-    description = {"generator_version": GENERATOR_VERSION, "parameters": parameters}
+    version = SONGS_GENERATOR_VERSION if family in SONG_FAMILIES else GENERATOR_VERSION
+    description = {"generator_version": version, "parameters": parameters}
     return write_catalogue_folder(out_dir, "corpus.json", description, OUTPUT_FILES, build)
 
 
 def _write_tables(root: Path, plan: CorpusPlan, sung: dict[str, list[tuple[float, float, str]]]) -> None:
-    def write_csv(name: str, header: list[str], rows: list[list]) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        (root / name).write_text(buffer.getvalue())
-
     write_csv(
-        "manifest.csv", ["track_id", "work_id", "path"], [[t.track_id, t.work_id, t.relpath] for t in plan.tracks]
+        root, "manifest.csv", ["track_id", "work_id", "path"], [[t.track_id, t.work_id, t.relpath] for t in plan.tracks]
     )
     write_csv(
+        root,
         "vocals.csv",
         ["track_id", "start_s", "end_s"],
         [[t.track_id, f"{s:.3f}", f"{e:.3f}"] for t in plan.tracks for s, e, _ in sung[t.track_id]],
@@ -504,7 +490,7 @@ def _write_tables(root: Path, plan: CorpusPlan, sung: dict[str, list[tuple[float
                 t.backing_of,
             ]
         )
-    write_csv("tracks.csv", columns, rows)
+    write_csv(root, "tracks.csv", columns, rows)
     lyrics = {
         "works": plan.lyrics,
         "tracks": {t.track_id: [text for _, _, text in sung[t.track_id]] for t in plan.tracks},

@@ -3,6 +3,8 @@ renamed in, never written over a user's files."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import tempfile
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import soundfile as sf
 
 
 def check_counts(counts: dict[str, tuple[int, int]]) -> dict[str, int]:
@@ -82,3 +85,35 @@ def _replace_folder(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
     else:
         staging.rename(out_dir)
+
+
+WRITE_BLOCK = 16_384  # frames per write
+CODECS = {  # format -> (libsndfile container, subtype)
+    "wav": ("WAV", "PCM_16"),
+    "flac": ("FLAC", "PCM_16"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+    "ogg": ("OGG", "VORBIS"),
+    "opus": ("OGG", "OPUS"),
+}
+
+
+def write_audio(path: Path, audio: np.ndarray, rate: int, audio_format: str, compression: float | None = None) -> None:
+    """(samples, channels) float audio into a file of ``audio_format``; ``compression`` (0 best
+    quality .. 1 smallest) sets the bitrate of the lossy codecs."""
+    container, subtype = CODECS[audio_format]
+    data = audio[:, 0] if audio.ndim == 2 and audio.shape[1] == 1 else audio
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {} if compression is None or audio_format in ("wav", "flac") else {"compression_level": compression}
+    # In blocks: libsndfile 1.2's Vorbis encoder crashes on one long write at 44.1/48 kHz.
+    with sf.SoundFile(path, "w", rate, channels, subtype=subtype, format=container, **options) as handle:
+        for start in range(0, len(data), WRITE_BLOCK):
+            handle.write(data[start : start + WRITE_BLOCK])
+
+
+def write_csv(root: Path, name: str, header: list[str], rows: list[list]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    (root / name).write_text(buffer.getvalue())

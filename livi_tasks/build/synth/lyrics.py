@@ -60,6 +60,31 @@ TEMPLATES = {
         "W was the W we had",
     ),
 }
+# The training world sings the randomised grammar and more; foreign2 has its own, over the
+# evaluation-only words.
+TEMPLATES["broad"] = TEMPLATES["randomised"] + (
+    "I never W the W",
+    "W me slowly through the W",
+    "we were W in the W",
+    "your W is my W",
+    "walking W to the W",
+    "I W you like the W",
+    "turn the W into W",
+    "we W and we W",
+)
+TEMPLATES["foreign2"] = (
+    "look at the W, look at the W",
+    "tell me W is not W",
+    "a W for every W",
+    "I was W, you were W",
+    "let the W W again",
+    "only the W knows the W",
+    "W on W, W on W",
+    "someday the W will W",
+    "carry the W home",
+    "the W we W is W",
+)
+EVALUATION_FAMILIES = ("foreign", "foreign2")
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,8 +98,8 @@ def vocabulary() -> tuple[str, ...]:
 
 
 def family_words(family: str) -> tuple[str, ...]:
-    """The family's slice of the vocabulary: disjoint between ``foreign`` and ``randomised``."""
-    foreign = family == "foreign"
+    """The family's slice of the vocabulary: the evaluation families' fifth never reaches training."""
+    foreign = family in EVALUATION_FAMILIES
     return tuple(
         word
         for word in vocabulary()

@@ -1,7 +1,8 @@
 """Speech engines as singers: speak a line, then bend it along a melody.
 
-Three engines with different synthesis methods: espeak-ng (formant synthesis), flite (CMU
-clustergen statistical voices) and Festival (diphone concatenation and HTS). No engine sings, so
+Four engines with different synthesis methods: espeak-ng (formant synthesis), flite (CMU
+clustergen statistical voices), Festival (diphone concatenation and HTS) and Kokoro-82M (a neural
+model, ``kokoro``). No engine sings, so
 the line is spoken at the version's pace and then resampled along a pitch contour that steps
 through the melody's notes with short glides and a delayed vibrato: pitch follows the tune, and
 the formants move with it a little, as in a pitch-shifted recording.
@@ -9,6 +10,7 @@ the formants move with it a little, as in a pitch-shifted recording.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-ENGINES = ("espeak-ng", "flite", "festival")
+from livi_tasks.build.synth import kokoro
+
+ENGINES = ("espeak-ng", "flite", "festival", "kokoro")
 FESTIVAL_VOICES = {"kal": "kal_diphone", "ked": "ked_diphone", "slt": "cmu_us_slt_arctic_hts"}
 
 
@@ -42,8 +46,13 @@ class Voice:
         return f"{self.engine}:{self.name}"
 
 
+@functools.lru_cache(maxsize=256)
 def speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
-    """Mono float64 speech of ``text`` and its sample rate, leading and trailing silence trimmed."""
+    """Mono float64 speech of ``text`` and its sample rate, leading and trailing silence trimmed
+    (the last lines asked for are kept: a chorus, a double or a harmony speaks once)."""
+    if voice.engine == "kokoro":
+        speech, rate = kokoro.speak(text, voice.name, speed=1.0 / voice.stretch)
+        return _trimmed(speech, voice, text), rate
     with tempfile.TemporaryDirectory(prefix="livi-voice-") as folder:
         wav = Path(folder) / "line.wav"
         try:
@@ -58,10 +67,16 @@ def speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         speech, rate = sf.read(wav, dtype="float64")
     if speech.ndim == 2:
         speech = speech.mean(axis=1)
-    loud = np.flatnonzero(np.abs(speech) > 0.02 * max(np.abs(speech).max(), 1e-9))
+    return _trimmed(speech, voice, text), int(rate)
+
+
+def _trimmed(speech: np.ndarray, voice: Voice, text: str) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(speech) > 0.02 * max(np.abs(speech).max(initial=0.0), 1e-9))
     if not len(loud):
         raise EngineMissing(f"{voice.label} produced silence for {text!r}")
-    return speech[loud[0] : loud[-1] + 1], int(rate)
+    trimmed = speech[loud[0] : loud[-1] + 1].copy()
+    trimmed.setflags(write=False)  # cached and shared: nobody may change it
+    return trimmed
 
 
 def _command(voice: Voice, text: str, folder: Path, wav: Path) -> list[str]:
@@ -114,6 +129,7 @@ def _package(engine: str) -> str:
         "espeak-ng": "espeak-ng",
         "flite": "flite",
         "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+        "kokoro": "espeak-ng (phonemes); " + kokoro.INSTALL_HINT,
     }[engine]
 
 

@@ -1,0 +1,207 @@
+"""Learning curves and ablations of the shipped heads: where does the student's quality come from?
+
+Every head here is trained by the shipped recipe's own code (``build.default_heads``: one-pass
+30 s chunks, the probe's unsung frames hidden, true-lyrics teacher, whole works held out for early
+stopping) and scored in seconds on cached evaluation catalogues (``build.head_eval``: the embed
+stage's pooling and vocal rule, every track ranked, MAP with its 95% bootstrap interval over
+queries). The evaluation catalogues are never trained on (seed 1 of each family; the demo's seed 0):
+
+- ``randomised``: the training family's sound, unseen works;
+- ``foreign``: the evaluation-only family (Festival voices, other instruments, words, structure);
+- ``demo``: the catalogue ``make demo`` evaluates (6 works x 2 versions + 2 distractors, seed 0);
+- any other family of ``synth.corpus.FAMILIES`` named with ``--eval``.
+
+Modes (a results file collects them; a run already in it is skipped, so a killed job resumes):
+
+- ``sizes``: heads trained on N works drawn from the pool of ``--chunk`` catalogues (both versions
+  of each drawn work), for each N of ``--sizes`` and ``--repeats`` draws;
+- ``voices``: a fixed number of works whose tracks are sung by at most K distinct voices;
+- ``ablation``: one head per named variant of the recipe (``--variant NAME:section.field=value,...``).
+
+    .venv/bin/python benchmarks/bench_learning_curves.py sizes --work-dir data/default-heads \\
+        --chunk 100:150 --chunk 101:150 --sizes 100 200 300 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from flop_bound import machine_facts
+
+from livi_tasks.build.chunk_data import encoder_states_of, evaluation_dataset
+from livi_tasks.build.default_heads import (
+    EVALUATION_SEED,
+    Chunk,
+    chunk_cache,
+    prepare_chunk,
+    train_head,
+    training_pairs,
+)
+from livi_tasks.build.demo import make_demo_catalogue
+from livi_tasks.build.head_eval import evaluate_head
+from livi_tasks.build.synth.corpus import FAMILIES, make_corpus
+from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
+from livi_tasks.models.identity import whisper_identity
+from livi_tasks.models.vocal_probe import load_probe
+
+EVALUATION_SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
+DEMO_SHAPE = {"works": 6, "versions": 2, "instrumentals": 1, "hard_negatives": 1, "seed": 0}  # make demo's
+
+
+def evaluation_sets(cfg: LiviConfig, work_dir: Path, whisper: str, families: list[str]) -> dict:
+    """Cached evaluation chunks of each family (fp32 frame states: the default inference)."""
+    probe = load_probe(whisper, whisper_identity(whisper, cfg.models_dir)["id"])
+    states = encoder_states_of(whisper, cfg.models_dir, "fp32")
+    sets = {}
+    for family in families:
+        if family == "demo":
+            corpus = make_demo_catalogue(work_dir / "eval" / "corpus" / "demo_seed0", **DEMO_SHAPE).parent
+        else:
+            folder = work_dir / "eval" / "corpus" / f"{family}_seed{EVALUATION_SEED}"
+            corpus = make_corpus(folder, family, seed=EVALUATION_SEED, **EVALUATION_SHAPE).parent
+        sets[family] = evaluation_dataset(corpus, work_dir / "eval" / family / whisper, states, probe, family)
+    return sets, probe.threshold
+
+
+def score(cfg: LiviConfig, pairs, out_dir: Path, sets: dict, threshold: float) -> dict:
+    result, train_index, val_index, seconds, threads = train_head(cfg, pairs, out_dir)
+    return {
+        "examples": int(len(pairs)),
+        "works": int(len(set(pairs.work_ids))),
+        "train_examples": int(len(train_index)),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "train_seconds": round(seconds, 1),
+        "torch_threads": threads,
+        "load_average": os.getloadavg(),
+        "evaluation": {family: evaluate_head(result.head, data, cfg, threshold) for family, data in sets.items()},
+    }
+
+
+def voice_of(work_dir: Path, chunk: Chunk) -> pd.Series:
+    """track_id -> ``engine:voice`` of a training catalogue (the demo generator's engine is espeak-ng)."""
+    tracks = pd.read_csv(work_dir / "corpus" / chunk.name / "tracks.csv").set_index("track_id")
+    engine = tracks["engine"] if "engine" in tracks else pd.Series("espeak-ng", tracks.index)
+    return engine.astype(str) + ":" + tracks["voice"].astype(str)
+
+
+def pool_works(work_dir: Path, chunks: list[Chunk], whisper: str) -> pd.DataFrame:
+    """One row per training example of the pool: its work (``<chunk>/<work>``) and voice."""
+    rows = []
+    for chunk in chunks:
+        table = pd.read_parquet(chunk_cache(work_dir, chunk, whisper) / "chunks.parquet")
+        work = chunk.name + "/" + table["work_id"].astype(str)
+        rows.append(pd.DataFrame({"work": work, "voice": table["track_id"].map(voice_of(work_dir, chunk))}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def selection(work_dir: Path, works: set[str], voices: set[str] | None = None):
+    """``keep`` for ``training_pairs``: examples of the chosen works (sung by the allowed voices)."""
+
+    def keep(chunk: Chunk, table: pd.DataFrame) -> np.ndarray:
+        chosen = (chunk.name + "/" + table["work_id"].astype(str)).isin(works)
+        if voices is not None:
+            chosen &= table["track_id"].map(voice_of(work_dir, chunk)).isin(voices)
+        return chosen.to_numpy()
+
+    return keep
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["sizes", "voices", "ablation", "prepare"], help="What to measure.")
+    parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Corpora and caches (reused).")
+    parser.add_argument("--whisper", default="base", help="Whisper model whose frozen encoder the heads read.")
+    parser.add_argument("--chunk", action="append", default=[], help="SEED:WORKS[:FAMILY] of the training pool.")
+    parser.add_argument(
+        "--eval", action="append", default=[], help="Evaluation family (default randomised, foreign, demo)."
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000], help="Works per head (sizes).")
+    parser.add_argument("--voices", type=int, nargs="+", default=[1, 4, 16, 0], help="Distinct voices (0: all).")
+    parser.add_argument("--voice-works", type=int, default=400, help="Works per head in the voices mode.")
+    parser.add_argument("--repeats", type=int, default=1, help="Draws (and training seeds) per point.")
+    parser.add_argument("--variant", action="append", default=[], help="NAME:section.field=value,... (ablation).")
+    parser.add_argument("--precision", default="bf16", help="Frame states of the training chunks: fp32 or bf16.")
+    parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (all heads).")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learning_curves.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    work_dir, out = Path(args.work_dir), Path(args.out)
+    cfg = load_config(overrides=parse_overrides(args.set), environ={})
+    chunks = [Chunk(int(seed), int(works), *family) for seed, works, *family in (c.split(":") for c in args.chunk)]
+    for family in args.eval:
+        if family != "demo" and family not in FAMILIES:
+            raise SystemExit(f"--eval: unknown family {family!r}")
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    for chunk in chunks:
+        prepare_chunk(cfg, chunk, work_dir, (args.whisper,), args.precision)
+    sets, threshold = evaluation_sets(cfg, work_dir, args.whisper, args.eval or ["randomised", "foreign", "demo"])
+    if args.mode == "prepare":
+        return
+    results = json.loads(out.read_text()) if out.exists() else {}
+    runs = results.setdefault(args.mode, {}).setdefault(args.whisper, {})
+
+    def record(label: str, compute) -> None:
+        if label in runs:
+            logging.info("%s: already measured", label)
+            return
+        runs[label] = compute()
+        logging.info("%s: %s", label, json.dumps({f: e["MAP"] for f, e in runs[label]["evaluation"].items()}))
+        results.update(machine_facts(load_before, precision=args.precision))
+        results["pool"] = [c.__dict__ for c in chunks]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+    pool = pool_works(work_dir, chunks, args.whisper) if chunks else None
+    for repeat in range(args.repeats):
+        seeded = cfg.model_copy(update={"encoder": cfg.encoder.model_copy(update={"seed": repeat})})
+        rng = np.random.default_rng(repeat)
+        if args.mode == "sizes":
+            works = rng.permutation(sorted(pool["work"].unique()))
+            for size in args.sizes:
+                if size > len(works):
+                    logging.warning("sizes: %d works asked, the pool has %d", size, len(works))
+                    continue
+                chosen = set(works[:size])
+                pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(work_dir, chosen))
+                folder = work_dir / "runs" / args.whisper / f"sizes-{size}-r{repeat}"
+                record(f"{size}/r{repeat}", lambda: {"size": size, **score(seeded, pairs, folder, sets, threshold)})
+        elif args.mode == "voices":
+            voices = rng.permutation(sorted(pool["voice"].unique()))
+            for count in args.voices:
+                allowed = set(voices[:count]) if count else set(voices)
+                works = rng.permutation(sorted(pool.loc[pool["voice"].isin(allowed), "work"].unique()))
+                chosen = set(works[: args.voice_works])
+                pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(work_dir, chosen, allowed))
+                folder = work_dir / "runs" / args.whisper / f"voices-{count}-r{repeat}"
+                record(
+                    f"{count or len(allowed)}/r{repeat}",
+                    lambda: {"voices": len(allowed), **score(seeded, pairs, folder, sets, threshold)},
+                )
+        else:
+            for spec in args.variant:
+                name, _, settings = spec.partition(":")
+                overrides = parse_overrides([pair for pair in settings.split(",") if pair])
+                variant = load_config(overrides={**parse_overrides(args.set), **overrides}, environ={})
+                variant = variant.model_copy(update={"encoder": variant.encoder.model_copy(update={"seed": repeat})})
+                pairs, _ = training_pairs(work_dir, chunks, args.whisper)
+                folder = work_dir / "runs" / args.whisper / f"ablation-{name}-r{repeat}"
+                record(f"{name}/r{repeat}", lambda: {"variant": spec, **score(variant, pairs, folder, sets, threshold)})
+    logging.info("done in %.0f s", time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()
