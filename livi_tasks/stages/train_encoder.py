@@ -42,6 +42,7 @@ from livi_tasks.stages.features import cache_encoder_features
 from livi_tasks.stages.lineage import artifact_for, shard_ids
 
 CHECKPOINT_FILE = "checkpoint.pt"
+MAX_WORKS_PER_TARGET = 3  # a teacher text in segments of more works than this is not a song's lyrics
 METRICS_FILE = "metrics.jsonl"
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class FramePairs(torch.utils.data.Dataset):
         states, texts, *hidden = self.sources[source]
         frames = torch.from_numpy(np.asarray(states[state_row], dtype=np.float32))
         mask = (
-            torch.from_numpy(np.asarray(hidden[0][state_row], dtype=bool))
+            torch.from_numpy(np.array(hidden[0][state_row], dtype=bool))
             if hidden
             else torch.zeros(len(frames), dtype=torch.bool)
         )
@@ -379,7 +380,28 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
     if text_model is None:
         raise ValueError("no catalogues given")
     pairs = FramePairs(sources, np.concatenate(rows) if rows else np.zeros((0, 3), np.int64), work_ids)
-    return TrainingData(pairs=pairs, text_model=text_model, whisper=whisper, inputs=inputs)
+    return TrainingData(pairs=without_shared_targets(pairs), text_model=text_model, whisper=whisper, inputs=inputs)
+
+
+def without_shared_targets(pairs: FramePairs, max_works: int = MAX_WORKS_PER_TARGET) -> FramePairs:
+    """The pairs less those whose teacher text is the same as in segments of more than ``max_works``
+    works: a transcript sung in unrelated songs is a stock line Whisper invents ("Please don't
+    forget to subscribe to my channel."), and a student taught it learns to map music to it. A
+    segment of an unlabelled track counts as a work of its own."""
+    keys = []
+    for source, _, text_row in pairs.rows:
+        vector = np.asarray(pairs.sources[source][1][text_row], np.float32)
+        keys.append(hashlib.sha256(np.round(vector, 5).tobytes()).hexdigest())
+    owners = [work or f"segment {index}" for index, work in enumerate(pairs.work_ids)]
+    works_of = pd.DataFrame({"key": keys, "owner": owners}).groupby("key")["owner"].nunique()
+    shared = np.array([works_of[key] > max_works for key in keys], dtype=bool)
+    if shared.any():
+        log.warning(
+            "training: %d segments dropped, their transcript shared by more than %d works (a stock line)",
+            int(shared.sum()),
+            max_works,
+        )
+    return pairs.subset(np.flatnonzero(~shared))
 
 
 def model_fingerprint(settings: EncoderConfig, whisper: dict, text_model: dict, inputs: list[dict]) -> str:

@@ -108,6 +108,30 @@ HALLUCINATIONS = frozenset(
         "Sous-titres réalisés par la communauté d'Amara.org",
     )
 )
+# Whisper's stock outputs by their shape, for the many wordings the list above cannot hold ("Please
+# don't forget to subscribe to my channel.", "Thanks so much for watching, guys!"): each pattern
+# needs words that only a video's sign-off or a caption credit has together, so that a lyric that
+# shares some of them ("thank you for the music", "I like the way you share") is kept. Matched
+# against a whole normalised sentence of at most STOCK_MAX_WORDS words.
+STOCK_MAX_WORDS = 16
+STOCK_PHRASES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"^(and |so |well )?(thank you|thanks)( so much| very much| all| guys| everyone| again)*"
+        r"( for (watching|listening|viewing|tuning in|your attention|joining( us)?))?( guys| everyone| again)*$",
+        r"\bsubscrib",
+        r"\b(like|comment|share|hit|ring|click|smash)\b.*\b(channel|video|videos|bell|button|notification|notifications)\b",
+        r"\b(my|our|the|this) (youtube )?channel\b.*\b(check|visit|follow|support|join|watch)\b",
+        r"\b(check|visit|follow|support|join) (out )?(my|our) (youtube )?channel\b",
+        r"^((i ll|we ll|i will|we will|and|so|ok|okay|bye|alright) )*see you (guys |all |everyone )?"
+        r"(next time|(in|on) the next( one| video| episode| time)?)( guys| everyone| bye)*$",
+        r"\b(in|on) (the|my|our) (next|last|previous) (video|episode|stream)\b",
+        r"^(english )?(subtitles?|captions?|closed captioning|transcri(bed|ption|pt)|translat(ed|ion)"
+        r"|sync(ed|hronized)?)( \w+){0,3} (by|from|provided|made|courtesy)\b",
+        r"\bamara ?org\b|\bwww\b|\bhttps?\b|\bdot com\b",
+        r"^(you|oh|okay|ok|so|hmm|uh|um|mm|bye|bye bye|music|applause|silence|laughter|the end|im sorry)( \1)*$",
+    )
+)
 # Annotations such as [Music], (upbeat music), *applause* and music symbols are never lyrics.
 _ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♩♫♬#]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -125,10 +149,18 @@ class Decoded:
     temperature: float
 
 
+def is_stock_phrase(sentence: str) -> bool:
+    """A sentence that is one of Whisper's known inventions, listed or by its shape."""
+    normalised = normalise_text(sentence)
+    if normalised in HALLUCINATIONS:
+        return True
+    return len(normalised.split()) <= STOCK_MAX_WORDS and any(pattern.search(normalised) for pattern in STOCK_PHRASES)
+
+
 def strip_hallucinations(text: str) -> str:
-    """The text without annotations, music symbols and sentences that are known hallucinations."""
+    """The text without annotations, music symbols and sentences that are Whisper's stock phrases."""
     sentences = _SENTENCE_END.split(_ANNOTATION.sub(" ", text))
-    kept = [sentence.strip() for sentence in sentences if normalise_text(sentence) not in HALLUCINATIONS]
+    kept = [sentence.strip() for sentence in sentences if not is_stock_phrase(sentence)]
     return " ".join(sentence for sentence in kept if sentence)
 
 

@@ -12,7 +12,14 @@ import torch.nn.functional as F
 
 from livi_tasks.core.config import EncoderConfig
 from livi_tasks.models.encoder import LiviHead
-from livi_tasks.stages.train_encoder import FramePairs, TrainingInterrupted, distillation_loss, fit_head, split_by_work
+from livi_tasks.stages.train_encoder import (
+    FramePairs,
+    TrainingInterrupted,
+    distillation_loss,
+    fit_head,
+    split_by_work,
+    without_shared_targets,
+)
 
 WIDTH, FRAMES, TEXT_DIM = 16, 12, 8
 
@@ -47,6 +54,17 @@ def _pairs(n: int = 40, seed: int = 0) -> FramePairs:
     texts /= np.linalg.norm(texts, axis=1, keepdims=True)
     rows = np.stack([np.zeros(n, np.int64), np.arange(n), np.arange(n)], axis=1)
     return FramePairs([(states, texts.astype(np.float32))], rows, [f"w{i // 2}" for i in range(n)])
+
+
+def test_a_teacher_text_shared_across_unrelated_works_is_dropped():
+    pairs = _pairs(12)
+    texts = pairs.sources[0][1].copy()
+    texts[[0, 2, 4, 6]] = texts[8]  # one stock transcript in works w0..w4: five works
+    texts[10] = texts[11]  # a chorus transcribed twice in one work: a song's own line
+    shared = FramePairs([(pairs.sources[0][0], texts)], pairs.rows, pairs.work_ids)
+    kept = without_shared_targets(shared, max_works=3)
+    assert sorted(kept.rows[:, 1].tolist()) == [1, 3, 5, 7, 9, 10, 11]
+    assert len(without_shared_targets(shared, max_works=5)) == 12
 
 
 def _settings(**changes) -> EncoderConfig:

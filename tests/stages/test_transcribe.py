@@ -29,6 +29,7 @@ from livi_tasks.stages.transcribe import (
     TRANSCRIPT_COLUMNS,
     _best_attempt,
     _needs_fallback,
+    is_stock_phrase,
     repeated_ngram_share,
     strip_hallucinations,
     transcribe_segments,
@@ -64,6 +65,53 @@ def test_hallucinated_sentences_are_stripped_from_real_lyrics() -> None:
     assert text == f"{LYRIC}."
     # "thank you" inside a sung line is a lyric, not a hallucination
     assert strip_hallucinations("I want to say thank you for the music") == "I want to say thank you for the music"
+
+
+STOCK_PHRASES = (
+    "Please don't forget to subscribe to my channel.",
+    "Thanks so much for watching, guys!",
+    "Like, comment and subscribe.",
+    "Don't forget to like this video and hit the bell.",
+    "Check out my channel for more.",
+    "Okay, see you in the next one, bye",
+    "I'll see you next time.",
+    "Subtitles made by the community of Amara.org",
+    "Captions provided by the community",
+    "Translated by John Smith",
+    "www.example.com",
+    "Thanks again!",
+    "you you you",
+)
+# Lyric lines sharing the stock phrases' words: a guard by shape must keep every one.
+LYRIC_LINES = (
+    "thank you for the music",
+    "Thank you for the days",
+    "I like the way you share your light",
+    "hit the road and share the night",
+    "I keep watching the river",
+    "tune my channel to the night",
+    "see you in my dreams tonight",
+    "I will see you soon my darling",
+    "the next time you call me",
+    "the river translated by the moonlight",
+    "the captions of the night were written by the rain",
+    "you and you alone",
+)
+
+
+@pytest.mark.parametrize("phrase", STOCK_PHRASES)
+def test_stock_phrases_are_caught_by_their_shape(phrase: str) -> None:
+    assert is_stock_phrase(phrase)
+    kept, reason, _ = transcript_verdict(phrase, no_speech_prob=0.1, avg_logprob=-0.3, cfg=GUARDS)
+    assert (kept, reason) == (False, "hallucination")
+    kept, _, text = transcript_verdict(f"{LYRIC}. {phrase}", no_speech_prob=0.1, avg_logprob=-0.3, cfg=GUARDS)
+    assert kept and text == f"{LYRIC}."  # stripped from a real transcript, which stays
+
+
+@pytest.mark.parametrize("line", LYRIC_LINES)
+def test_lyric_lines_that_share_their_words_are_kept(line: str) -> None:
+    assert not is_stock_phrase(line)
+    assert strip_hallucinations(line) == line
 
 
 def test_short_transcripts_are_dropped() -> None:

@@ -371,13 +371,11 @@ def backing_notes(plan: SongPlan, work: Work, rng: np.random.Generator) -> dict[
     return stems
 
 
-def _render_stem(notes: list[Note], plan: SongPlan, rate: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
-    if plan.soundfont:
-        return soundfont.render(notes, plan.tempo_bpm, plan.soundfont, rate, seconds)
+def _synthesised_stem(notes: list[Note], plan: SongPlan, rate: int, seconds: float, rng) -> np.ndarray:
+    """A stem played by the synthesised instruments and kits of ``instruments``."""
     out = np.zeros(int(round(seconds * rate)))
     beat = 60.0 / plan.tempo_bpm
     kit = KITS["electronic" if plan.kit == "electronic" else "acoustic"](rng, rate)
-    instrument = {0: plan.synth[0], 1: plan.synth[1], 2: plan.synth[2]}
     cache: dict[tuple[int, int, float], np.ndarray] = {}
     for note in notes:
         start = int(round(note.start_beats * beat * rate))
@@ -386,7 +384,7 @@ def _render_stem(notes: list[Note], plan: SongPlan, rate: int, seconds: float, r
             continue
         key = (note.channel, note.key, round(note.length_beats, 3))
         if key not in cache:
-            cache[key] = INSTRUMENTS[instrument[note.channel]](hz(note.key), note.length_beats * beat, rate, rng)
+            cache[key] = INSTRUMENTS[plan.synth[note.channel]](hz(note.key), note.length_beats * beat, rate, rng)
         add_at(out, cache[key] * note.velocity / 100, start)
     return out
 
@@ -547,7 +545,10 @@ def render_song(plan: SongPlan, corpus: SongCorpusPlan) -> tuple[np.ndarray, lis
     stems = backing_notes(plan, work, rng)
     if plan.kind == "instrumental":
         stems["lead"] += _lead_over_lines(plan, work)
-    layers = {name: _render_stem(notes, plan, rate, seconds, rng) for name, notes in stems.items()}
+    if plan.soundfont:
+        layers = soundfont.render_stems(stems, plan.tempo_bpm, plan.soundfont, rate, seconds)
+    else:
+        layers = {name: _synthesised_stem(notes, plan, rate, seconds, rng) for name, notes in stems.items()}
     lead, extra, sung = (
         (np.zeros(total), np.zeros(total), []) if not plan.singers else render_vocals(plan, work, lyrics, total, rng)
     )

@@ -1,13 +1,16 @@
 """Sampled instruments: note events played through FluidSynth (pyfluidsynth over Debian's
 libfluidsynth) with a General MIDI SoundFont (Debian's fluid-soundfont-gm and
 musescore-general-soundfont-small), one stem at a time so that the mix can pan and level them.
-Each thread loads a SoundFont once; FluidSynth's own reverb and chorus stay off (the families
-add their rooms).
+
+Each track gets a freshly loaded SoundFont and plays its stems in a fixed order: FluidSynth
+prepares a sample the first time it plays it, which changes that note's audio a little (up to
+8e-4), and it starts notes at its 64-sample blocks; so a synth shared between tracks would make
+a track's audio depend on the tracks rendered before it. Its own reverb and chorus stay off (the
+families add their rooms).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ SOUNDFONTS = {
 }
 PACKAGES = {"fluidr3": "fluid-soundfont-gm", "musescore": "musescore-general-soundfont-small"}
 DRUM_CHANNEL = 9
-_LOADED = threading.local()
+FLUSH_SAMPLES = 4096  # played after a reset: the fade-outs of the stem before, thrown away
 
 
 class SoundfontMissing(RuntimeError):
@@ -38,36 +41,36 @@ class Note:
     velocity: int = 90
 
 
-def _synth(soundfont: str, rate: int):
-    """This thread's FluidSynth with ``soundfont`` loaded, at ``rate``."""
-    loaded = getattr(_LOADED, "synths", None)
-    if loaded is None:
-        loaded = _LOADED.synths = {}
-    if (soundfont, rate) not in loaded:
-        path = SOUNDFONTS[soundfont]
-        try:
-            import fluidsynth
-        except (ImportError, OSError):
-            raise SoundfontMissing("sampled instruments need libfluidsynth: apt-get install fluidsynth") from None
-        if not path.is_file():
-            raise SoundfontMissing(f"sampled instruments need: apt-get install {PACKAGES[soundfont]}")
-        synth = fluidsynth.Synth(
-            gain=0.5, samplerate=float(rate), **{"synth.reverb.active": 0, "synth.chorus.active": 0}
-        )
-        loaded[soundfont, rate] = (synth, synth.sfload(str(path)))
-    return loaded[soundfont, rate]
+def render_stems(
+    stems: dict[str, list[Note]], tempo_bpm: float, soundfont: str, rate: int, length_s: float
+) -> dict[str, np.ndarray]:
+    """Mono float64 audio of each stem's notes, ``length_s`` long (later notes are cut)."""
+    path = SOUNDFONTS[soundfont]
+    try:
+        import fluidsynth
+    except (ImportError, OSError):
+        raise SoundfontMissing("sampled instruments need libfluidsynth: apt-get install fluidsynth") from None
+    if not path.is_file():
+        raise SoundfontMissing(f"sampled instruments need: apt-get install {PACKAGES[soundfont]}")
+    synth = fluidsynth.Synth(gain=0.5, samplerate=float(rate), **{"synth.reverb.active": 0, "synth.chorus.active": 0})
+    try:
+        font = synth.sfload(str(path))
+        return {name: _play(synth, font, notes, tempo_bpm, rate, length_s) for name, notes in stems.items()}
+    finally:
+        synth.delete()
 
 
 def render(notes: list[Note], tempo_bpm: float, soundfont: str, rate: int, length_s: float) -> np.ndarray:
-    """Mono float64 audio of the notes, ``length_s`` long (later notes are cut)."""
-    synth, font = _synth(soundfont, rate)
-    for channel in range(16):
-        synth.cc(channel, 123, 0)  # all notes off, from the stem rendered before
-        synth.cc(channel, 121, 0)  # controllers reset
+    """One stem's audio (``render_stems`` of one stem)."""
+    return render_stems({"stem": notes}, tempo_bpm, soundfont, rate, length_s)["stem"]
+
+
+def _play(synth, font: int, notes: list[Note], tempo_bpm: float, rate: int, length_s: float) -> np.ndarray:
+    synth.system_reset()
+    synth.get_samples(FLUSH_SAMPLES)
     for channel, program in sorted({(note.channel, note.program) for note in notes}):
-        synth.program_select(
-            channel, font, 128 if channel == DRUM_CHANNEL else 0, 0 if channel == DRUM_CHANNEL else program
-        )
+        drums = channel == DRUM_CHANNEL
+        synth.program_select(channel, font, 128 if drums else 0, 0 if drums else program)
     seconds_per_beat = 60.0 / tempo_bpm
     events = []  # (sample, 0 note-off / 1 note-on, channel, key, velocity)
     for note in notes:
@@ -87,7 +90,6 @@ def render(notes: list[Note], tempo_bpm: float, soundfont: str, rate: int, lengt
             synth.noteon(channel, key, velocity)
         else:
             synth.noteoff(channel, key)
-    if cursor < total:
-        blocks.append(synth.get_samples(total - cursor))
+    blocks.append(synth.get_samples(total - cursor))
     stereo = np.concatenate(blocks).astype(np.float64).reshape(-1, 2) / 32768.0
     return stereo.mean(axis=1)
