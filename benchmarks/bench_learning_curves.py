@@ -107,6 +107,21 @@ def pool_works(work_dir: Path, chunks: list[Chunk], whisper: str) -> pd.DataFram
     return pd.concat(rows, ignore_index=True)
 
 
+def segment_style_pairs(work_dir: Path, chunks: list[Chunk], whisper: str):
+    """The former recipe's examples: 30 s segments planned around the sung regions (up to 10 s of
+    padding), every frame pooled, as cached by the shipped recipe before one-pass chunks."""
+    from livi_tasks.stages.train_encoder import FramePairs
+
+    sources, rows, works = [], [], []
+    for index, chunk in enumerate(chunks):
+        cache = work_dir / "cache" / chunk.name
+        table = pd.read_parquet(cache / "segments.parquet")
+        sources.append((np.load(cache / f"states-{whisper}.npy", mmap_mode="r"), np.load(cache / "text.npy")))
+        rows.append(np.stack([np.full(len(table), index), np.arange(len(table)), np.arange(len(table))], axis=1))
+        works += (chunk.name + "/" + table["work_id"].astype(str)).tolist()
+    return FramePairs(sources, np.concatenate(rows), works)
+
+
 def selection(work_dir: Path, works: set[str], voices: set[str] | None = None):
     """``keep`` for ``training_pairs``: examples of the chosen works (sung by the allowed voices)."""
 
@@ -134,6 +149,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="Draws (and training seeds) per point.")
     parser.add_argument("--variant", action="append", default=[], help="NAME:section.field=value,... (ablation).")
     parser.add_argument("--precision", default="bf16", help="Frame states of the training chunks: fp32 or bf16.")
+    parser.add_argument("--augment", type=int, default=0, help="Augmented copies of the training chunks to add.")
+    parser.add_argument(
+        "--segment-style",
+        action="store_true",
+        help="ablation: train on the former recipe's examples (30 s segments around the sung regions, every frame "
+        "pooled; caches of `cache/<chunk>/segments.parquet`) instead of one-pass chunks",
+    )
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (all heads).")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learning_curves.json"))
     args = parser.parse_args()
@@ -146,8 +168,9 @@ def main() -> None:
             raise SystemExit(f"--eval: unknown family {family!r}")
     load_before = os.getloadavg()
     started = time.perf_counter()
-    for chunk in chunks:
-        prepare_chunk(cfg, chunk, work_dir, (args.whisper,), args.precision)
+    if not args.segment_style:
+        for chunk in chunks:
+            prepare_chunk(cfg, chunk, work_dir, (args.whisper,), args.precision, args.augment)
     sets, threshold = evaluation_sets(cfg, work_dir, args.whisper, args.eval or ["randomised", "foreign", "demo"])
     if args.mode == "prepare":
         return
@@ -197,7 +220,11 @@ def main() -> None:
                 overrides = parse_overrides([pair for pair in settings.split(",") if pair])
                 variant = load_config(overrides={**parse_overrides(args.set), **overrides}, environ={})
                 variant = variant.model_copy(update={"encoder": variant.encoder.model_copy(update={"seed": repeat})})
-                pairs, _ = training_pairs(work_dir, chunks, args.whisper)
+                pairs = (
+                    segment_style_pairs(work_dir, chunks, args.whisper)
+                    if args.segment_style
+                    else training_pairs(work_dir, chunks, args.whisper, augmented_copies=args.augment)[0]
+                )
                 folder = work_dir / "runs" / args.whisper / f"ablation-{name}-r{repeat}"
                 record(f"{name}/r{repeat}", lambda: {"variant": spec, **score(variant, pairs, folder, sets, threshold)})
     logging.info("done in %.0f s", time.perf_counter() - started)

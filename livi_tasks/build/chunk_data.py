@@ -18,6 +18,7 @@ nothing half-written); each step is skipped when its files exist.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm import tqdm
 
+from livi_tasks.build.augment import augment
 from livi_tasks.core.atomic import write_atomic
 from livi_tasks.core.audio import load_audio
 from livi_tasks.models.vocal_probe import FRAMES_PER_SECOND, VocalProbe, whole_track_chunks
@@ -130,12 +132,16 @@ def read_chunk_dataset(folder: Path, extra: tuple[str, ...]) -> ChunkArrays:
 
 
 def _track_chunks(
-    corpus_dir: Path, relpath: str, encoder_states: EncoderStates, probe: VocalProbe
+    audio: np.ndarray, encoder_states: EncoderStates, probe: VocalProbe
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(states float16, probe vocalness float16, audio frames per chunk) of one track."""
-    chunks, audio_frames = whole_track_chunks(load_audio(str(corpus_dir / relpath)))
+    chunks, audio_frames = whole_track_chunks(audio)
     states = encoder_states(chunks)
     return states, probe.frame_vocalness(states).astype(np.float16), audio_frames
+
+
+def _track_seed(augment_seed: int, track_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{augment_seed}:{track_id}".encode()).digest()[:8], "little")
 
 
 def _sung(vocalness: np.ndarray, audio_frames: np.ndarray, threshold: float) -> np.ndarray:
@@ -144,10 +150,16 @@ def _sung(vocalness: np.ndarray, audio_frames: np.ndarray, threshold: float) -> 
 
 
 def chunk_dataset(
-    corpus_dir: Path, out_dir: Path, encoder_states: EncoderStates, probe: VocalProbe, description: str = "chunks"
+    corpus_dir: Path,
+    out_dir: Path,
+    encoder_states: EncoderStates,
+    probe: VocalProbe,
+    description: str = "chunks",
+    augment_seed: int | None = None,
 ) -> ChunkArrays:
     """Training chunks of a corpus's sung tracks (cached in ``out_dir``): table (segment_id,
-    track_id, work_id, chunk, sung_frames, text), ``states`` and ``hidden`` (frames not sung)."""
+    track_id, work_id, chunk, sung_frames, text), ``states`` and ``hidden`` (frames not sung).
+    With ``augment_seed``, every track is first augmented (``build.augment``; its lines' times follow)."""
     if (out_dir / CHUNK_TABLE).exists():
         return read_chunk_dataset(out_dir, ("hidden",))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -157,12 +169,20 @@ def chunk_dataset(
     rows, hidden = [], []
     writer: _StateWriter | None = None
     for track in tqdm(sung_tracks.itertuples(index=False), total=len(sung_tracks), desc=description, unit="track"):
-        states, vocalness, audio_frames = _track_chunks(corpus_dir, track.path, encoder_states, probe)
+        audio, time_scale = load_audio(str(corpus_dir / track.path)), 1.0
+        if augment_seed is not None:
+            audio, augmentation = augment(audio, _track_seed(augment_seed, track.track_id))
+            time_scale = augmentation.time_scale
+        track_lines = [(start * time_scale, end * time_scale, text) for start, end, text in lines[track.track_id]]
+        states, vocalness, audio_frames = _track_chunks(audio, encoder_states, probe)
         sung = _sung(vocalness, audio_frames, probe.threshold)
         if writer is None:  # sized for the corpus: about two chunks a track, grown if needed
-            writer = _StateWriter(out_dir / "states.npy", 4 * len(sung_tracks) + 8, *states.shape[1:])
+            capacity = sum(
+                np.ceil(1.2 * sf.info(str(corpus_dir / path)).duration / CHUNK_SECONDS) for path in sung_tracks.path
+            )
+            writer = _StateWriter(out_dir / "states.npy", int(capacity) + 8, *states.shape[1:])
         for chunk in range(len(states)):
-            text = lines_inside(lines[track.track_id], chunk * CHUNK_SECONDS, (chunk + 1) * CHUNK_SECONDS)
+            text = lines_inside(track_lines, chunk * CHUNK_SECONDS, (chunk + 1) * CHUNK_SECONDS)
             if sung[chunk].sum() < MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND or not text:
                 continue
             if writer.count == len(writer.array):
@@ -203,14 +223,13 @@ def evaluation_dataset(
     writer: _StateWriter | None = None
     for track in tqdm(manifest.itertuples(index=False), total=len(manifest), desc=description, unit="track"):
         audio = load_audio(str(corpus_dir / track.path))
-        chunks, audio_frames = whole_track_chunks(audio)
-        states = encoder_states(chunks)
+        states, vocalness, audio_frames = _track_chunks(audio, encoder_states, probe)
         if writer is None:
             durations = [sf.info(str(corpus_dir / path)).duration for path in manifest["path"]]
             capacity = int(sum(np.ceil(np.array(durations) / CHUNK_SECONDS))) + len(durations)
             writer = _StateWriter(out_dir / "states.npy", capacity, *states.shape[1:])
         writer.append(states)
-        vocalness_rows.append(probe.frame_vocalness(states).astype(np.float16))
+        vocalness_rows.append(vocalness)
         for chunk, frames in enumerate(audio_frames):
             rows.append(
                 {

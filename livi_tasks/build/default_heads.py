@@ -90,15 +90,22 @@ def make_chunk_corpus(chunk: Chunk, work_dir: Path) -> Path:
     return make_corpus(work_dir / "corpus" / chunk.name, chunk.family, **shape).parent
 
 
-def chunk_cache(work_dir: Path, chunk: Chunk, whisper_name: str) -> Path:
-    return work_dir / "cache" / chunk.name / whisper_name
+def chunk_cache(work_dir: Path, chunk: Chunk, whisper_name: str, copy: int = 0) -> Path:
+    """Where a chunk's training examples are cached; ``copy`` k > 0: its k-th augmented copy."""
+    return work_dir / "cache" / chunk.name / (whisper_name if copy == 0 else f"{whisper_name}-augment{copy}")
 
 
 def prepare_chunk(
-    cfg: LiviConfig, chunk: Chunk, work_dir: Path, whisper_models: tuple[str, ...], precision: str = "fp32"
+    cfg: LiviConfig,
+    chunk: Chunk,
+    work_dir: Path,
+    whisper_models: tuple[str, ...],
+    precision: str = "fp32",
+    augmented_copies: int = 0,
 ) -> dict[str, ChunkArrays]:
-    """Corpus, training chunks and their text targets of one chunk per Whisper model (each step
-    skipped when done); frame states computed at ``precision``."""
+    """Corpus, training chunks and their text targets of one chunk per Whisper model, and
+    ``augmented_copies`` augmented copies of them (each step skipped when done); frame states
+    computed at ``precision``."""
     from livi_tasks.models.identity import whisper_identity
     from livi_tasks.models.vocal_probe import load_probe
     from livi_tasks.stages.text_embed import embed_texts, load_text_model
@@ -106,15 +113,18 @@ def prepare_chunk(
     corpus = make_chunk_corpus(chunk, work_dir)
     prepared = {}
     for whisper_name in whisper_models:
-        folder = chunk_cache(work_dir, chunk, whisper_name)
         probe = load_probe(whisper_name, whisper_identity(whisper_name, cfg.models_dir)["id"])
         states = encoder_states_of(whisper_name, cfg.models_dir, precision)
-        data = chunk_dataset(corpus, folder, states, probe, description=f"{chunk.name} {whisper_name}")
-        if not (folder / TEXT_FILE).exists():
-            model = load_text_model(cfg.text.model)
-            vectors = embed_texts(model, data.table["text"].tolist(), cfg.text.chunk_chars, cfg.text.batch_size)
-            save_npy(folder / TEXT_FILE, vectors)
-        prepared[whisper_name] = data
+        for copy in range(augmented_copies + 1):
+            folder = chunk_cache(work_dir, chunk, whisper_name, copy)
+            label = f"{chunk.name} {whisper_name}" + (f" augmented {copy}" if copy else "")
+            data = chunk_dataset(corpus, folder, states, probe, label, augment_seed=copy or None)
+            if not (folder / TEXT_FILE).exists():
+                model = load_text_model(cfg.text.model)
+                vectors = embed_texts(model, data.table["text"].tolist(), cfg.text.chunk_chars, cfg.text.batch_size)
+                save_npy(folder / TEXT_FILE, vectors)
+            if copy == 0:
+                prepared[whisper_name] = data
     return prepared
 
 
@@ -123,14 +133,17 @@ def training_pairs(
     chunks: list[Chunk],
     whisper_name: str,
     keep: Callable[[Chunk, pd.DataFrame], np.ndarray] | None = None,
+    augmented_copies: int = 0,
 ):
-    """(FramePairs over the prepared chunks, per-chunk statistics). ``keep(chunk, table)`` selects
-    rows of a chunk's table (track_id, work_id, ...), for learning curves; default all."""
+    """(FramePairs over the prepared chunks and their first ``augmented_copies`` augmented copies,
+    per-chunk statistics). ``keep(chunk, table)`` selects rows of a chunk's table (track_id,
+    work_id, ...), for learning curves; default all. A copy's examples keep their work, so the
+    split holds every copy of a work on one side."""
     from livi_tasks.stages.train_encoder import FramePairs
 
     sources, rows, work_ids, stats = [], [], [], []
-    for chunk in chunks:
-        folder = chunk_cache(work_dir, chunk, whisper_name)
+    for chunk, copy in ((chunk, copy) for chunk in chunks for copy in range(augmented_copies + 1)):
+        folder = chunk_cache(work_dir, chunk, whisper_name, copy)
         data = read_chunk_dataset(folder, ("hidden",))
         selected = np.flatnonzero(keep(chunk, data.table)) if keep else np.arange(len(data.table))
         names = (chunk.name + "/" + data.table["work_id"].astype(str)).to_numpy()[selected]
@@ -140,6 +153,7 @@ def training_pairs(
         stats.append(
             {
                 **asdict(chunk),
+                **({"augmented_copy": copy} if copy else {}),
                 "examples": int(len(selected)),
                 "tracks": int(data.table["track_id"].iloc[selected].nunique()),
                 "works_used": int(len(set(names))),
