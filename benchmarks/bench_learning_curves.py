@@ -134,6 +134,34 @@ def selection(work_dir: Path, works: set[str], voices: set[str] | None = None):
     return keep
 
 
+def plot(results: dict, path: Path) -> None:
+    """MAP (95% interval) against training works, one line per evaluation family and Whisper model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for whisper, runs in results.get("sizes", {}).items():
+        families = sorted({family for run in runs.values() for family in run["evaluation"]})
+        for family in families:
+            points = sorted((run["works"], run["evaluation"][family]) for run in runs.values())
+            sizes = [size for size, _ in points]
+            maps = np.array([scores["MAP"] for _, scores in points])
+            low = maps - np.array([scores["MAP_ci95"][0] for _, scores in points])
+            high = np.array([scores["MAP_ci95"][1] for _, scores in points]) - maps
+            axis.errorbar(sizes, maps, yerr=[low, high], marker="o", capsize=3, label=f"{family} ({whisper})")
+    axis.set_xscale("log")
+    axis.set_xlabel("training works (2 versions each)")
+    axis.set_ylabel("MAP, every track ranked (95% bootstrap interval)")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["sizes", "voices", "ablation", "prepare"], help="What to measure.")
@@ -187,6 +215,8 @@ def main() -> None:
         results["pool"] = [c.__dict__ for c in chunks]
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")
+        if "sizes" in results:
+            plot(results, out.with_suffix(".png"))
 
     pool = pool_works(work_dir, chunks, args.whisper) if chunks else None
     for repeat in range(args.repeats):
