@@ -307,11 +307,7 @@ def render_stems(
     vocals = _vocal_chain(vocals, rate, rng, plan.family)
     backing = _place(layers, plan.channels, rate)
     if sung:
-        mask = np.zeros(total, dtype=bool)
-        for start_s, end_s, _ in sung:
-            mask[int(start_s * rate) : int(end_s * rate)] = True
-        gain = _rms(backing.mean(axis=1)[mask]) * 10 ** (plan.snr_db / 20) / max(_rms(vocals[mask]), 1e-9)
-        vocals *= gain
+        vocals = effects.level_over(vocals, backing.mean(axis=1), sung, rate, plan.snr_db)
     return vocals, backing, sung
 
 
@@ -319,18 +315,7 @@ def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, family
     if not vocals.any():
         return vocals
     if family == "randomised":
-        vocals = effects.equalise(
-            vocals,
-            rate,
-            (
-                ("low_shelf", 200, rng.uniform(-6, 3)),
-                ("peak", rng.uniform(1500, 4000), rng.uniform(-3, 6)),
-                ("high_shelf", 8000, rng.uniform(-8, 3)),
-            ),
-        )
-        if rng.random() < 0.6:
-            vocals = effects.compress(vocals, rate, threshold_db=rng.uniform(-20, -8), ratio=rng.uniform(2, 6))
-        return effects.reverb(vocals, rate, rng, rt60_s=rng.uniform(0.2, 1.8), wet=rng.uniform(0.05, 0.45))
+        return effects.studio_vocal_chain(vocals, rate, rng, 0.6, (-20, -8), (2, 6), (0.2, 1.8), (0.05, 0.45))
     vocals = effects.band_limit(vocals, rate, rng.uniform(120, 300), rng.uniform(5000, 9000))
     vocals = effects.early_reflections(vocals, rate, (7.0, 13.0, 23.0), (0.3, 0.2, 0.12))
     vocals = effects.echo(
@@ -352,10 +337,6 @@ def _place(layers: dict[str, np.ndarray], channels: int, rate: int) -> np.ndarra
             out[:, 1] += np.sqrt(2) * np.sin(angle) * layer
     fade = np.clip((total - np.arange(total)) / (2.0 * rate), 0, 1)  # a two-second fade-out
     return out * fade[:, None]
-
-
-def _rms(values: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else 0.0
 
 
 def master(plan: TrackPlan, vocals: np.ndarray, backing: np.ndarray) -> np.ndarray:

@@ -95,3 +95,41 @@ def saturate(audio: np.ndarray, drive: float) -> np.ndarray:
     """tanh soft clipping (tape-like), level-matched."""
     peak = max(np.abs(audio).max(), 1e-9)
     return np.tanh(drive * audio / peak) / np.tanh(drive) * peak
+
+
+def studio_vocal_chain(
+    vocals: np.ndarray,
+    rate: int,
+    rng: np.random.Generator,
+    compress_chance: float,
+    threshold_db: tuple[float, float],
+    ratio: tuple[float, float],
+    rt60_s: tuple[float, float],
+    wet: tuple[float, float],
+) -> np.ndarray:
+    """EQ (low shelf, presence peak, high shelf), compression some of the time, a diffuse room;
+    every setting drawn from ``rng`` within the given ranges."""
+    vocals = equalise(
+        vocals,
+        rate,
+        (
+            ("low_shelf", 200, rng.uniform(-6, 3)),
+            ("peak", rng.uniform(1500, 4000), rng.uniform(-3, 6)),
+            ("high_shelf", 8000, rng.uniform(-8, 3)),
+        ),
+    )
+    if rng.random() < compress_chance:
+        vocals = compress(vocals, rate, threshold_db=rng.uniform(*threshold_db), ratio=rng.uniform(*ratio))
+    return reverb(vocals, rate, rng, rt60_s=rng.uniform(*rt60_s), wet=rng.uniform(*wet))
+
+
+def level_over(vocals: np.ndarray, backing: np.ndarray, sung: list[tuple[float, float, str]], rate: int, snr_db: float):
+    """``vocals`` scaled to ``snr_db`` above the mono ``backing`` where the lines are sung."""
+    mask = np.zeros(len(vocals), dtype=bool)
+    for start_s, end_s, _ in sung:
+        mask[int(start_s * rate) : int(end_s * rate)] = True
+    return vocals * (_rms(backing[mask]) * 10 ** (snr_db / 20) / max(_rms(vocals[mask]), 1e-9))
+
+
+def _rms(values: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(values)))) if len(values) else 0.0

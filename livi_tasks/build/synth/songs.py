@@ -563,11 +563,7 @@ def render_song(plan: SongPlan, corpus: SongCorpusPlan) -> tuple[np.ndarray, lis
         for channel, gain in enumerate(gains):
             add_at(band[:, channel], gain * layer, offset)
     if sung:
-        mask = np.zeros(total, dtype=bool)
-        for start_s, end_s, _ in sung:
-            mask[int(start_s * rate) : int(end_s * rate)] = True
-        gain = np.sqrt(np.mean(band.mean(axis=1)[mask] ** 2)) * 10 ** (plan.snr_db / 20)
-        vocals *= gain / max(np.sqrt(np.mean(vocals[mask] ** 2)), 1e-9)
+        vocals = effects.level_over(vocals, np.roll(band.mean(axis=1), -offset), sung, rate, plan.snr_db)
     mixed = band + np.roll(vocals, offset)[:, None]
     sung = [(s + offset / rate, e + offset / rate, text) for s, e, text in sung]
     if plan.kind == "live":
@@ -596,18 +592,7 @@ def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, family
     if not vocals.any():
         return vocals
     if family == "broad":
-        vocals = effects.equalise(
-            vocals,
-            rate,
-            (
-                ("low_shelf", 200, rng.uniform(-6, 3)),
-                ("peak", rng.uniform(1500, 4000), rng.uniform(-3, 6)),
-                ("high_shelf", 8000, rng.uniform(-8, 3)),
-            ),
-        )
-        if rng.random() < 0.7:
-            vocals = effects.compress(vocals, rate, threshold_db=rng.uniform(-24, -8), ratio=rng.uniform(2, 8))
-        return effects.reverb(vocals, rate, rng, rt60_s=rng.uniform(0.2, 2.2), wet=rng.uniform(0.05, 0.5))
+        return effects.studio_vocal_chain(vocals, rate, rng, 0.7, (-24, -8), (2, 8), (0.2, 2.2), (0.05, 0.5))
     # foreign2: a broadcast chain: high-passed, presence lift, hard compression, a long plate.
     vocals = effects.band_limit(vocals, rate, 150, 0.45 * rate)
     vocals = effects.equalise(vocals, rate, (("peak", 3000, 4.0), ("high_shelf", 9000, -3.0)))
