@@ -214,13 +214,7 @@ def _draw_sung(
     line_count: int,
 ) -> TrackPlan:
     engine, name = _draw(rng, spec.voices)
-    voice = Voice(
-        engine,
-        name,
-        stretch=round(float(rng.uniform(0.9, 1.5)), 3),
-        word_gap=int(rng.integers(0, 6)),
-        pitch=int(rng.integers(25, 75)),
-    )
+    voice = Voice.drawn(rng, engine, name, max_stretch=1.5, max_gap=6)
     lines, section_ends = _structure(rng, spec.name, line_count)
     duration = backing.duration_s
     return TrackPlan(

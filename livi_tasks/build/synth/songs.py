@@ -217,13 +217,7 @@ def _singer(rng: np.random.Generator, spec: SongFamily, avoid: Voice | None = No
     engine, names, _ = spec.voices[int(rng.choice(len(shares), p=shares / shares.sum()))]
     choices = [name for name in names if avoid is None or (engine, name) != (avoid.engine, avoid.name)] or list(names)
     name = choices[int(rng.integers(len(choices)))]
-    voice = Voice(
-        engine,
-        name,
-        stretch=round(float(rng.uniform(0.9, 1.4)), 3),
-        word_gap=int(rng.integers(0, 4)),
-        pitch=int(rng.integers(25, 75)),
-    )
+    voice = Voice.drawn(rng, engine, name, max_stretch=1.4, max_gap=4)
     # Word by word means a call per word: cheap for the subprocess engines, slow for the neural one.
     return Sung(voice, "bend" if engine == "kokoro" else str(_pick(rng, spec.singing)))
 

@@ -45,6 +45,17 @@ class Voice:
     def label(self) -> str:
         return f"{self.engine}:{self.name}"
 
+    @classmethod
+    def drawn(cls, rng: np.random.Generator, engine: str, name: str, max_stretch: float, max_gap: int) -> "Voice":
+        """The voice sung at a pace, word gap and base pitch drawn from ``rng`` (in that order)."""
+        return cls(
+            engine,
+            name,
+            stretch=round(float(rng.uniform(0.9, max_stretch)), 3),
+            word_gap=int(rng.integers(0, max_gap)),
+            pitch=int(rng.integers(25, 75)),
+        )
+
 
 @functools.lru_cache(maxsize=256)
 def speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
