@@ -60,10 +60,12 @@ EVALUATION_SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negati
 DEMO_SHAPE = {"works": 6, "versions": 2, "instrumentals": 1, "hard_negatives": 1, "seed": 0}  # make demo's
 
 
-def evaluation_sets(cfg: LiviConfig, work_dir: Path, whisper: str, families: list[str]) -> dict:
+def evaluation_sets(
+    cfg: LiviConfig, work_dir: Path, whisper: str, families: list[str], all_layers: bool = False
+) -> dict:
     """Cached evaluation chunks of each family (fp32 frame states: the default inference)."""
     probe = load_probe(whisper, whisper_identity(whisper, cfg.models_dir)["id"])
-    states = encoder_states_of(whisper, cfg.models_dir, "fp32")
+    states = encoder_states_of(whisper, cfg.models_dir, "fp32", all_layers=all_layers)
     sets = {}
     for family in families:
         if family == "demo":
@@ -71,7 +73,9 @@ def evaluation_sets(cfg: LiviConfig, work_dir: Path, whisper: str, families: lis
         else:
             folder = work_dir / "eval" / "corpus" / f"{family}_seed{EVALUATION_SEED}"
             corpus = make_corpus(folder, family, seed=EVALUATION_SEED, **EVALUATION_SHAPE).parent
-        sets[family] = evaluation_dataset(corpus, work_dir / "eval" / family / whisper, states, probe, family)
+        folder = work_dir / "eval" / family / (whisper + ("-layers" if all_layers else ""))
+        data = evaluation_dataset(corpus, folder, states, probe, family)
+        sets[family] = (data, pd.read_csv(corpus / "tracks.csv").set_index("track_id")["kind"])
     return sets, probe.threshold
 
 
@@ -86,7 +90,9 @@ def score(cfg: LiviConfig, pairs, out_dir: Path, sets: dict, threshold: float) -
         "train_seconds": round(seconds, 1),
         "torch_threads": threads,
         "load_average": os.getloadavg(),
-        "evaluation": {family: evaluate_head(result.head, data, cfg, threshold) for family, data in sets.items()},
+        "evaluation": {
+            family: evaluate_head(result.head, data, cfg, threshold, kinds) for family, (data, kinds) in sets.items()
+        },
     }
 
 
@@ -179,6 +185,11 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", help="Frame states of the training chunks: fp32 or bf16.")
     parser.add_argument("--augment", type=int, default=0, help="Augmented copies of the training chunks to add.")
     parser.add_argument(
+        "--all-layers",
+        action="store_true",
+        help="ablation: cache every encoder block's output and train heads that learn a mix of them",
+    )
+    parser.add_argument(
         "--segment-style",
         action="store_true",
         help="ablation: train on the former recipe's examples (30 s segments around the sung regions, every frame "
@@ -198,8 +209,9 @@ def main() -> None:
     started = time.perf_counter()
     if not args.segment_style:
         for chunk in chunks:
-            prepare_chunk(cfg, chunk, work_dir, (args.whisper,), args.precision, args.augment)
-    sets, threshold = evaluation_sets(cfg, work_dir, args.whisper, args.eval or ["randomised", "foreign", "demo"])
+            prepare_chunk(cfg, chunk, work_dir, (args.whisper,), args.precision, args.augment, args.all_layers)
+    families = args.eval or ["randomised", "foreign", "demo"]
+    sets, threshold = evaluation_sets(cfg, work_dir, args.whisper, families, args.all_layers)
     if args.mode == "prepare":
         return
     results = json.loads(out.read_text()) if out.exists() else {}
@@ -253,7 +265,7 @@ def main() -> None:
                 pairs = (
                     segment_style_pairs(work_dir, chunks, args.whisper)
                     if args.segment_style
-                    else training_pairs(work_dir, chunks, args.whisper, augmented_copies=args.augment)[0]
+                    else training_pairs(work_dir, chunks, args.whisper, None, args.augment, args.all_layers)[0]
                 )
                 folder = work_dir / "runs" / args.whisper / f"ablation-{name}-r{repeat}"
                 record(f"{name}/r{repeat}", lambda: {"variant": spec, **score(variant, pairs, folder, sets, threshold)})

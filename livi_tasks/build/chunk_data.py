@@ -53,9 +53,12 @@ class ChunkArrays:
     extra: dict[str, np.ndarray]
 
 
-def encoder_states_of(whisper_model: str, models_dir: str, precision: str = "fp32", batch: int = 8) -> EncoderStates:
-    """A function chunks -> (chunks, frames, width) float16 frame states of the frozen encoder,
-    run at ``precision`` (``encoder.inference_precision``: fp32, int8 or bf16)."""
+def encoder_states_of(
+    whisper_model: str, models_dir: str, precision: str = "fp32", batch: int = 8, all_layers: bool = False
+) -> EncoderStates:
+    """A function chunks -> (chunks, frames, width) float16 frame states of the frozen encoder, run
+    at ``precision`` (``encoder.inference_precision``: fp32, int8 or bf16); with ``all_layers``,
+    (chunks, layers, frames, width), every block's output."""
     from livi_tasks.models.encoder import encode_frames, inference_encoder, resolve_device
     from livi_tasks.models.whisper_weights import cached_whisper
 
@@ -65,7 +68,7 @@ def encoder_states_of(whisper_model: str, models_dir: str, precision: str = "fp3
     def states(chunks: np.ndarray) -> np.ndarray:
         return np.concatenate(
             [
-                encode_frames(encoder, chunks[i : i + batch]).cpu().numpy().astype(np.float16)
+                encode_frames(encoder, chunks[i : i + batch], all_layers).cpu().numpy().astype(np.float16)
                 for i in range(0, len(chunks), batch)
             ]
         )
@@ -137,7 +140,8 @@ def _track_chunks(
     """(states float16, probe vocalness float16, audio frames per chunk) of one track."""
     chunks, audio_frames = whole_track_chunks(audio)
     states = encoder_states(chunks)
-    return states, probe.frame_vocalness(states).astype(np.float16), audio_frames
+    last = states[:, -1] if states.ndim == 4 else states  # the probe reads the encoder's output
+    return states, probe.frame_vocalness(last).astype(np.float16), audio_frames
 
 
 def _track_seed(augment_seed: int, track_id: str) -> int:

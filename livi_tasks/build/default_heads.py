@@ -90,9 +90,11 @@ def make_chunk_corpus(chunk: Chunk, work_dir: Path) -> Path:
     return make_corpus(work_dir / "corpus" / chunk.name, chunk.family, **shape).parent
 
 
-def chunk_cache(work_dir: Path, chunk: Chunk, whisper_name: str, copy: int = 0) -> Path:
-    """Where a chunk's training examples are cached; ``copy`` k > 0: its k-th augmented copy."""
-    return work_dir / "cache" / chunk.name / (whisper_name if copy == 0 else f"{whisper_name}-augment{copy}")
+def chunk_cache(work_dir: Path, chunk: Chunk, whisper_name: str, copy: int = 0, all_layers: bool = False) -> Path:
+    """Where a chunk's training examples are cached; ``copy`` k > 0: its k-th augmented copy;
+    ``all_layers``: with every encoder block's output (an ablation: 6x the disk for base)."""
+    name = whisper_name + (f"-augment{copy}" if copy else "") + ("-layers" if all_layers else "")
+    return work_dir / "cache" / chunk.name / name
 
 
 def prepare_chunk(
@@ -102,6 +104,7 @@ def prepare_chunk(
     whisper_models: tuple[str, ...],
     precision: str = "fp32",
     augmented_copies: int = 0,
+    all_layers: bool = False,
 ) -> dict[str, ChunkArrays]:
     """Corpus, training chunks and their text targets of one chunk per Whisper model, and
     ``augmented_copies`` augmented copies of them (each step skipped when done); frame states
@@ -114,9 +117,9 @@ def prepare_chunk(
     prepared = {}
     for whisper_name in whisper_models:
         probe = load_probe(whisper_name, whisper_identity(whisper_name, cfg.models_dir)["id"])
-        states = encoder_states_of(whisper_name, cfg.models_dir, precision)
+        states = encoder_states_of(whisper_name, cfg.models_dir, precision, all_layers=all_layers)
         for copy in range(augmented_copies + 1):
-            folder = chunk_cache(work_dir, chunk, whisper_name, copy)
+            folder = chunk_cache(work_dir, chunk, whisper_name, copy, all_layers)
             label = f"{chunk.name} {whisper_name}" + (f" augmented {copy}" if copy else "")
             data = chunk_dataset(corpus, folder, states, probe, label, augment_seed=copy or None)
             if not (folder / TEXT_FILE).exists():
@@ -134,6 +137,7 @@ def training_pairs(
     whisper_name: str,
     keep: Callable[[Chunk, pd.DataFrame], np.ndarray] | None = None,
     augmented_copies: int = 0,
+    all_layers: bool = False,
 ):
     """(FramePairs over the prepared chunks and their first ``augmented_copies`` augmented copies,
     per-chunk statistics). ``keep(chunk, table)`` selects rows of a chunk's table (track_id,
@@ -143,7 +147,7 @@ def training_pairs(
 
     sources, rows, work_ids, stats = [], [], [], []
     for chunk, copy in ((chunk, copy) for chunk in chunks for copy in range(augmented_copies + 1)):
-        folder = chunk_cache(work_dir, chunk, whisper_name, copy)
+        folder = chunk_cache(work_dir, chunk, whisper_name, copy, all_layers)
         data = read_chunk_dataset(folder, ("hidden",))
         selected = np.flatnonzero(keep(chunk, data.table)) if keep else np.arange(len(data.table))
         names = (chunk.name + "/" + data.table["work_id"].astype(str)).to_numpy()[selected]
@@ -175,7 +179,9 @@ def train_head(cfg: LiviConfig, pairs, out_dir: Path):
     train_index, val_index = split_by_work(pairs.work_ids, settings.val_fraction, settings.seed)
     _seed_everything(settings.seed)
     text_model = text_model_info(cfg.text.model, load_text_model(cfg.text.model))
-    head = LiviHead.from_settings(pairs.sources[0][0].shape[-1], text_model["dim"], settings)
+    states = pairs.sources[0][0]
+    layers = states.shape[1] if states.ndim == 4 else 1  # every encoder block's output: a learned mix
+    head = LiviHead.from_settings(states.shape[-1], text_model["dim"], settings, layers)
     started = time.perf_counter()
     result = fit_head(
         head,

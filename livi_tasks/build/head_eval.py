@@ -10,6 +10,7 @@ bootstrap interval over queries, so learning curves and ablations show their noi
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from livi_tasks.build.chunk_data import ChunkArrays
@@ -19,12 +20,15 @@ from livi_tasks.models.encoder import LiviHead
 from livi_tasks.stages.audio_embed import one_pass_decision, pool_sung_frames
 
 
-def track_vectors(head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float) -> tuple[np.ndarray, list]:
-    """(track embeddings in catalogue order, work ids); a track the vocal rule excludes is zeros."""
+def track_vectors(
+    head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """(track embeddings in catalogue order, tracks: track_id, work_id, kept); a track the vocal
+    rule excludes is zeros."""
     head = head.eval()
     table = data.table
-    vectors, works = [], []
-    for _, rows in table.groupby("track_id", sort=False):
+    vectors, tracks = [], []
+    for track_id, rows in table.groupby("track_id", sort=False):
         index = rows.index.to_numpy()
         states = torch.from_numpy(np.asarray(data.states[index], np.float32))
         vocalness = np.asarray(data.extra["vocalness"][index], np.float32)
@@ -32,14 +36,26 @@ def track_vectors(head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold:
         result = pool_sung_frames(head, states, audio_frames, vocalness, threshold)
         _, _, reason = one_pass_decision(cfg, result, int(rows["samples"].iloc[0]))
         vectors.append(np.zeros_like(result.embedding) if reason else result.embedding)
-        works.append(rows["work_id"].iloc[0])
-    return np.stack(vectors), works
+        tracks.append({"track_id": track_id, "work_id": rows["work_id"].iloc[0], "kept": not reason})
+    return np.stack(vectors), pd.DataFrame(tracks)
 
 
-def evaluate_head(head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float) -> dict:
-    """MAP (with its 95% bootstrap interval), MR1, HR@1 and HR@10 of the head on one catalogue."""
-    vectors, works = track_vectors(head, data, cfg, threshold)
-    metrics = metrics_from_similarity(vectors @ vectors.T, works)
+def evaluate_head(
+    head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float, kinds: pd.Series | None = None
+) -> dict:
+    """MAP (with its 95% bootstrap interval), MR1, HR@1 and HR@10 of the head on one catalogue;
+    with ``kinds`` (track_id -> the generator's kind), the vocal filter's sung tracks kept and
+    instrumentals excluded."""
+    vectors, tracks = track_vectors(head, data, cfg, threshold)
+    metrics = metrics_from_similarity(vectors @ vectors.T, tracks["work_id"])
+    filter_scores = {}
+    if kinds is not None:
+        instrumental = (tracks["track_id"].map(kinds) == "instrumental").to_numpy()
+        kept = tracks["kept"].to_numpy()
+        filter_scores = {
+            "sung_kept": float(kept[~instrumental].mean()),
+            "instrumentals_excluded": float(1 - kept[instrumental].mean()) if instrumental.any() else None,
+        }
     return {
         "MAP": metrics.map,
         "MAP_ci95": bootstrap_interval(metrics.average_precision),
@@ -47,5 +63,6 @@ def evaluate_head(head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold:
         "HR@1": metrics.hr_at_1,
         "HR@10": metrics.hr_at_10,
         "queries": metrics.n_queries,
-        "excluded_tracks": int((np.abs(vectors).sum(axis=1) == 0).sum()),
+        "excluded_tracks": int((~tracks["kept"]).sum()),
+        **filter_scores,
     }

@@ -44,6 +44,7 @@ class LiviHead(nn.Module):
         attention_heads: int = 4,
         dropout: float = 0.1,
         frame_mask: float = 0.0,
+        layers: int = 1,
     ):
         super().__init__()
         if width % attention_heads:
@@ -58,6 +59,11 @@ class LiviHead(nn.Module):
             "dropout": dropout,
             "frame_mask": frame_mask,
         }
+        if layers > 1:  # only then in the settings: a one-layer head's config stays as it was
+            self.settings["layers"] = layers
+            # A learned softmax mix of every encoder block's output, each layer-normed first.
+            self.layer_logits = nn.Parameter(torch.zeros(layers))
+            self.layer_norm = nn.LayerNorm(width, elementwise_affine=False)
         # Small init: the query starts near the mean of the frames instead of a random direction.
         self.cls_query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
         self.attention = nn.MultiheadAttention(width, attention_heads, dropout=dropout, batch_first=True)
@@ -70,15 +76,25 @@ class LiviHead(nn.Module):
         )
 
     @classmethod
-    def from_settings(cls, width: int, text_dim: int, settings: "EncoderConfig") -> "LiviHead":
-        """A fresh head shaped by the encoder section of the config."""
+    def from_settings(cls, width: int, text_dim: int, settings: "EncoderConfig", layers: int = 1) -> "LiviHead":
+        """A fresh head shaped by the encoder section of the config (reading ``layers`` encoder layers)."""
         return cls(
-            width, text_dim, settings.hidden_dim, settings.attention_heads, settings.dropout, settings.frame_mask
+            width,
+            text_dim,
+            settings.hidden_dim,
+            settings.attention_heads,
+            settings.dropout,
+            settings.frame_mask,
+            layers,
         )
 
     def forward(self, frame_states: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, frames, width) -> (batch, text_dim), unit length. ``hidden`` (batch, frames),
-        true for frames the pooling must not see (e.g. frames without singing)."""
+        """(batch, frames, width) -> (batch, text_dim), unit length; a head reading several encoder
+        layers takes (batch, layers, frames, width). ``hidden`` (batch, frames), true for frames the
+        pooling must not see (e.g. frames without singing)."""
+        if "layers" in self.settings:
+            mix = self.layer_logits.softmax(dim=0)
+            frame_states = torch.einsum("l,bltw->btw", mix, self.layer_norm(frame_states))
         return F.normalize(self.projection(self.norm(self.pool(frame_states, hidden))), dim=-1)
 
     def pool(self, frame_states: torch.Tensor, hidden: torch.Tensor | None = None) -> torch.Tensor:
@@ -153,8 +169,12 @@ def frame_width(whisper_model: Whisper | AudioEncoder) -> int:
     return _audio_encoder(whisper_model).ln_post.normalized_shape[0]
 
 
-def encode_frames(whisper_model: Whisper | AudioEncoder, audio_16k_batch: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Frame states (batch, 1500, width), float32, of 16 kHz mono clips padded or trimmed to 30 s.
+def encode_frames(
+    whisper_model: Whisper | AudioEncoder, audio_16k_batch: np.ndarray | torch.Tensor, all_layers: bool = False
+) -> torch.Tensor:
+    """Frame states (batch, 1500, width), float32, of 16 kHz mono clips padded or trimmed to 30 s;
+    with ``all_layers``, every block's output (batch, layers, 1500, width), the last one the usual
+    (layer-normed) output.
 
     The log-mel is computed per clip: whisper.log_mel_spectrogram clamps to 8 dB below the
     maximum of its whole input, so a batched call would let one loud clip change the others.
@@ -170,8 +190,21 @@ def encode_frames(whisper_model: Whisper | AudioEncoder, audio_16k_batch: np.nda
         clips = clips[None]
     mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(clip), n_mels=n_mels) for clip in clips])
     step = clips_per_pass(device.type)
-    with torch.inference_mode():
-        return torch.cat([encoder(mels[start : start + step]) for start in range(0, len(mels), step)]).float()
+    blocks = getattr(encoder, "encoder", encoder).blocks  # the bf16 wrapper holds the encoder
+    outputs: list[torch.Tensor] = []
+    capture = blocks[:-1] if all_layers else []
+    hooks = [block.register_forward_hook(lambda _, __, out: outputs.append(out.float())) for block in capture]
+    try:
+        with torch.inference_mode():
+            states = []
+            for start in range(0, len(mels), step):
+                outputs.clear()
+                last = encoder(mels[start : start + step]).float()
+                states.append(torch.stack([*outputs, last], dim=1) if all_layers else last)
+            return torch.cat(states)
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def clips_per_pass(device: str) -> int:

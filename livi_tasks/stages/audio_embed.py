@@ -306,7 +306,7 @@ def pool_sung_frames(
     sung frames. Without such a chunk every frame of audio is pooled."""
     from livi_tasks.models.vocal_probe import FRAMES_PER_SECOND
 
-    in_audio = np.arange(states.shape[1])[None, :] < audio_frames[:, None]
+    in_audio = np.arange(frame_vocalness.shape[1])[None, :] < audio_frames[:, None]
     sung = (frame_vocalness >= threshold) & in_audio
     pooled, used = sung, sung.sum(axis=1) >= MIN_CHUNK_VOCAL_S * FRAMES_PER_SECOND
     fallback = not used.any()

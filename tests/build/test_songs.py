@@ -17,15 +17,17 @@ from livi_tasks.build.synth.songs import FORMS, SONG_FAMILIES, plan_songs, song_
 from livi_tasks.build.synth.voices import Voice, speak
 from livi_tasks.core.audio import load_audio
 
-TINY = {"works": 1, "versions": 3, "instrumentals": 1, "hard_negatives": 1}
-# Seeds whose versions are brief or short songs (and sing Kokoro in both families): a few minutes in all.
-SEEDS = {"broad": 9, "foreign2": 8}
+# Seeds and shapes whose versions are brief or short songs, Kokoro sung in both families (a live
+# take and a duet in foreign2): three minutes in all.
+SHAPES = {
+    "broad": {"works": 1, "versions": 3, "instrumentals": 1, "hard_negatives": 1, "seed": 9},
+    "foreign2": {"works": 1, "versions": 2, "instrumentals": 1, "hard_negatives": 1, "seed": 41},
+}
 
 
 @pytest.fixture(scope="module", params=sorted(SONG_FAMILIES))
 def songs(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(request.param) / "corpus"
-    return make_corpus(folder, request.param, seed=SEEDS[request.param], **TINY).parent
+    return make_corpus(tmp_path_factory.mktemp(request.param) / "corpus", request.param, **SHAPES[request.param]).parent
 
 
 def test_tables_describe_every_track(songs):
@@ -33,7 +35,8 @@ def test_tables_describe_every_track(songs):
     tracks = pd.read_csv(songs / "tracks.csv").set_index("track_id")
     lyrics = json.loads((songs / "lyrics.json").read_text())
     vocals = pd.read_csv(songs / "vocals.csv")
-    assert len(manifest) == 3 + 1 + 1
+    family = tracks["family"].iloc[0]
+    assert len(manifest) == SHAPES[family]["versions"] + 1 + 1
     assert (tracks["kind"] == "instrumental").sum() == 1 and (tracks["kind"] == "hard_negative").sum() == 1
     for row in manifest.itertuples():
         audio = load_audio(str(songs / row.path))
@@ -46,11 +49,10 @@ def test_tables_describe_every_track(songs):
         assert len(sung) >= 8 and sung.end_s.max() <= len(audio) / 16_000 + 0.05
         assert (sung.start_s.diff().dropna() > 0).all()  # lines in order, on the grid
         assert set(lyrics["tracks"][row.track_id]) <= set(lyrics["works"][row.work_id])
-        # Where the lines are, the voice is: louder there than in the instrumental stretches.
         inside = np.zeros(len(audio), bool)
         for start, end in zip(sung.start_s, sung.end_s):
             inside[int(start * 16_000) : int(end * 16_000)] = True
-        assert inside.mean() > 0.3
+        assert inside.mean() > 0.2  # sung most bars but the intros, solos, breaks and endings
     negative = tracks[tracks.kind == "hard_negative"].iloc[0]
     assert negative.backing_of == "work-001" and negative.name.startswith("hardneg")
     assert set(tracks["voice"].dropna()) and set(tracks["engine"].dropna()) <= {"espeak-ng", "flite", "kokoro"}
@@ -59,9 +61,9 @@ def test_tables_describe_every_track(songs):
 def test_same_seed_same_bytes(songs, tmp_path):
     family = pd.read_csv(songs / "tracks.csv")["family"].iloc[0]
     if family == "foreign2":  # its Kokoro voices take minutes: the plan is compared, the audio in broad
-        assert plan_songs(family, seed=SEEDS[family], **TINY) == plan_songs(family, seed=SEEDS[family], **TINY)
+        assert plan_songs(family, **SHAPES[family]) == plan_songs(family, **SHAPES[family])
         return
-    again = make_corpus(tmp_path / "again", family, seed=SEEDS[family], **TINY).parent
+    again = make_corpus(tmp_path / "again", family, **SHAPES[family]).parent
     for name in ("manifest.csv", "vocals.csv", "lyrics.json", "tracks.csv"):
         assert (again / name).read_bytes() == (songs / name).read_bytes(), name
     for path in sorted((songs / "audio").rglob("*.*")):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +110,15 @@ def test_reduced_precision_encoders_keep_the_frame_states(tiny_whisper):
     assert bf16_states.dtype == torch.float32
     for states in (int8_states, bf16_states):
         assert torch.nn.functional.cosine_similarity(fp32_states[0], states[0], dim=-1).mean() > 0.99
+
+
+def test_every_layer_comes_out_of_one_pass_and_a_head_can_mix_them(tiny_whisper):
+    clips = np.random.default_rng(1).standard_normal((2, 16_000 * 5)).astype(np.float32) * 0.1
+    layers = encode_frames(tiny_whisper, clips, all_layers=True)
+    assert layers.shape == (2, len(tiny_whisper.encoder.blocks), 1500, 384)
+    torch.testing.assert_close(layers[:, -1], encode_frames(tiny_whisper, clips))  # the usual output, last
+    head = LiviHead(384, 8, hidden_dim=16, attention_heads=2, layers=layers.shape[1]).eval()
+    assert head(layers).shape == (2, 8)
+    weights, config = head_to_bytes(head)
+    assert json.loads(config)["layers"] == 4 and torch.equal(head_from_bytes(weights, config)(layers), head(layers))
+    assert "layers" not in LiviHead(384, 8).config()  # a one-layer head's config is unchanged
