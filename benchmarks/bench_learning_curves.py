@@ -16,7 +16,9 @@ Modes (a results file collects them; a run already in it is skipped, so a killed
 - ``sizes``: heads trained on N works drawn from the pool of ``--chunk`` catalogues (both versions
   of each drawn work), for each N of ``--sizes`` and ``--repeats`` draws;
 - ``voices``: a fixed number of works whose tracks are sung by at most K distinct voices;
-- ``ablation``: one head per named variant of the recipe (``--variant NAME:section.field=value,...``).
+- ``ablation``: one head per named variant of the recipe (``--variant NAME:section.field=value,...``);
+- ``reevaluate``: every head already measured, scored again on evaluation families it lacks (its
+  best weights are in the run's checkpoint), so that a family added later covers earlier runs.
 
     .venv/bin/python benchmarks/bench_learning_curves.py sizes --work-dir data/default-heads \\
         --chunk 100:150 --chunk 101:150 --sizes 100 200 300 --repeats 2
@@ -85,6 +87,7 @@ def score(cfg: LiviConfig, pairs, out_dir: Path, sets: dict, threshold: float) -
         "examples": int(len(pairs)),
         "works": int(len(set(pairs.work_ids))),
         "train_examples": int(len(train_index)),
+        "head": result.head.config(),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_seconds": round(seconds, 1),
@@ -168,9 +171,46 @@ def plot(results: dict, path: Path) -> None:
     plt.close(figure)
 
 
+def run_folder(work_dir: Path, whisper: str, mode: str, label: str) -> Path:
+    """Where a run's checkpoints are (the labels of ``record``: ``size/rN``, ``voices/rN``, ``name/rN``)."""
+    point, repeat = label.split("/")
+    return work_dir / "runs" / whisper / f"{mode}-{point}-{repeat}"
+
+
+def reevaluate(cfg: LiviConfig, work_dir: Path, whisper: str, results: dict, sets: dict, threshold: float) -> None:
+    """Score every measured head of ``whisper`` on the evaluation families its record lacks."""
+    import torch
+
+    from livi_tasks.models.encoder import LiviHead
+
+    for mode in ("sizes", "voices", "ablation"):
+        for label, run in results.get(mode, {}).get(whisper, {}).items():
+            missing = [family for family in sets if family not in run["evaluation"]]
+            checkpoint = run_folder(work_dir, whisper, mode, label) / "checkpoint.pt"
+            if not missing or not checkpoint.exists():
+                continue
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)["best_head"]
+            head = (
+                LiviHead(**run["head"])
+                if "head" in run
+                else LiviHead.from_settings(
+                    state["cls_query"].shape[-1], state["projection.3.weight"].shape[0], cfg.encoder
+                )
+            )
+            head.load_state_dict(state)
+            for family in missing:
+                data, kinds = sets[family]
+                if data.states.ndim != (4 if "layer_logits" in state else 3):
+                    continue  # a layer-mixing head reads the all-layer caches, the others the usual ones
+                run["evaluation"][family] = evaluate_head(head, data, cfg, threshold, kinds)
+                logging.info("%s %s %s: MAP %.3f", mode, label, family, run["evaluation"][family]["MAP"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["sizes", "voices", "ablation", "prepare"], help="What to measure.")
+    parser.add_argument(
+        "mode", choices=["sizes", "voices", "ablation", "prepare", "reevaluate"], help="What to measure."
+    )
     parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Corpora and caches (reused).")
     parser.add_argument("--whisper", default="base", help="Whisper model whose frozen encoder the heads read.")
     parser.add_argument("--chunk", action="append", default=[], help="SEED:WORKS[:FAMILY] of the training pool.")
@@ -215,6 +255,11 @@ def main() -> None:
     if args.mode == "prepare":
         return
     results = json.loads(out.read_text()) if out.exists() else {}
+    if args.mode == "reevaluate":
+        reevaluate(cfg, work_dir, args.whisper, results, sets, threshold)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        plot(results, out.with_suffix(".png"))
+        return
     runs = results.setdefault(args.mode, {}).setdefault(args.whisper, {})
 
     def record(label: str, compute) -> None:
@@ -242,7 +287,7 @@ def main() -> None:
                     continue
                 chosen = set(works[:size])
                 pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(work_dir, chosen))
-                folder = work_dir / "runs" / args.whisper / f"sizes-{size}-r{repeat}"
+                folder = run_folder(work_dir, args.whisper, "sizes", f"{size}/r{repeat}")
                 record(f"{size}/r{repeat}", lambda: {"size": size, **score(seeded, pairs, folder, sets, threshold)})
         elif args.mode == "voices":
             voices = rng.permutation(sorted(pool["voice"].unique()))
@@ -251,7 +296,7 @@ def main() -> None:
                 works = rng.permutation(sorted(pool.loc[pool["voice"].isin(allowed), "work"].unique()))
                 chosen = set(works[: args.voice_works])
                 pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(work_dir, chosen, allowed))
-                folder = work_dir / "runs" / args.whisper / f"voices-{count}-r{repeat}"
+                folder = run_folder(work_dir, args.whisper, "voices", f"{count or len(allowed)}/r{repeat}")
                 record(
                     f"{count or len(allowed)}/r{repeat}",
                     lambda: {"voices": len(allowed), **score(seeded, pairs, folder, sets, threshold)},
@@ -267,7 +312,7 @@ def main() -> None:
                     if args.segment_style
                     else training_pairs(work_dir, chunks, args.whisper, None, args.augment, args.all_layers)[0]
                 )
-                folder = work_dir / "runs" / args.whisper / f"ablation-{name}-r{repeat}"
+                folder = run_folder(work_dir, args.whisper, "ablation", f"{name}/r{repeat}")
                 record(f"{name}/r{repeat}", lambda: {"variant": spec, **score(variant, pairs, folder, sets, threshold)})
     logging.info("done in %.0f s", time.perf_counter() - started)
 
