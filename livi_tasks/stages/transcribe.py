@@ -149,18 +149,23 @@ class Decoded:
     temperature: float
 
 
-def is_stock_phrase(sentence: str) -> bool:
-    """A sentence that is one of Whisper's known inventions, listed or by its shape."""
+def is_stock_phrase(sentence: str, by_shape: bool = True) -> bool:
+    """A sentence that is one of Whisper's known inventions: listed, or (``by_shape``) by its shape."""
     normalised = normalise_text(sentence)
     if normalised in HALLUCINATIONS:
         return True
-    return len(normalised.split()) <= STOCK_MAX_WORDS and any(pattern.search(normalised) for pattern in STOCK_PHRASES)
+    return (
+        by_shape
+        and len(normalised.split()) <= STOCK_MAX_WORDS
+        and any(pattern.search(normalised) for pattern in STOCK_PHRASES)
+    )
 
 
-def strip_hallucinations(text: str) -> str:
-    """The text without annotations, music symbols and sentences that are Whisper's stock phrases."""
+def strip_hallucinations(text: str, by_shape: bool = True) -> str:
+    """The text without annotations, music symbols and sentences that are Whisper's stock phrases
+    (``by_shape`` False: only the listed ones, the guard before shapes, for comparison)."""
     sentences = _SENTENCE_END.split(_ANNOTATION.sub(" ", text))
-    kept = [sentence.strip() for sentence in sentences if not is_stock_phrase(sentence)]
+    kept = [sentence.strip() for sentence in sentences if not is_stock_phrase(sentence, by_shape)]
     return " ".join(sentence for sentence in kept if sentence)
 
 
@@ -177,7 +182,7 @@ def repeated_ngram_share(words: Sequence[str], n: int = NGRAM) -> float:
 
 
 def transcript_verdict(
-    text: str, no_speech_prob: float, avg_logprob: float, cfg: TranscribeConfig
+    text: str, no_speech_prob: float, avg_logprob: float, cfg: TranscribeConfig, by_shape: bool = True
 ) -> tuple[bool, str, str]:
     """(kept, reason, cleaned text) for one decoded segment; reason is "" when kept.
 
@@ -189,7 +194,7 @@ def transcript_verdict(
     """
     if no_speech_prob > cfg.no_speech_threshold and avg_logprob < cfg.logprob_threshold:
         return False, "no_speech", text
-    cleaned = strip_hallucinations(text)
+    cleaned = strip_hallucinations(text, by_shape)
     words = normalise_text(cleaned).split()
     if len(words) < cfg.min_words or not words:
         removed = cleaned.split() != text.split()
