@@ -1,10 +1,13 @@
-"""Quality in-domain and off it: the shipped heads and the vocal filter on two song families.
+"""Quality in-domain and off it: the shipped heads and the vocal filter on every song family.
 
-Two evaluation catalogues, each 24 works x 3 versions + 6 hard negatives + 6 instrumentals:
-- ``randomised`` seed 1: the training family's sound, but works, lyrics and tunes the heads
-  never saw (training used seeds 100-102, and demo-family seeds 21 and 22);
-- ``foreign`` seed 1: the evaluation-only family (Festival voices, other instruments, drum kit,
-  effects, vocabulary, grammar and song structure; ``livi_tasks.build.synth``).
+Evaluation catalogues that no head trains on (seed 1 of each family, 24 works x 3 versions + 6 hard
+negatives + 6 instrumentals; the demo's own catalogue), ``bench_learning_curves.evaluation_corpus``:
+- ``randomised`` and ``broad``: the training families' sounds, unseen works, lyrics and tunes;
+- ``foreign``: the first evaluation-only family (Festival voices, other instruments, drum kit,
+  effects, vocabulary, grammar and song structure; ``livi_tasks.build.synth``);
+- ``foreign2``: the second (Kokoro voices no training family uses, the MuseScore SoundFont,
+  the evaluation-only words with other templates, a broadcast vocal chain);
+- ``demo``: what ``make demo`` evaluates.
 
 For each Whisper model, each catalogue goes through the pipeline's stages (vocal filter,
 segments, transcription with greedy decoding, text, chroma baseline, ASR-free embedding with the
@@ -34,8 +37,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_learning_curves import EVALUATION_SHAPE, evaluation_corpus
+
 from livi_tasks.build.default_heads import EVALUATION_SEED
-from livi_tasks.build.synth.corpus import make_corpus
 from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
 from livi_tasks.core.metrics import metrics_from_similarity
 from livi_tasks.core.store import ArtifactStore
@@ -47,8 +51,14 @@ from livi_tasks.stages.evaluate import evaluate_catalogue
 from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for, shard_ids
 from livi_tasks.stages.vocal import track_decision
 
-DOMAINS = {"randomised": "in-domain (unseen works)", "foreign": "foreign (evaluation-only family)"}
-SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
+DOMAINS = {
+    "randomised": "in-domain (randomised family, unseen works)",
+    "broad": "in-domain (broad family: whole songs, version kinds; unseen works)",
+    "foreign": "foreign (evaluation-only family: Festival voices)",
+    "foreign2": "foreign (second evaluation-only family: held-out Kokoro voices, MuseScore instruments)",
+    "demo": "the make demo catalogue (6 works x 2 versions + 2 distractors, seed 0)",
+}
+SHAPE = EVALUATION_SHAPE
 
 
 def vocal_filter_quality(cfg: LiviConfig, store: ArtifactStore, catalogue: str, corpus: Path) -> dict:
@@ -60,8 +70,8 @@ def vocal_filter_quality(cfg: LiviConfig, store: ArtifactStore, catalogue: str, 
         tracks.append(vocal.read_table("tracks"))
         windows.append(vocal.read_table("windows"))
     tracks, windows = pd.concat(tracks, ignore_index=True), pd.concat(windows, ignore_index=True)
-    sung = tracks["track_id"].map(kinds).isin(["version", "hard_negative"]).to_numpy()
     instrumental = (tracks["track_id"].map(kinds) == "instrumental").to_numpy()
+    sung = ~instrumental  # every version kind and the hard negatives
     mean_rule = cfg.vocal.model_copy(update={"track_rule": "mean"})
     scores = {track: group["vocalness"].to_numpy() for track, group in windows.groupby("track_id")}
     kept_mean = np.array(
@@ -103,7 +113,7 @@ def ground_truth_lyrics(cfg: LiviConfig, corpus: Path, universe: pd.DataFrame) -
 
 
 def evaluate_domain(cfg: LiviConfig, store: ArtifactStore, family: str, corpus: Path) -> dict:
-    catalogue = f"eval_{family}_seed{EVALUATION_SEED}"
+    catalogue = f"eval_{family}_seed{0 if family == 'demo' else EVALUATION_SEED}"
     timings = {}
     started = time.perf_counter()
     ingest_catalogue(cfg, corpus / "manifest.csv", catalogue, store)
@@ -160,7 +170,7 @@ def main() -> None:
         help="Whisper model whose shipped head to evaluate (repeatable; default base and tiny.en).",
     )
     parser.add_argument(
-        "--domain", action="append", choices=sorted(DOMAINS), help="Evaluation family (repeatable; default both)."
+        "--domain", action="append", choices=sorted(DOMAINS), help="Evaluation family (repeatable; default all)."
     )
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
     parser.add_argument("--no-card", action="store_true", help="Do not write the figures into the shipped model cards.")
@@ -184,9 +194,7 @@ def main() -> None:
         store = ArtifactStore(cfg.store.root)
         domains = result["whisper"].setdefault(whisper, {})
         for family in args.domain or list(DOMAINS):
-            corpus = make_corpus(
-                work_dir / "corpus" / f"eval_{family}_seed{EVALUATION_SEED}", family, seed=EVALUATION_SEED, **SHAPE
-            ).parent
+            corpus = evaluation_corpus(work_dir, family)
             domains[family] = {"label": DOMAINS[family], **evaluate_domain(cfg, store, family, corpus)}
             logging.info("%s %s: %s", whisper, family, json.dumps(domains[family]["methods"]))
         result["measured"] = time.strftime("%Y-%m-%d")

@@ -62,6 +62,14 @@ EVALUATION_SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negati
 DEMO_SHAPE = {"works": 6, "versions": 2, "instrumentals": 1, "hard_negatives": 1, "seed": 0}  # make demo's
 
 
+def evaluation_corpus(work_dir: Path, family: str) -> Path:
+    """The evaluation catalogue of a family (made once): seed 1 of a song family, the demo's own."""
+    if family == "demo":
+        return make_demo_catalogue(work_dir / "eval" / "corpus" / "demo_seed0", **DEMO_SHAPE).parent
+    folder = work_dir / "eval" / "corpus" / f"{family}_seed{EVALUATION_SEED}"
+    return make_corpus(folder, family, seed=EVALUATION_SEED, **EVALUATION_SHAPE).parent
+
+
 def evaluation_sets(
     cfg: LiviConfig, work_dir: Path, whisper: str, families: list[str], all_layers: bool = False
 ) -> dict:
@@ -70,11 +78,7 @@ def evaluation_sets(
     states = encoder_states_of(whisper, cfg.models_dir, "fp32", all_layers=all_layers)
     sets = {}
     for family in families:
-        if family == "demo":
-            corpus = make_demo_catalogue(work_dir / "eval" / "corpus" / "demo_seed0", **DEMO_SHAPE).parent
-        else:
-            folder = work_dir / "eval" / "corpus" / f"{family}_seed{EVALUATION_SEED}"
-            corpus = make_corpus(folder, family, seed=EVALUATION_SEED, **EVALUATION_SHAPE).parent
+        corpus = evaluation_corpus(work_dir, family)
         folder = work_dir / "eval" / family / (whisper + ("-layers" if all_layers else ""))
         data = evaluation_dataset(corpus, folder, states, probe, family)
         sets[family] = (data, pd.read_csv(corpus / "tracks.csv").set_index("track_id")["kind"])

@@ -30,13 +30,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench_learning_curves import DEMO_SHAPE, EVALUATION_SHAPE
+from bench_learning_curves import evaluation_corpus
 from flop_bound import machine_facts
 
 from livi_tasks.build.chunk_data import CHUNK_SECONDS, lines_inside, sung_lines
-from livi_tasks.build.default_heads import EVALUATION_SEED
-from livi_tasks.build.demo import make_demo_catalogue
-from livi_tasks.build.synth.corpus import make_corpus
 from livi_tasks.core.audio import load_audio
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics_text import corpus_word_error_rate, normalise_text
@@ -114,11 +111,7 @@ def main() -> None:
     work_dir = Path(args.work_dir)
     for family in args.family or FAMILIES:
         started = time.perf_counter()
-        if family == "demo":
-            corpus = make_demo_catalogue(work_dir / "eval" / "corpus" / "demo_seed0", **DEMO_SHAPE).parent
-        else:
-            folder = work_dir / "eval" / "corpus" / f"{family}_seed{EVALUATION_SEED}"
-            corpus = make_corpus(folder, family, seed=EVALUATION_SEED, **EVALUATION_SHAPE).parent
+        corpus = evaluation_corpus(work_dir, family)
         table = windows(corpus, args.sung_windows)
         decoded = []
         for start in range(0, len(table), args.batch):
