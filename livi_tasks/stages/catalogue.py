@@ -29,6 +29,7 @@ from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.names import CATALOGUE_NAME_CHARS, CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 from livi_tasks.core.runner import produce_artifact
 from livi_tasks.core.store import Artifact, ArtifactStore
+from livi_tasks.core.takedowns import TakedownRecord, active_takedowns
 from livi_tasks.stages.lineage import INGEST_SHARD, pointer_name
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,11 @@ def _sha256(path: Path, chunk: int) -> str:
     return digest.hexdigest()
 
 
-def _source_fingerprint(cfg: LiviConfig, root: Path, entries: list[CatalogueEntry]) -> str:
-    """Cheap identity of the catalogue as it is now: entries plus each file's size and mtime."""
+def _source_fingerprint(
+    cfg: LiviConfig, root: Path, entries: list[CatalogueEntry], taken_down: list[str] | None = None
+) -> str:
+    """Cheap identity of the catalogue as it is now: entries plus each file's size and mtime, and
+    which of its tracks are taken down (only when some are: other keys stay what they were)."""
     listing = []
     for entry in entries:
         try:
@@ -162,7 +166,12 @@ def _source_fingerprint(cfg: LiviConfig, root: Path, entries: list[CatalogueEntr
             listing.append((entry.track_id, entry.work_id, entry.path, stat.st_size, stat.st_mtime_ns))
         except (OSError, ValueError):
             listing.append((entry.track_id, entry.work_id, entry.path, None, None))
-    return cfg.ingest.fingerprint("ingest", str(root), json.dumps(listing))
+    extra = (json.dumps(taken_down),) if taken_down else ()
+    return cfg.ingest.fingerprint("ingest", str(root), json.dumps(listing), *extra)
+
+
+def _takedown_reason(record: TakedownRecord) -> str:
+    return f"taken down by {record.by} at {record.at}: {record.reason} (`livi restore` brings it back)"
 
 
 def ingest_catalogue(
@@ -172,11 +181,14 @@ def ingest_catalogue(
     store = store or ArtifactStore(cfg.store.root)
     catalogue = validate_catalogue_name(catalogue or catalogue_name_for(source))
     root, entries = read_entries(source)
-    fingerprint = _source_fingerprint(cfg, root, entries)
+    # A taken-down track stays out of every later ingest of its catalogue until it is restored.
+    taken = {track: record for (_, track), record in active_takedowns(store, [catalogue]).items()}
+    listed = sorted({entry.track_id for entry in entries} & set(taken))
+    fingerprint = _source_fingerprint(cfg, root, entries, listed)
     artifact = store.artifact(catalogue, "ingest", INGEST_SHARD, fingerprint)
 
     def ingest(output: Artifact) -> dict:
-        tracks, quarantine = _probe_entries(cfg, root, entries, catalogue)
+        tracks, quarantine = _probe_entries(cfg, root, entries, catalogue, {t: taken[t] for t in listed})
         table = (
             pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1])
             .sort_values("track_id", kind="stable")
@@ -202,14 +214,22 @@ def ingest_catalogue(
 
 
 def _probe_entries(
-    cfg: LiviConfig, root: Path, entries: list[CatalogueEntry], catalogue: str
+    cfg: LiviConfig,
+    root: Path,
+    entries: list[CatalogueEntry],
+    catalogue: str,
+    taken_down: dict[str, TakedownRecord] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """The manifest's playable tracks, and a quarantine row (with its reason) for every other entry."""
+    """The manifest's playable tracks, and a quarantine row (with its reason) for every other
+    entry: unusable ones and those ``taken_down``."""
     tracks, quarantine, seen = [], [], set()
+    taken_down = taken_down or {}
     for entry in tqdm(entries, desc=f"ingest {catalogue}", unit="track", disable=None):
         try:
             if entry.problem:
                 raise AudioError(entry.problem)
+            if entry.track_id in taken_down:
+                raise AudioError(_takedown_reason(taken_down[entry.track_id]))
             if not entry.track_id:
                 raise AudioError("empty track_id")
             if entry.track_id in seen:
