@@ -29,7 +29,7 @@ from livi_tasks.core.audio import SAMPLE_RATE, AudioError
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.index import IndexMismatch, SearchResult, TrackIndex
 from livi_tasks.core.milvus_index import MilvusTrackIndex
-from livi_tasks.core.runner import produce_artifact
+from livi_tasks.core.runner import produce_artifact, store_lock
 from livi_tasks.core.store import Artifact, ArtifactMissing, ArtifactStore
 from livi_tasks.core.takedowns import active_takedowns, keys_text
 from livi_tasks.models.registry import current_model
@@ -50,6 +50,7 @@ from livi_tasks.stages.lineage import artifact_for, shard_ids
 log = logging.getLogger(__name__)
 
 POINTER = "_index/CURRENT.json"
+BUILD_LOCK = "_index/BUILD.lock"
 HIT_COLUMNS = ["rank", "track_id", "work_id", "catalogue", "score"]
 NO_HITS = pd.DataFrame(columns=HIT_COLUMNS)
 
@@ -108,6 +109,13 @@ def build_catalogue_index(
     uses the same model and backend; taken-down tracks are left out (or deleted from it)."""
     store = store or ArtifactStore(cfg.store.root)
     model = current_model(cfg, store, model)
+    # One build at a time: each starts from what the previous one published (its catalogues and
+    # takedowns), so two builds at once (a DAG run and a takedown) cannot drop each other's change.
+    with store_lock(store, BUILD_LOCK):
+        return _build_catalogue_index(cfg, catalogues, store, model)
+
+
+def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore, model: str) -> dict:
     backend = cfg.index_backend.name
     wanted = {catalogue: _catalogue_embeddings(cfg, store, catalogue, model) for catalogue in catalogues}
     try:

@@ -1,0 +1,89 @@
+"""Taking a track down and restoring it: the record (``core.takedowns``), then the index.
+
+``take_down`` records who, when and why, then publishes a new index without the track (the
+published one plus a delete: nothing is rebuilt). Running services leave it out of answers as
+soon as they see the record (the service that took the DELETE at once, others within
+``serve.refresh_s``) and swap in the new index when it is published. Later ingests of the
+catalogue quarantine the track and later index builds leave it out, until ``restore``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from livi_tasks.core.config import LiviConfig
+from livi_tasks.core.store import ArtifactMissing, ArtifactStore
+from livi_tasks.core.takedowns import TakedownError, active_takedowns, check_track, record_action
+from livi_tasks.stages.retrieval import build_catalogue_index, current_index
+
+log = logging.getLogger(__name__)
+
+
+def _published_members(store: ArtifactStore) -> dict | None:
+    try:
+        pointer, _ = current_index(store)
+    except ArtifactMissing:
+        return None
+    return pointer
+
+
+def reindex_published(cfg: LiviConfig, store: ArtifactStore) -> dict | None:
+    """Publish the current index again under the takedowns recorded now (a delete or a restore on
+    the published one); None when there is no index yet."""
+    pointer = _published_members(store)
+    if pointer is None:
+        return None
+    return build_catalogue_index(cfg, sorted(pointer["members"]), store=store, model=pointer["model"])
+
+
+def _index_summary(result: dict | None) -> dict | None:
+    if result is None:
+        return None
+    return {key: result.get(key) for key in ("fingerprint", "tracks", "deleted", "restored", "skipped", "backend")}
+
+
+def take_down(
+    cfg: LiviConfig,
+    catalogue: str,
+    track_id: str,
+    reason: str,
+    by: str,
+    via: str = "cli",
+    store: ArtifactStore | None = None,
+    reindex: bool = True,
+) -> dict:
+    """Record a takedown and (``reindex``) publish the index without the track."""
+    store = store or ArtifactStore(cfg.store.root)
+    check_track(catalogue, track_id)
+    active = active_takedowns(store, [catalogue]).get((catalogue, track_id))
+    if active is not None:
+        raise TakedownError(f"{catalogue}/{track_id} is already taken down (by {active.by} at {active.at})")
+    record = record_action(store, catalogue, track_id, "remove", reason, by, via)
+    log.info("took down %s/%s (by %s: %s)", catalogue, track_id, record.by, record.reason)
+    pointer = _published_members(store)
+    indexed = pointer is not None and catalogue in pointer["members"]
+    result = reindex_published(cfg, store) if reindex and indexed else None
+    return {"record": record.as_dict(), "indexed_catalogue": indexed, "index": _index_summary(result)}
+
+
+def restore(
+    cfg: LiviConfig,
+    catalogue: str,
+    track_id: str,
+    reason: str,
+    by: str,
+    via: str = "cli",
+    store: ArtifactStore | None = None,
+    reindex: bool = True,
+) -> dict:
+    """Record a restore of a taken-down track and (``reindex``) publish the index with it again."""
+    store = store or ArtifactStore(cfg.store.root)
+    check_track(catalogue, track_id)
+    if (catalogue, track_id) not in active_takedowns(store, [catalogue]):
+        raise TakedownError(f"{catalogue}/{track_id} is not taken down")
+    record = record_action(store, catalogue, track_id, "restore", reason, by, via)
+    log.info("restored %s/%s (by %s: %s)", catalogue, track_id, record.by, record.reason)
+    pointer = _published_members(store)
+    indexed = pointer is not None and catalogue in pointer["members"]
+    result = reindex_published(cfg, store) if reindex and indexed else None
+    return {"record": record.as_dict(), "indexed_catalogue": indexed, "index": _index_summary(result)}
