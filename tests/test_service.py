@@ -328,3 +328,17 @@ def test_an_index_swap_under_concurrent_requests_fails_none(demo_cfg, demo_index
                     worker.join()
     assert failures == []
     assert service.watcher.swaps - swaps >= 4 and sum(counts) > 40, (service.watcher.swaps, counts)
+
+
+def test_the_service_answers_from_a_milvus_lite_index_as_from_faiss(client, demo_cfg, demo_indexed, manifest, tmp_path):
+    from livi_tasks.core.config import IndexBackendConfig
+
+    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+    milvus_cfg = cfg.model_copy(update={"index_backend": IndexBackendConfig(name="milvus")})
+    assert build_catalogue_index(milvus_cfg, ["demo"])["backend"] == "milvus"
+    with TestClient(create_app(serve_settings(milvus_cfg))) as milvus_client:
+        assert wait_ready(milvus_client)["backend"] == "milvus"
+        for track in client.app.state.service.watcher.state.published.index.rows["track_id"][:4]:
+            path = f"/v1/tracks/demo/{track}/versions?k=5"
+            expected = [v["track_id"] for v in client.get(path, headers=AUTH).json()["versions"]]
+            assert [v["track_id"] for v in milvus_client.get(path).json()["versions"]] == expected

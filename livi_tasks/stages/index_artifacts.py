@@ -72,7 +72,7 @@ class LiteFolder:
 
     def __init__(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="livi-milvus-")
-        self.path = os.path.join(self._tmp.name, "db")
+        self.path = os.path.join(self._tmp.name, "index.db")  # pymilvus takes a local path ending in .db
 
     def cleanup(self) -> None:
         self._tmp.cleanup()

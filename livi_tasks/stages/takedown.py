@@ -36,10 +36,16 @@ def reindex_published(cfg: LiviConfig, store: ArtifactStore) -> dict | None:
     return build_catalogue_index(cfg, sorted(pointer["members"]), store=store, model=pointer["model"])
 
 
-def _index_summary(result: dict | None) -> dict | None:
-    if result is None:
-        return None
-    return {key: result.get(key) for key in ("fingerprint", "tracks", "deleted", "restored", "skipped", "backend")}
+def _republish(cfg: LiviConfig, store: ArtifactStore) -> dict:
+    """``reindex_published`` summarised; when a member catalogue's embeddings are not there (it was
+    ingested again and not yet embedded) the record stands and the next index build applies it."""
+    try:
+        result = reindex_published(cfg, store)
+    except ArtifactMissing as exc:
+        log.warning("index not republished now (%s); the next index build applies the takedowns", exc)
+        return {"republished": False, "reason": str(exc)}
+    keys = ("fingerprint", "tracks", "deleted", "restored", "skipped", "backend")
+    return {"republished": True, **{key: result.get(key) for key in keys}}
 
 
 def take_down(
@@ -62,8 +68,7 @@ def take_down(
     log.info("took down %s/%s (by %s: %s)", catalogue, track_id, record.by, record.reason)
     pointer = _published_members(store)
     indexed = pointer is not None and catalogue in pointer["members"]
-    result = reindex_published(cfg, store) if reindex and indexed else None
-    return {"record": record.as_dict(), "indexed_catalogue": indexed, "index": _index_summary(result)}
+    return {"record": record.as_dict(), "index": _republish(cfg, store) if reindex and indexed else None}
 
 
 def restore(
@@ -85,5 +90,4 @@ def restore(
     log.info("restored %s/%s (by %s: %s)", catalogue, track_id, record.by, record.reason)
     pointer = _published_members(store)
     indexed = pointer is not None and catalogue in pointer["members"]
-    result = reindex_published(cfg, store) if reindex and indexed else None
-    return {"record": record.as_dict(), "indexed_catalogue": indexed, "index": _index_summary(result)}
+    return {"record": record.as_dict(), "index": _republish(cfg, store) if reindex and indexed else None}
