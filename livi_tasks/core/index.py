@@ -129,7 +129,40 @@ def key_text(catalogue: str, track_id: str) -> str:
     return f"{catalogue}/{track_id}"
 
 
-class TrackIndex:
+class TrackRows:
+    """The rows of an index (one per vector ever added) and which are removed: what both backends
+    keep beside their vectors. Subclasses set ``rows`` and ``removed`` and define ``count``."""
+
+    rows: pd.DataFrame
+    removed: np.ndarray
+    _positions: dict[str, int] | None = None
+
+    @property
+    def live_count(self) -> int:
+        """Vectors a search can return: all but the removed ones."""
+        return self.count - int(self.removed.sum())
+
+    @property
+    def catalogues(self) -> list[str]:
+        return sorted(self.rows["catalogue"].unique().tolist())
+
+    def live_rows(self) -> pd.DataFrame:
+        """The rows a search can return (``id``: the row's position, the Faiss id)."""
+        return self.rows.assign(id=np.arange(len(self.rows), dtype=np.int64))[~self.removed].reset_index(drop=True)
+
+    def position(self, catalogue: str, track_id: str) -> int | None:
+        """The row position of a track (removed or not); None when it was never added."""
+        if self._positions is None or len(self._positions) != len(self.rows):
+            keys = (self.rows["catalogue"] + "/" + self.rows["track_id"]).tolist()
+            self._positions = dict(zip(keys, range(len(keys))))
+        return self._positions.get(key_text(catalogue, track_id))
+
+    def _append_rows(self, table: pd.DataFrame) -> None:
+        self.rows = table if self.rows.empty else pd.concat([self.rows, table], ignore_index=True)
+        self.removed = np.concatenate([self.removed, np.zeros(len(table), bool)])
+
+
+class TrackIndex(TrackRows):
     """Nearest-neighbour search over track embeddings, with the rows they belong to."""
 
     backend = "faiss"
@@ -151,7 +184,6 @@ class TrackIndex:
         self.model_id = model_id
         self.kind = kind
         self.removed = np.zeros(len(rows), bool) if removed is None else np.asarray(removed, bool).copy()
-        self._positions: dict[str, int] | None = None
         self._selector: tuple[bytes, object] | None = None
 
     @property
@@ -161,26 +193,6 @@ class TrackIndex:
     @property
     def count(self) -> int:
         return self.index.ntotal
-
-    @property
-    def live_count(self) -> int:
-        """Vectors a search can return: all but the removed ones."""
-        return self.count - int(self.removed.sum())
-
-    @property
-    def catalogues(self) -> list[str]:
-        return sorted(self.rows["catalogue"].unique().tolist())
-
-    def live_rows(self) -> pd.DataFrame:
-        """The rows a search can return (``id`` is the Faiss id)."""
-        return self.rows.assign(id=np.arange(len(self.rows), dtype=np.int64))[~self.removed].reset_index(drop=True)
-
-    def position(self, catalogue: str, track_id: str) -> int | None:
-        """The Faiss id of a track (removed or not); None when it was never added."""
-        if self._positions is None or len(self._positions) != len(self.rows):
-            keys = (self.rows["catalogue"] + "/" + self.rows["track_id"]).tolist()
-            self._positions = dict(zip(keys, range(len(keys))))
-        return self._positions.get(key_text(catalogue, track_id))
 
     def vector(self, catalogue: str, track_id: str) -> np.ndarray | None:
         """The stored (unit) vector of a live track, as the index holds it (approximate for ivfpq)."""
@@ -241,8 +253,7 @@ class TrackIndex:
         starts = range(0, len(vectors), ADD_CHUNK)
         for start in tqdm(starts, desc="index add", unit="chunk", disable=len(starts) < 2):
             self.index.add(vectors[start : start + ADD_CHUNK])
-        self.rows = table if self.rows.empty else pd.concat([self.rows, table], ignore_index=True)
-        self.removed = np.concatenate([self.removed, np.zeros(len(table), bool)])
+        self._append_rows(table)
 
     def _id_selector(self, exclude: np.ndarray | None):
         """A selector skipping the removed ids and ``exclude``; None when there is nothing to skip.

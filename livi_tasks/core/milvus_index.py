@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from livi_tasks.core.index import ROW_COLUMNS, IndexMismatch, SearchResult, check_rows, key_text, normalise
+from livi_tasks.core.index import ROW_COLUMNS, IndexMismatch, SearchResult, TrackRows, check_rows, key_text, normalise
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def connect(uri: str, token: str | None = None):
     return MilvusClient(uri=uri, token=token or "")
 
 
-class MilvusTrackIndex:
+class MilvusTrackIndex(TrackRows):
     """Track embeddings in one Milvus collection, with the rows they belong to kept beside it."""
 
     backend = "milvus"
@@ -61,7 +61,6 @@ class MilvusTrackIndex:
         self.model_id = model_id
         self._dim = dim
         self.kind = kind
-        self._positions: dict[str, int] | None = None
 
     # -- creation -------------------------------------------------------------------------------
     @classmethod
@@ -125,34 +124,12 @@ class MilvusTrackIndex:
     def count(self) -> int:
         return len(self.rows)
 
-    @property
-    def live_count(self) -> int:
-        return self.count - int(self.removed.sum())
-
-    @property
-    def catalogues(self) -> list[str]:
-        return sorted(self.rows["catalogue"].unique().tolist())
-
-    def live_rows(self) -> pd.DataFrame:
-        return self.rows.assign(id=np.arange(len(self.rows), dtype=np.int64))[~self.removed].reset_index(drop=True)
-
-    def position(self, catalogue: str, track_id: str) -> int | None:
-        if self._positions is None or len(self._positions) != len(self.rows):
-            keys = (self.rows["catalogue"] + "/" + self.rows["track_id"]).tolist()
-            self._positions = dict(zip(keys, range(len(keys))))
-        return self._positions.get(key_text(catalogue, track_id))
-
-    def add(self, embeddings: np.ndarray, rows: pd.DataFrame) -> None:
-        vectors = normalise(embeddings)
-        if vectors.shape[1] != self.dim:
-            raise IndexMismatch(f"embeddings have dim {vectors.shape[1]}, the index {self.dim}")
-        table = check_rows(rows, len(vectors))
-        known = [key for key in zip(table["catalogue"], table["track_id"]) if self.position(*key) is not None]
-        if known:
-            raise ValueError(f"track {key_text(*known[0])} is already in the index")
+    def _upsert(self, table: pd.DataFrame, vectors: np.ndarray) -> None:
+        """Write rows with their unit vectors in batches. An upsert, so that a build killed halfway
+        and run again (a server collection changed in place) writes each track once."""
         for start in range(0, len(table), INSERT_BATCH):
             part = table.iloc[start : start + INSERT_BATCH]
-            self.client.insert(
+            self.client.upsert(
                 self.collection,
                 [
                     {
@@ -166,9 +143,18 @@ class MilvusTrackIndex:
                 ],
             )
         self.client.flush(self.collection)
+
+    def add(self, embeddings: np.ndarray, rows: pd.DataFrame) -> None:
+        vectors = normalise(embeddings)
+        if vectors.shape[1] != self.dim:
+            raise IndexMismatch(f"embeddings have dim {vectors.shape[1]}, the index {self.dim}")
+        table = check_rows(rows, len(vectors))
+        known = [key for key in zip(table["catalogue"], table["track_id"]) if self.position(*key) is not None]
+        if known:
+            raise ValueError(f"track {key_text(*known[0])} is already in the index")
+        self._upsert(table, vectors)
         self.client.load_collection(self.collection)
-        self.rows = table if self.rows.empty else pd.concat([self.rows, table], ignore_index=True)
-        self.removed = np.concatenate([self.removed, np.zeros(len(table), bool)])
+        self._append_rows(table)
 
     def delete(self, keys) -> int:
         """Delete tracks from the collection; returns how many were live."""
@@ -182,27 +168,14 @@ class MilvusTrackIndex:
         return len(positions)
 
     def restore(self, keys, vectors: np.ndarray) -> int:
-        """Insert deleted tracks again with their ``vectors`` (Milvus keeps nothing of a deleted row)."""
+        """Write deleted tracks again with their ``vectors`` (Milvus keeps nothing of a deleted row)."""
         chosen = [(p, v) for p, v in zip((self.position(c, t) for c, t in keys), vectors) if p is not None]
         chosen = [(p, v) for p, v in chosen if self.removed[p]]
         if not chosen:
             return 0
-        unit = normalise(np.stack([v for _, v in chosen]))
-        self.client.insert(
-            self.collection,
-            [
-                {
-                    "pk": primary_key(*self._key(p)),
-                    "catalogue": self.rows.at[p, "catalogue"],
-                    "track_id": self.rows.at[p, "track_id"],
-                    "work_id": self.rows.at[p, "work_id"],
-                    "vector": vector,
-                }
-                for (p, _), vector in zip(chosen, unit)
-            ],
-        )
-        self.client.flush(self.collection)
-        self.removed[[p for p, _ in chosen]] = False
+        positions = [p for p, _ in chosen]
+        self._upsert(self.rows.iloc[positions], normalise(np.stack([v for _, v in chosen])))
+        self.removed[positions] = False
         return len(chosen)
 
     def _key(self, position: int) -> tuple[str, str]:

@@ -70,6 +70,10 @@ UPLOAD_BODY = {
 }
 
 
+Reason = Annotated[str, Query(min_length=1, max_length=500, description="Why (recorded).")]
+By = Annotated[str | None, Query(max_length=200, description="Who asks (recorded; default api).")]
+
+
 class UploadTooLarge(Exception):
     """The request body passed serve.max_upload_mb while it was read."""
 
@@ -178,17 +182,19 @@ class Service:
 def _hits_payload(state: ServiceState, hits: pd.DataFrame) -> list[dict]:
     titles = _titles(state)
     return [
-        {
-            "rank": int(row.rank),
-            "score": round(float(row.score), 6),
-            "catalogue": row.catalogue,
-            "track_id": row.track_id,
-            "work_id": row.work_id,
-            "title": titles.get((row.catalogue, row.track_id), ""),
-            "audio_url": _audio_url(state, row.catalogue, row.track_id),
-        }
+        {"rank": int(row.rank), "score": round(float(row.score), 6), **_track_payload(state, titles, row)}
         for row in hits.itertuples(index=False)
     ]
+
+
+def _track_payload(state: ServiceState, titles: dict, row) -> dict:
+    return {
+        "catalogue": row.catalogue,
+        "track_id": row.track_id,
+        "work_id": row.work_id,
+        "title": titles.get((row.catalogue, row.track_id), ""),
+        "audio_url": _audio_url(state, row.catalogue, row.track_id),
+    }
 
 
 def _titles(state: ServiceState) -> dict:
@@ -358,16 +364,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             found = rows[match].head(limit)
             return {
                 "query": q,
-                "tracks": [
-                    {
-                        "catalogue": row.catalogue,
-                        "track_id": row.track_id,
-                        "work_id": row.work_id,
-                        "title": titles.get((row.catalogue, row.track_id), ""),
-                        "audio_url": _audio_url(state, row.catalogue, row.track_id),
-                    }
-                    for row in found.itertuples(index=False)
-                ],
+                "tracks": [_track_payload(state, titles, row) for row in found.itertuples(index=False)],
             }
 
     @app.get("/v1/tracks/{catalogue}/{track_id:path}/versions", tags=["search"], dependencies=[Depends(read_access)])
@@ -495,12 +492,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
         return (by or "").strip() or "api"
 
     @app.delete("/v1/tracks/{catalogue}/{track_id:path}", tags=["takedowns"], dependencies=[Depends(write_access)])
-    def take_down(
-        catalogue: str,
-        track_id: str,
-        reason: Annotated[str, Query(min_length=1, max_length=500, description="Why (recorded).")],
-        by: Annotated[str | None, Query(max_length=200, description="Who asks (recorded; default api).")] = None,
-    ) -> dict:
+    def take_down(catalogue: str, track_id: str, reason: Reason, by: By = None) -> dict:
         """Take a track out of the index and of every answer at once; recorded with who, when and why.
         Later ingests and index builds leave it out until it is restored."""
         from livi_tasks.stages.takedown import reindex_published
@@ -511,7 +503,9 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             if state.published.index.position(catalogue, track_id) is None:
                 raise _not_found(f"unknown track {track_id!r} in catalogue {catalogue!r}")
         try:
-            done = record_take_down(cfg, catalogue, track_id, reason, _takedown_by(by), "api", store, reindex=False)
+            done = record_take_down(
+                cfg, catalogue, track_id, reason, _takedown_by(by), via="api", store=store, reindex=False
+            )
         except TakedownError as exc:
             raise HTTPException(status_code=409 if "already" in str(exc) else 422, detail=str(exc)) from None
         record = done["record"]
@@ -523,18 +517,15 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
     @app.post(
         "/v1/tracks/{catalogue}/{track_id:path}/restore", tags=["takedowns"], dependencies=[Depends(write_access)]
     )
-    def restore(
-        catalogue: str,
-        track_id: str,
-        reason: Annotated[str, Query(min_length=1, max_length=500, description="Why (recorded).")],
-        by: Annotated[str | None, Query(max_length=200, description="Who asks (recorded; default api).")] = None,
-    ) -> dict:
+    def restore(catalogue: str, track_id: str, reason: Reason, by: By = None) -> dict:
         """Undo a takedown: the track comes back into the index and answers once the index is republished."""
         from livi_tasks.stages.takedown import reindex_published
         from livi_tasks.stages.takedown import restore as record_restore
 
         try:
-            done = record_restore(cfg, catalogue, track_id, reason, _takedown_by(by), "api", store, reindex=False)
+            done = record_restore(
+                cfg, catalogue, track_id, reason, _takedown_by(by), via="api", store=store, reindex=False
+            )
         except TakedownError as exc:
             raise HTTPException(status_code=404 if "not taken down" in str(exc) else 422, detail=str(exc)) from None
         service.watcher.reindex_later(lambda: reindex_published(cfg, store))

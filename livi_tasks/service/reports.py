@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 from livi_tasks.core.names import CATALOGUE_NAME_PATTERN
 from livi_tasks.core.store import MARKER, ArtifactMissing, ArtifactStore
@@ -22,14 +22,6 @@ def evaluated_catalogues(store: ArtifactStore) -> list[str]:
     return sorted(name for name in names if _NAME.match(name))
 
 
-def _when(store: ArtifactStore, url: str) -> str | None:
-    try:
-        stamp = store.fs.modified(url)
-    except (NotImplementedError, FileNotFoundError, AttributeError):
-        return None
-    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).isoformat(timespec="seconds")
-
-
 def _headline(methods: dict) -> dict:
     return {method: {name: values.get(name) for name in HEADLINE} for method, values in methods.items()}
 
@@ -42,7 +34,7 @@ def latest_metrics(store: ArtifactStore, catalogue: str) -> dict | None:
         return None
     return {
         "fingerprint": pointer["fingerprint"],
-        "evaluated_at": _when(store, store.join(catalogue, STAGE, "all", pointer["fingerprint"], MARKER)),
+        "evaluated_at": store.modified_at(store.join(catalogue, STAGE, "all", pointer["fingerprint"], MARKER)),
         "methods": _headline(pointer.get("methods", {})),
     }
 
@@ -55,7 +47,7 @@ def evaluation_runs(store: ArtifactStore, catalogue: str) -> list[dict]:
         runs.append(
             {
                 "fingerprint": artifact.key.fingerprint,
-                "evaluated_at": _when(store, f"{artifact.url}/{MARKER}"),
+                "evaluated_at": store.modified_at(f"{artifact.url}/{MARKER}"),
                 "methods": _headline(summary.get("methods", {})),
             }
         )

@@ -83,16 +83,6 @@ class ServiceState:
         return None if at < len(excluded) and excluded[at] == position else position
 
 
-def _modified(store: ArtifactStore, url: str) -> str | None:
-    try:
-        stamp = store.fs.modified(url)
-    except (NotImplementedError, FileNotFoundError, AttributeError):
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp.isoformat(timespec="seconds")
-
-
 def _ingest_rows(store: ArtifactStore, catalogue: str) -> pd.DataFrame:
     """The catalogue's current ingest table as TRACK_COLUMNS; empty when it has none (an index built
     from embeddings alone, as the benchmark's)."""
@@ -173,7 +163,7 @@ class IndexWatcher:
                 handle=IndexHandle(published.index),
                 model=published.pointer["model"],
                 loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                indexed_at=_modified(self.store, f"{artifact.url}/{MARKER}"),
+                indexed_at=self.store.modified_at(f"{artifact.url}/{MARKER}"),
                 tracks=tracks,
                 takedown_token=takedown_state(self.store),
             )

@@ -48,8 +48,20 @@ def _republish(cfg: LiviConfig, store: ArtifactStore) -> dict:
     return {"republished": True, **{key: result.get(key) for key in keys}}
 
 
-def take_down(
+def take_down(cfg: LiviConfig, catalogue: str, track_id: str, reason: str, by: str, **options) -> dict:
+    """Record a takedown and publish the index without the track (``reindex=False``: at the next
+    index build). Options: ``via`` (cli, api), ``store``, ``reindex``."""
+    return _act(cfg, "remove", catalogue, track_id, reason, by, **options)
+
+
+def restore(cfg: LiviConfig, catalogue: str, track_id: str, reason: str, by: str, **options) -> dict:
+    """Record a restore of a taken-down track and publish the index with it again (options as take_down)."""
+    return _act(cfg, "restore", catalogue, track_id, reason, by, **options)
+
+
+def _act(
     cfg: LiviConfig,
+    action: str,
     catalogue: str,
     track_id: str,
     reason: str,
@@ -58,36 +70,15 @@ def take_down(
     store: ArtifactStore | None = None,
     reindex: bool = True,
 ) -> dict:
-    """Record a takedown and (``reindex``) publish the index without the track."""
     store = store or ArtifactStore(cfg.store.root)
     check_track(catalogue, track_id)
     active = active_takedowns(store, [catalogue]).get((catalogue, track_id))
-    if active is not None:
+    if action == "remove" and active is not None:
         raise TakedownError(f"{catalogue}/{track_id} is already taken down (by {active.by} at {active.at})")
-    record = record_action(store, catalogue, track_id, "remove", reason, by, via)
-    log.info("took down %s/%s (by %s: %s)", catalogue, track_id, record.by, record.reason)
-    pointer = _published_members(store)
-    indexed = pointer is not None and catalogue in pointer["members"]
-    return {"record": record.as_dict(), "index": _republish(cfg, store) if reindex and indexed else None}
-
-
-def restore(
-    cfg: LiviConfig,
-    catalogue: str,
-    track_id: str,
-    reason: str,
-    by: str,
-    via: str = "cli",
-    store: ArtifactStore | None = None,
-    reindex: bool = True,
-) -> dict:
-    """Record a restore of a taken-down track and (``reindex``) publish the index with it again."""
-    store = store or ArtifactStore(cfg.store.root)
-    check_track(catalogue, track_id)
-    if (catalogue, track_id) not in active_takedowns(store, [catalogue]):
+    if action == "restore" and active is None:
         raise TakedownError(f"{catalogue}/{track_id} is not taken down")
-    record = record_action(store, catalogue, track_id, "restore", reason, by, via)
-    log.info("restored %s/%s (by %s: %s)", catalogue, track_id, record.by, record.reason)
+    record = record_action(store, catalogue, track_id, action, reason, by, via)
+    log.info("%s %s/%s (by %s: %s)", action, catalogue, track_id, record.by, record.reason)
     pointer = _published_members(store)
     indexed = pointer is not None and catalogue in pointer["members"]
     return {"record": record.as_dict(), "index": _republish(cfg, store) if reindex and indexed else None}
