@@ -214,6 +214,12 @@ class IndexBackendConfig(Section):
     milvus_collection_prefix: str = Field(
         "livi", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,30}$", description="Collections are named <prefix>_<index key>."
     )
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _empty_uri_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
     keep_collections: int = Field(
         2,
         ge=1,

@@ -550,6 +550,12 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
         text = resources.files("livi_tasks.service").joinpath("static/index.html").read_text()
         return HTMLResponse(text, headers={"Content-Security-Policy": _page_policy(cfg)})
 
+    @app.get("/icon.svg", include_in_schema=False)
+    def icon() -> Response:
+        """The icon of the Airflow UI's navigation entry."""
+        svg = resources.files("livi_tasks.service").joinpath("static/icon.svg").read_bytes()
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     @app.exception_handler(UploadTooLarge)
     async def too_large(_: Request, __: UploadTooLarge) -> JSONResponse:
         return JSONResponse({"detail": _too_large(int(cfg.serve.max_upload_mb * 1e6))}, status_code=413)
