@@ -87,6 +87,8 @@ def test_tracks_are_found_by_id_and_by_work(client, manifest):
     assert first.track_id in [t["track_id"] for t in by_id]
     by_work = client.get("/v1/tracks", params={"q": first.work_id}, headers=AUTH).json()["tracks"]
     assert {t["work_id"] for t in by_work} == {first.work_id} and len(by_work) >= 2
+    by_title = client.get("/v1/tracks", params={"q": first.title[2:14].lower()}, headers=AUTH).json()["tracks"]
+    assert (first.track_id, first.title) in [(t["track_id"], t["title"]) for t in by_title]
     assert client.get("/v1/tracks", params={"q": "no such track"}, headers=AUTH).json()["tracks"] == []
 
 

@@ -4,7 +4,8 @@ Two layouts are accepted:
 - a folder ``<root>/<work_id>/<track file>`` (the Covers80 layout): track_id is
   ``<work_id>/<file stem>``;
 - a CSV manifest with columns ``track_id,work_id,path`` (work_id may be empty; paths relative to
-  the manifest's folder, which is the catalogue root).
+  the manifest's folder, which is the catalogue root) and optionally ``title`` (what the search
+  service shows and finds tracks by).
 
 Every entry is decoded once to check it; anything unusable lands in the quarantine table with its
 reason and the rest of the catalogue goes on. No path may resolve outside the catalogue root.
@@ -48,6 +49,7 @@ TRACK_COLUMNS = [
     "channels",
     "format",
     "status",
+    "title",
     "shard",
 ]
 QUARANTINE_COLUMNS = ["track_id", "work_id", "path", "reason"]
@@ -63,6 +65,7 @@ class CatalogueEntry:
     work_id: str
     path: str  # as written in the manifest or relative to the root
     problem: str = ""  # why the manifest row itself is unusable (recorded as its quarantine reason)
+    title: str = ""  # the manifest's optional title column
 
 
 def catalogue_name_for(source: str | Path) -> str:
@@ -128,7 +131,7 @@ def _manifest_entry(row: dict, width: int) -> CatalogueEntry:
         if surplus
         else ""
     )
-    return CatalogueEntry(values["track_id"], values["work_id"], values["path"], problem)
+    return CatalogueEntry(values["track_id"], values["work_id"], values["path"], problem, values.get("title", ""))
 
 
 def resolve_inside(root: Path, relpath: str) -> Path:
@@ -166,6 +169,8 @@ def _source_fingerprint(
             listing.append((entry.track_id, entry.work_id, entry.path, stat.st_size, stat.st_mtime_ns))
         except (OSError, ValueError):
             listing.append((entry.track_id, entry.work_id, entry.path, None, None))
+        if entry.title:  # only then: catalogues without titles keep the keys they had
+            listing[-1] = (*listing[-1], entry.title)
     extra = (json.dumps(taken_down),) if taken_down else ()
     return cfg.ingest.fingerprint("ingest", str(root), json.dumps(listing), *extra)
 
@@ -257,6 +262,7 @@ def _probe_entries(
                 "channels": probe.channels,
                 "format": probe.format,
                 "status": "ok",
+                "title": entry.title,
             }
         )
     return tracks, quarantine
