@@ -241,6 +241,11 @@ class ServeConfig(Section):
     public_reads: bool = Field(
         False, description="With a token: let reads (search, versions, reports, audio) through without it."
     )
+    audio_queries: bool = Field(
+        True,
+        description="Load the Whisper encoder and answer uploads (POST /v1/query); off: a light replica that "
+        "answers catalogue-track searches only (no model in memory).",
+    )
     threads: int = Field(
         0, ge=0, description="Thread budget of the process (0: $LIVI_TASK_THREADS, else the usable cores)."
     )

@@ -134,13 +134,33 @@ class TrackRows:
     keep beside their vectors. Subclasses set ``rows`` and ``removed`` and define ``count``."""
 
     rows: pd.DataFrame
-    removed: np.ndarray
     _positions: dict[str, int] | None = None
+    _removed_ids: np.ndarray | None = None
+
+    @property
+    def removed(self) -> np.ndarray:
+        """One flag per row: taken out of every search (change it through ``delete``/``restore``)."""
+        return self._removed
+
+    @removed.setter
+    def removed(self, flags: np.ndarray) -> None:
+        self._removed = np.asarray(flags, bool).copy()
+        self._removed_ids = None
+
+    def _set_removed(self, positions, flag: bool) -> None:
+        self._removed[positions] = flag
+        self._removed_ids = None
+
+    def removed_ids(self) -> np.ndarray:
+        """Positions of the removed rows (kept between searches: a million flags take a while to scan)."""
+        if self._removed_ids is None:
+            self._removed_ids = np.flatnonzero(self._removed)
+        return self._removed_ids
 
     @property
     def live_count(self) -> int:
         """Vectors a search can return: all but the removed ones."""
-        return self.count - int(self.removed.sum())
+        return self.count - len(self.removed_ids())
 
     @property
     def catalogues(self) -> list[str]:
@@ -183,7 +203,7 @@ class TrackIndex(TrackRows):
         self.config = config
         self.model_id = model_id
         self.kind = kind
-        self.removed = np.zeros(len(rows), bool) if removed is None else np.asarray(removed, bool).copy()
+        self.removed = np.zeros(len(rows), bool) if removed is None else removed
         self._selector: tuple[bytes, object] | None = None
 
     @property
@@ -213,7 +233,7 @@ class TrackIndex(TrackRows):
     def _mark(self, keys, removed: bool) -> int:
         positions = [p for p in (self.position(c, t) for c, t in keys) if p is not None]
         changed = [p for p in positions if self.removed[p] != removed]
-        self.removed[changed] = removed
+        self._set_removed(changed, removed)
         return len(changed)
 
     @classmethod
@@ -258,7 +278,7 @@ class TrackIndex(TrackRows):
     def _id_selector(self, exclude: np.ndarray | None):
         """A selector skipping the removed ids and ``exclude``; None when there is nothing to skip.
         The last one is kept: takedowns change rarely and a set of thousands costs a millisecond."""
-        skipped = np.flatnonzero(self.removed)
+        skipped = self.removed_ids()
         if exclude is not None and len(exclude):
             skipped = np.union1d(skipped, np.asarray(exclude, np.int64))
         if not len(skipped):

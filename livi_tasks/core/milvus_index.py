@@ -109,7 +109,7 @@ class MilvusTrackIndex(TrackRows):
         kind = client.describe_index(collection, "vector")["index_type"]
         index = cls(client, collection, rows, model_id, int(dim), kind)
         if removed is not None:
-            index.removed = np.asarray(removed, bool).copy()
+            index.removed = removed
         return index
 
     def close(self) -> None:
@@ -164,7 +164,7 @@ class MilvusTrackIndex(TrackRows):
             self.client.delete(self.collection, ids=pks[start : start + FILTER_CHUNK])
         if pks:
             self.client.flush(self.collection)
-        self.removed[positions] = True
+        self._set_removed(positions, True)
         return len(positions)
 
     def restore(self, keys, vectors: np.ndarray) -> int:
@@ -175,7 +175,7 @@ class MilvusTrackIndex(TrackRows):
             return 0
         positions = [p for p, _ in chosen]
         self._upsert(self.rows.iloc[positions], normalise(np.stack([v for _, v in chosen])))
-        self.removed[positions] = False
+        self._set_removed(positions, False)
         return len(chosen)
 
     def _key(self, position: int) -> tuple[str, str]:

@@ -27,6 +27,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from livi_tasks.core.audio import AudioError
@@ -158,7 +159,7 @@ class Service:
 
     def prepare_model(self, model: str) -> None:
         """Load an encoder (and the vocal probe, by embedding a second of silence) before a state needs it."""
-        if model in self.models:
+        if model in self.models or not self.cfg.serve.audio_queries:
             return
         from livi_tasks.stages.audio_embed import embed_samples
 
@@ -176,43 +177,6 @@ class Service:
         self.watcher.stop()
         self.pool.shutdown()
         shutil.rmtree(self.uploads, ignore_errors=True)
-
-
-# -- helpers over a state ---------------------------------------------------------------------
-def _hits_payload(state: ServiceState, hits: pd.DataFrame) -> list[dict]:
-    titles = _titles(state)
-    return [
-        {"rank": int(row.rank), "score": round(float(row.score), 6), **_track_payload(state, titles, row)}
-        for row in hits.itertuples(index=False)
-    ]
-
-
-def _track_payload(state: ServiceState, titles: dict, row) -> dict:
-    return {
-        "catalogue": row.catalogue,
-        "track_id": row.track_id,
-        "work_id": row.work_id,
-        "title": titles.get((row.catalogue, row.track_id), ""),
-        "audio_url": _audio_url(state, row.catalogue, row.track_id),
-    }
-
-
-def _titles(state: ServiceState) -> dict:
-    titles = state.tracks[state.tracks["title"].fillna("") != ""]
-    return dict(zip(zip(titles["catalogue"], titles["track_id"]), titles["title"]))
-
-
-def _audio_url(state: ServiceState, catalogue: str, track_id: str) -> str | None:
-    if state.tracks.empty:
-        return None
-    from urllib.parse import quote
-
-    return f"/v1/audio/{quote(catalogue)}/{quote(track_id)}"
-
-
-def _catalogue_counts(state: ServiceState) -> dict[str, int]:
-    rows = state.published.index.rows
-    return rows.loc[state.live_mask(), "catalogue"].value_counts().to_dict()
 
 
 def _known_catalogue(state: ServiceState, catalogue: str) -> None:
@@ -319,7 +283,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
     def catalogues() -> dict:
         """Indexed catalogues: track counts, the encoder model, when the index was built, latest metrics."""
         with current_state() as state:
-            counts = _catalogue_counts(state)
+            counts = state.catalogue_counts
             evaluated = set(evaluated_catalogues(store))
             return {
                 "index": state.fingerprint,
@@ -351,7 +315,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             rows = rows[state.live_mask()]
             if catalogue is not None:
                 rows = rows[rows["catalogue"] == catalogue]
-            titles = _titles(state)
+            titles = state.handle.titles
             title = pd.Series(
                 [titles.get(key, "") for key in zip(rows["catalogue"], rows["track_id"])], index=rows.index
             )
@@ -364,15 +328,15 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             found = rows[match].head(limit)
             return {
                 "query": q,
-                "tracks": [_track_payload(state, titles, row) for row in found.itertuples(index=False)],
+                "tracks": [state.track(int(position)) for position in found["position"]],
             }
 
     @app.get("/v1/tracks/{catalogue}/{track_id:path}/versions", tags=["search"], dependencies=[Depends(read_access)])
-    def versions(
+    async def versions(
         catalogue: str,
         track_id: str,
         k: Annotated[int, Query(ge=1, le=cfg.serve.max_k, description="How many versions.")] = 10,
-    ) -> dict:
+    ) -> JSONResponse:
         """The versions of a catalogue track, from its stored embedding (no audio work)."""
         started = time.perf_counter()
         with current_state() as state:
@@ -380,20 +344,28 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             position = state.is_live(catalogue, track_id)
             if position is None:
                 raise _not_found(f"unknown track {track_id!r} in catalogue {catalogue!r}")
-            vector = state.published.index.vector(catalogue, track_id)
+
+            def search():
+                vector = state.published.index.vector(catalogue, track_id)
+                return state.published.search(vector[None, :], k, leave_out=[position])
+
             searched = time.perf_counter()
-            result = state.published.search(vector[None, :], k, leave_out=[position])
+            if state.published.index.backend == "faiss":
+                result = search()  # a millisecond of CPU: on the event loop, cheaper than a hop to a thread
+            else:
+                result = await run_in_threadpool(search)  # a Milvus call waits on its server: off the loop
             search_ms = (time.perf_counter() - searched) * 1000
-            work = state.published.index.rows.at[position, "work_id"]
-            return {
-                "track": {"catalogue": catalogue, "track_id": track_id, "work_id": work},
-                "versions": _hits_payload(state, result.rows),
+            payload = {
+                "track": state.track(position),
+                "versions": state.hits(result.ids[0], result.scores[0]),
                 "index": state.fingerprint,
-                "timings": {
-                    "search_ms": round(search_ms, 3),
-                    "total_ms": round((time.perf_counter() - started) * 1e3, 3),
-                },
             }
+        # A plain JSONResponse: FastAPI's generic encoding of the answer cost more than the search.
+        payload["timings"] = {
+            "search_ms": round(search_ms, 3),
+            "total_ms": round((time.perf_counter() - started) * 1e3, 3),
+        }
+        return JSONResponse(payload)
 
     @app.get("/v1/audio/{catalogue}/{track_id:path}", tags=["catalogues"], dependencies=[Depends(read_access)])
     def audio(catalogue: str, track_id: str) -> FileResponse:
@@ -402,11 +374,9 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             _known_catalogue(state, catalogue)
             if state.is_live(catalogue, track_id) is None:
                 raise _not_found(f"unknown track {track_id!r} in catalogue {catalogue!r}")
-            tracks = state.tracks
-            found = tracks[(tracks["catalogue"] == catalogue) & (tracks["track_id"] == track_id)]
-            if found.empty or not os.path.isfile(found.iloc[0]["uri"]):
+            uri = state.audio_file(catalogue, track_id)
+            if uri is None or not os.path.isfile(uri):
                 raise _not_found(f"no audio file for {catalogue}/{track_id} on this machine")
-            uri = found.iloc[0]["uri"]
             return FileResponse(uri, media_type=AUDIO_TYPES.get(Path(uri).suffix.lower(), "application/octet-stream"))
 
     # -- audio queries --------------------------------------------------------------------------
@@ -423,6 +393,8 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
         """Versions of an uploaded audio file (field ``file``: wav, flac, ogg or mp3), ranked, with
         each stage's time. 503 with Retry-After when every worker is busy and the queue is full."""
         started = time.perf_counter()
+        if not cfg.serve.audio_queries:
+            raise HTTPException(status_code=503, detail="audio queries are off on this service (serve.audio_queries)")
         if service.watcher.state is None:
             raise HTTPException(status_code=503, detail=f"not ready: {service.watcher.last_error}")
         try:
@@ -437,7 +409,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
             uploaded = time.perf_counter()
             with current_state() as state:
                 result = await service.pool.run(lambda: answer_query(cfg, store, state, str(path), k))
-                hits = _hits_payload(state, result.pop("hits"))
+                hits = state.hits(result.pop("ids"), result.pop("scores"))
                 index = state.fingerprint
         except QueryTooLong as exc:
             raise HTTPException(status_code=413, detail=str(exc)) from None

@@ -152,7 +152,8 @@ def answer_query(cfg: LiviConfig, store: ArtifactStore, state, path: str, k: int
     searched_at = time.perf_counter()
     return {
         "duration_s": decoded.duration_s,
-        "hits": result.rows,
+        "ids": result.ids[0],
+        "scores": result.scores[0],
         "decode_s": decoded_at - started,
         "embed_s": embedded_at - decoded_at,
         "search_ms": (searched_at - embedded_at) * 1000,

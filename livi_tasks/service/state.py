@@ -15,9 +15,11 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Callable, Iterator
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -39,13 +41,22 @@ class NotReady(RuntimeError):
 
 
 class IndexHandle:
-    """One opened index and the requests using it; closed once retired and unused."""
+    """One opened index and the requests using it; closed once retired and unused. Holds what an
+    answer needs per row, looked up once when the index loads (never per request): the row
+    columns as arrays, and the titles and audio files of the ingest tables."""
 
-    def __init__(self, index) -> None:
+    def __init__(self, index, tracks: pd.DataFrame) -> None:
         self.index = index
         self.users = 0
         self.retired = False
         self.closed = False
+        rows = index.rows
+        self.catalogue = rows["catalogue"].to_numpy(object)
+        self.track_id = rows["track_id"].to_numpy(object)
+        self.work_id = rows["work_id"].to_numpy(object)
+        keys = list(zip(tracks["catalogue"], tracks["track_id"]))
+        self.titles = {key: title for key, title in zip(keys, tracks["title"].fillna("")) if title}
+        self.audio = {key: uri for key, uri in zip(keys, tracks["uri"]) if isinstance(uri, str) and uri}
 
     def close(self) -> None:
         if not self.closed:
@@ -60,12 +71,39 @@ class ServiceState:
     model: str
     loaded_at: str
     indexed_at: str | None
-    tracks: pd.DataFrame = field(repr=False)  # TRACK_COLUMNS of the indexed catalogues' ingests
     takedown_token: str = ""
 
     @property
     def fingerprint(self) -> str:
         return self.published.fingerprint
+
+    def track(self, position: int) -> dict:
+        """What an answer says of the track at a row position (no audio_url without its file)."""
+        handle = self.handle
+        key = (handle.catalogue[position], handle.track_id[position])
+        return {
+            "catalogue": key[0],
+            "track_id": key[1],
+            "work_id": handle.work_id[position],
+            "title": handle.titles.get(key, ""),
+            "audio_url": f"/v1/audio/{quote(key[0])}/{quote(key[1])}" if key in handle.audio else None,
+        }
+
+    def hits(self, ids: np.ndarray, scores: np.ndarray) -> list[dict]:
+        """Ranked answers of one query's ids and scores (-1: an empty slot)."""
+        return [
+            {"rank": rank, "score": round(float(score), 6), **self.track(int(position))}
+            for rank, (position, score) in enumerate(((p, s) for p, s in zip(ids, scores) if p >= 0), start=1)
+        ]
+
+    def audio_file(self, catalogue: str, track_id: str) -> str | None:
+        return self.handle.audio.get((catalogue, track_id))
+
+    @cached_property
+    def catalogue_counts(self) -> dict[str, int]:
+        """Live tracks per catalogue (computed once per state)."""
+        rows = self.published.index.rows
+        return {str(k): int(v) for k, v in rows.loc[self.live_mask(), "catalogue"].value_counts().items()}
 
     def live_mask(self) -> np.ndarray:
         """Which rows of the index a search can return (removed and taken-down rows are not)."""
@@ -160,11 +198,10 @@ class IndexWatcher:
             _, artifact = current_index(self.store)
             state = ServiceState(
                 published=published,
-                handle=IndexHandle(published.index),
+                handle=IndexHandle(published.index, tracks),
                 model=published.pointer["model"],
                 loaded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 indexed_at=self.store.modified_at(f"{artifact.url}/{MARKER}"),
-                tracks=tracks,
                 takedown_token=takedown_state(self.store),
             )
         except BaseException:
