@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -311,25 +310,8 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
     ) -> dict:
         """Indexed tracks whose id, title or work contains ``q`` (case-insensitive)."""
         with current_state() as state:
-            rows = state.published.index.rows.assign(position=np.arange(len(state.published.index.rows)))
-            rows = rows[state.live_mask()]
-            if catalogue is not None:
-                rows = rows[rows["catalogue"] == catalogue]
-            titles = state.handle.titles
-            title = pd.Series(
-                [titles.get(key, "") for key in zip(rows["catalogue"], rows["track_id"])], index=rows.index
-            )
-            needle = q.lower()
-            match = (
-                rows["track_id"].str.lower().str.contains(needle, regex=False)
-                | rows["work_id"].fillna("").str.lower().str.contains(needle, regex=False)
-                | title.str.lower().str.contains(needle, regex=False)
-            )
-            found = rows[match].head(limit)
-            return {
-                "query": q,
-                "tracks": [state.track(int(position)) for position in found["position"]],
-            }
+            found = state.find(q, catalogue, limit)
+            return {"query": q, "tracks": [state.track(int(position)) for position in found]}
 
     @app.get("/v1/tracks/{catalogue}/{track_id:path}/versions", tags=["search"], dependencies=[Depends(read_access)])
     async def versions(

@@ -57,6 +57,11 @@ class IndexHandle:
         keys = list(zip(tracks["catalogue"], tracks["track_id"]))
         self.titles = {key: title for key, title in zip(keys, tracks["title"].fillna("")) if title}
         self.audio = {key: uri for key, uri in zip(keys, tracks["uri"]) if isinstance(uri, str) and uri}
+        # What a track search looks in: id, work and title of each row, lower-cased once.
+        titles = [self.titles.get(key, "") for key in zip(self.catalogue, self.track_id)]
+        self.haystack = (
+            rows["track_id"].astype(str) + "\x1f" + rows["work_id"].fillna("").astype(str) + "\x1f" + pd.Series(titles)
+        ).str.lower()
 
     def close(self) -> None:
         if not self.closed:
@@ -98,6 +103,13 @@ class ServiceState:
 
     def audio_file(self, catalogue: str, track_id: str) -> str | None:
         return self.handle.audio.get((catalogue, track_id))
+
+    def find(self, text: str, catalogue: str | None, limit: int) -> np.ndarray:
+        """Row positions of live tracks whose id, work or title contains ``text`` (any case)."""
+        match = self.handle.haystack.str.contains(text.lower(), regex=False).to_numpy() & self.live_mask()
+        if catalogue is not None:
+            match &= self.handle.catalogue == catalogue
+        return np.flatnonzero(match)[:limit]
 
     @cached_property
     def catalogue_counts(self) -> dict[str, int]:
