@@ -20,7 +20,8 @@ cores: the figures include the load generator's own cost.
     .venv/bin/python benchmarks/bench_serve.py [--tracks 1000000] [--clients 1,8,32] [--requests 2000]
         [--backends faiss,milvus] [--whisper-model base] [--query-requests 10] [--work-dir data/bench-serve]
 
-Writes benchmarks/results/serve.json (machine facts, settings, each measurement).
+Writes benchmarks/results/serve.json: per part its measurements, settings and machine facts (a part
+left out with --skip keeps what the file held).
 """
 
 from __future__ import annotations
@@ -365,21 +366,26 @@ def main() -> None:
     args.clients = [int(c) for c in args.clients.split(",")]
     args.backends = [b for b in args.backends.split(",") if b]
     skip = set(args.skip.split(","))
-    load_before = os.getloadavg()
+    # A part skipped now keeps what the previous run wrote (each part carries its own machine facts).
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    threads = args.service_threads or len(os.sched_getaffinity(0))
+    result = {}
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as scratch:
         work = args.work_dir or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        result = {
-            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "versions": None if "versions" in skip else bench_versions(args, work),
-            "query": None if "query" in skip else bench_queries(args, work),
-        }
-    result.update(machine_facts(load_before, service_threads=args.service_threads or len(os.sched_getaffinity(0))))
+        for part, run in (("versions", bench_versions), ("query", bench_queries)):
+            if part in skip:
+                result[part] = previous.get(part)
+                continue
+            load_before = os.getloadavg()
+            result[part] = {**run(args, work), "settings": settings}
+            result[part].update(machine_facts(load_before, service_threads=threads))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     temporary = args.out.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(temporary, args.out)
-    print(json.dumps({k: v for k, v in result.items() if k != "settings"}, indent=2))
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -268,6 +268,7 @@ def test_a_takedown_leaves_every_answer_at_once_and_is_recorded(demo_cfg, demo_i
         # The record, then a republished index without the track (swapped in by the service).
         (record,) = active_takedowns(ArtifactStore(cfg.store.root)).values()
         assert (record.by, record.reason, record.via) == ("rights@example", "licence expired", "api")
+        assert client.post("/v1/admin/reload", headers=AUTH).json()["outcome"] in ("unchanged", "index", "takedowns")
         listed = client.get("/v1/takedowns", headers=AUTH).json()["takedowns"]
         assert [t["track_id"] for t in listed] == [gone.track_id]
         deadline = time.monotonic() + 60
