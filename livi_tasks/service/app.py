@@ -235,10 +235,10 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def read_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def read_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         _check(credentials, needed=token is not None and not cfg.serve.public_reads, mutation=False)
 
-    def write_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    async def write_access(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         _check(credentials, needed=True, mutation=True)
 
     @contextlib.contextmanager
@@ -249,6 +249,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
         except NotReady as exc:
             raise HTTPException(status_code=503, detail=f"not ready: {exc}", headers={"Retry-After": "5"}) from None
 
+    # (async: FastAPI runs a plain def dependency on the thread pool, a hop that cost more than a search)
     # -- health ---------------------------------------------------------------------------------
     @app.get("/health", tags=["health"], summary="The process answers.")
     def health() -> dict:
