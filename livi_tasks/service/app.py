@@ -405,6 +405,8 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
         timings = {name: round(result[name], 4) for name in ("queue_s", "decode_s", "embed_s")}
         timings |= {"upload_s": round(uploaded - started, 4), "search_ms": round(result["search_ms"], 3)}
         timings["total_s"] = round(time.perf_counter() - started, 4)
+        top = hits[0]["track_id"] if hits else "-"
+        log.info("query %s (%.0f s of audio): %s first, %s", filename, result["duration_s"], top, timings)
         return {
             "query": {"filename": filename, "duration_s": round(result["duration_s"], 3)},
             "versions": hits,

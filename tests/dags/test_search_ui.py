@@ -131,3 +131,37 @@ def test_from_the_airflow_nav_find_a_track_upload_a_file_see_a_version_in_the_to
         if service.poll() is None:
             os.killpg(service.pid, signal.SIGTERM)
             service.wait(timeout=60)
+
+
+def test_refresh_search_asks_the_service_to_swap_in_the_published_index(demo_cfg, demo_indexed, tmp_path, monkeypatch):
+    """livi_index's refresh_search task against a real service (no encoder: serve.audio_queries off)."""
+    from pydantic import SecretStr
+
+    from livi_airflow.search import refresh_search
+    from livi_tasks.service.app import BackgroundServer, create_app
+    from livi_tasks.stages.retrieval import build_catalogue_index
+
+    cfg = copy_served_store(demo_cfg, tmp_path / "served-data")
+    token = "refresh-test-token-0123456789"
+    serve = cfg.serve.model_copy(update={"token": SecretStr(token), "audio_queries": False, "refresh_s": 0})
+    app = create_app(cfg.model_copy(update={"serve": serve}))
+    with BackgroundServer(app) as url:
+        deadline = time.monotonic() + 120
+        while requests.get(f"{url}/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        before = requests.get(f"{url}/ready", timeout=5).json()["index"]
+        published = build_catalogue_index(
+            cfg.model_copy(update={"index": cfg.index.model_copy(update={"kind": "hnsw"})}), ["demo"]
+        )
+        assert published["fingerprint"] != before
+        monkeypatch.setenv("LIVI_SEARCH_API_URL", url)
+        monkeypatch.setenv("LIVI__SERVE__TOKEN", token)
+        answer = refresh_search.function(published)
+        assert answer["outcome"] == "index" and answer["index"] == published["fingerprint"]
+        assert requests.get(f"{url}/ready", timeout=5).json()["index"] == published["fingerprint"]
+        monkeypatch.delenv("LIVI_SEARCH_API_URL")
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        with pytest.raises(AirflowSkipException, match="LIVI_SEARCH_API_URL"):
+            refresh_search.function(published)
