@@ -52,6 +52,7 @@ from livi_tasks.core.config import IndexBackendConfig, IndexConfig, load_config 
 from livi_tasks.core.index import TrackIndex  # noqa: E402
 from livi_tasks.core.runner import produce_artifact  # noqa: E402
 from livi_tasks.core.store import ArtifactStore  # noqa: E402
+from livi_tasks.service.app import wait_until_ready  # noqa: E402
 from livi_tasks.stages.index_artifacts import close_index, index_artifact, new_milvus_index, save_faiss, save_milvus  # noqa: E402
 from livi_tasks.stages.retrieval import POINTER  # noqa: E402
 
@@ -69,21 +70,6 @@ def start_service(root: Path, port: int, settings: list[str], threads: int | Non
     sets = [part for setting in settings for part in ("--set", setting)]
     command = [sys.executable, "-m", "livi_tasks.cli", "--data-root", str(root), *sets, "serve", "--port", str(port)]
     return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 3600) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"livi serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            response = requests.get(f"{url}/ready", timeout=5)
-            if response.status_code == 200:
-                return response.json()
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"livi serve not ready after {timeout} s")
 
 
 def stop_service(process: subprocess.Popen) -> None:
@@ -213,7 +199,7 @@ def bench_versions(args, work: Path) -> dict:
         settings = ["serve.audio_queries=false", "serve.refresh_s=0", f"serve.max_k={args.k}"]
         process = start_service(root, port, settings, args.service_threads, log)
         try:
-            ready = wait_ready(f"http://127.0.0.1:{port}", process, log)
+            ready = wait_until_ready(f"http://127.0.0.1:{port}", process, log)
             load_level(port, versions_paths(rows, min(200, args.requests), args.k, 99), 4)  # warm-up
             levels = [load_level(port, versions_paths(rows, args.requests, args.k, c), c) for c in args.clients]
             sample = versions_paths(rows, args.overlap_queries, 10, 7)
@@ -286,7 +272,7 @@ def bench_queries(args, work: Path) -> dict:
     log = work / "serve-query.log"
     process = start_service(root, port, ["serve.refresh_s=0"], args.service_threads, log)
     try:
-        ready = wait_ready(url, process, log)
+        ready = wait_until_ready(url, process, log)
         service = psutil.Process(process.pid)
         rss_start = service.memory_info().rss
         sequential = []

@@ -10,6 +10,7 @@ goes to a private temporary file named by the service and removed when the reque
 # values of create_app (the limits of the configuration), at definition time.
 import contextlib
 import hmac
+import json
 import logging
 import os
 import shutil
@@ -612,3 +613,22 @@ class BackgroundServer:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=60)
+
+
+def wait_until_ready(url: str, process=None, log: Path | None = None, timeout: float = 3600) -> dict:
+    """Poll ``url``/ready until the service answers 200 (its JSON), for tests and benchmarks that
+    start one; a ``process`` (Popen) that exits first ends the wait with its ``log``'s tail."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text()[-3000:] if log else ""
+            raise RuntimeError(f"livi serve exited with {process.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"{url}/ready", timeout=5) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f} s")

@@ -6,7 +6,6 @@ $LIVI_UI_SCREENSHOTS when set."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -22,6 +21,8 @@ from airflow_services import AirflowProcesses
 from airflow_testing import REPO, airflow_env, free_port, local_airflow, migrated_sqlite  # noqa: F401  (fixtures)
 from livi_testing import copy_served_store
 
+from livi_tasks.service.app import wait_until_ready
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -36,20 +37,6 @@ def start_service(cfg, port: int, log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command, env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
-
-
-def wait_ready(url: str, service: subprocess.Popen, log: Path, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert service.poll() is None, f"livi serve exited:\n{log.read_text()[-3000:]}"
-        try:
-            response = requests.get(f"{url}/ready", timeout=5)
-            if response.status_code == 200:
-                return response.json()
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"livi serve not ready after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 def a_track_with_a_version_near(url: str) -> tuple[str, str]:
@@ -81,23 +68,13 @@ def test_from_the_airflow_nav_find_a_track_upload_a_file_see_a_version_in_the_to
     services = AirflowProcesses({**local_airflow, "LIVI_SEARCH_URL": f"{search_url}/"}, tmp_path)
     try:
         services.start("standalone", "standalone")
-        wait_ready(search_url, service, service_log)
+        wait_until_ready(search_url, service, service_log)
         track_id, work_id = a_track_with_a_version_near(search_url)
         track_file = demo_catalogue.parent / manifest.set_index("track_id").loc[track_id, "path"]
         services.wait_for_api()
-        password = json.loads(
-            (Path(local_airflow["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text()
-        )["admin"]
-
         with playwright.sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(services.base_url)
-            page.get_by_label("Username").fill("admin")
-            page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(lambda url: "/auth/login" not in url)
+            page = services.browser_page(browser, services.admin_password())
 
             # The navigation entry the plugin adds, then the service's page in its frame.
             page.get_by_role("link", name="LIVI search").first.click()
