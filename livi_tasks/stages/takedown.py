@@ -33,6 +33,11 @@ def reindex_published(cfg: LiviConfig, store: ArtifactStore) -> dict | None:
     pointer = _published_members(store)
     if pointer is None:
         return None
+    # The index as it is published: its model and its backend, whatever this process's config says.
+    backend = cfg.index_backend.model_copy(
+        update={"name": pointer.get("backend", "faiss"), "milvus_uri": pointer.get("uri") or None}
+    )
+    cfg = cfg.model_copy(update={"index_backend": backend})
     return build_catalogue_index(cfg, sorted(pointer["members"]), store=store, model=pointer["model"])
 
 

@@ -127,3 +127,13 @@ def test_livi_query_leaves_out_a_takedown_recorded_after_the_index(demo_cfg, dem
     assert open_published_index(cfg, store).live_count == len(indexed) - 1
     answer = QuerySession(cfg, store).query(demo_catalogue.parent / track.path, top_k=20)
     assert not answer.error and track.track_id not in set(answer.hits["track_id"])
+
+
+def test_a_takedown_republishes_in_the_published_backend_whatever_the_config(demo_cfg, demo_indexed, tmp_path):
+    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+    store = ArtifactStore(cfg.store.root)
+    build_catalogue_index(milvus(cfg), ["demo"], store=store)
+    gone = open_index(current_index(store)[1]).rows["track_id"].iloc[2]
+    take_down(cfg, "demo", gone, "dmca", "ops", store=store)  # cfg says faiss: the index stays in Milvus
+    pointer, _ = current_index(store)
+    assert pointer["backend"] == "milvus" and not pointer["rebuilt"] and pointer["takedowns"] == [f"demo/{gone}"]
