@@ -41,11 +41,27 @@ def _quoted(keys: Iterable[str]) -> str:
     return "[" + ",".join(json.dumps(key) for key in keys) + "]"
 
 
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "unix:")
+
+
 def connect(uri: str, token: str | None = None):
-    """A MilvusClient: ``uri`` a local folder (milvus-lite) or a server URI (http://host:19530)."""
+    """A MilvusClient: ``uri`` a local ``.db`` folder (milvus-lite) or a server URI (http://host:19530)."""
     from pymilvus import MilvusClient
 
-    return MilvusClient(uri=uri, token=token or "")
+    client = MilvusClient(uri=uri, token=token or "")
+    client.livi_lite_path = None if uri.startswith(SERVER_SCHEMES) else uri
+    return client
+
+
+def disconnect(client) -> None:
+    """Close a client; for milvus-lite also stop the in-process server pymilvus started for its
+    folder (closing the client alone leaves it running, its folder locked, until the process exits)."""
+    client.close()
+    path = getattr(client, "livi_lite_path", None)
+    if path:
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(path)
 
 
 class MilvusTrackIndex(TrackRows):
@@ -113,7 +129,9 @@ class MilvusTrackIndex(TrackRows):
         return index
 
     def close(self) -> None:
-        self.client.close()
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            disconnect(self.client)
 
     # -- the TrackIndex surface -----------------------------------------------------------------
     @property

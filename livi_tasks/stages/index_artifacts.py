@@ -24,7 +24,7 @@ import numpy as np
 
 from livi_tasks.core.config import IndexBackendConfig
 from livi_tasks.core.index import IDS_FILE, INDEX_FILE, ROW_COLUMNS, SIDECAR_FILE, IndexMismatch, TrackIndex
-from livi_tasks.core.milvus_index import MilvusTrackIndex, connect
+from livi_tasks.core.milvus_index import MilvusTrackIndex, connect, disconnect
 from livi_tasks.core.store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -179,4 +179,4 @@ def retire_collections(backend_cfg: IndexBackendConfig, keep: set[str]) -> list[
             log.info("dropped Milvus collection %s (no longer published)", name)
         return dropped
     finally:
-        client.close()
+        disconnect(client)

@@ -104,7 +104,9 @@ def test_milvus_takedowns_delete_and_restore_in_the_collection(demo_cfg, demo_in
     cfg = milvus(copy_served_store(demo_cfg, tmp_path / "data"))
     store = ArtifactStore(cfg.store.root)
     first = build_catalogue_index(cfg, ["demo"], store=store)
-    gone = open_index(current_index(store)[1]).rows["track_id"].iloc[1]
+    published = open_index(current_index(store)[1])
+    gone = published.rows["track_id"].iloc[1]
+    close_index(published)
     removed = take_down(cfg, "demo", gone, "dmca", "ops", store=store)
     assert removed["index"]["deleted"] == [f"demo/{gone}"] and removed["index"]["tracks"] == first["tracks"] - 1
     index = open_index(current_index(store)[1])
@@ -133,7 +135,9 @@ def test_a_takedown_republishes_in_the_published_backend_whatever_the_config(dem
     cfg = copy_served_store(demo_cfg, tmp_path / "data")
     store = ArtifactStore(cfg.store.root)
     build_catalogue_index(milvus(cfg), ["demo"], store=store)
-    gone = open_index(current_index(store)[1]).rows["track_id"].iloc[2]
+    published = open_index(current_index(store)[1])
+    gone = published.rows["track_id"].iloc[2]
+    close_index(published)
     take_down(cfg, "demo", gone, "dmca", "ops", store=store)  # cfg says faiss: the index stays in Milvus
     pointer, _ = current_index(store)
     assert pointer["backend"] == "milvus" and not pointer["rebuilt"] and pointer["takedowns"] == [f"demo/{gone}"]
