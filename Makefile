@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup speech browser lint demo test test-all airflow benchmarks default-heads clean help
+.PHONY: setup speech browser lint demo test test-all airflow serve benchmarks default-heads clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,12 @@ test-all: setup browser  ## the suite including slow tests
 
 airflow: setup  ## start Airflow locally (standalone, SQLite) on 127.0.0.1:8080
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH scripts/airflow_local.sh
+
+# The search service reads the index of LIVI__STORE__ROOT, else the demo's (after `make demo`), else data/.
+SERVE_DATA ?= $(or $(LIVI__STORE__ROOT),$(if $(wildcard $(DEMO_DIR)/data/_index/CURRENT.json),$(DEMO_DIR)/data,data))
+
+serve: setup  ## start the search service on http://127.0.0.1:8000 (page, API, /docs) over the published index
+	$(VENV)/bin/livi --data-root $(SERVE_DATA) serve
 
 benchmarks: setup  ## run every benchmark, writing benchmarks/results/*.json
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -211,7 +211,8 @@ def markdown(result: dict) -> str:
         f"(about 4 sqrt(n) lists) with nprobe {i['ivf_probe']} scans {i['vectors_scanned_per_query']:,} vectors "
         f"per query: p50 about {i['search_p50_ms_projected']} ms (linear in vectors scanned); build about "
         f"{i['build_hours_projected']} h on 2 threads. "
-        f"Shard the index across machines when it passes {i['shard_when_memory_gb_over']} GB.",
+        f"Past {i['shard_when_memory_gb_over']} GB on one machine, move the index to a Milvus server "
+        "(`index_backend.name: milvus`, compose profile `milvus`), which shards and replicates it.",
     ]
     concurrency = result["concurrency"]
     if concurrency:

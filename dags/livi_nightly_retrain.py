@@ -7,6 +7,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag
 
+from livi_airflow.assets import SEARCH_INDEX
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviShardOperator
 from livi_airflow.params import config_params
@@ -75,6 +76,7 @@ def livi_nightly_retrain():
         task_id="index",
         step="index",
         arguments={"catalogues": index_units["catalogues"]},
+        outlets=[SEARCH_INDEX],
     )
 
     features >> training

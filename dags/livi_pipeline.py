@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task_group
 
+from livi_airflow.assets import SEARCH_INDEX
 from livi_airflow.defaults import DEFAULT_ARGS, HEAVY_ARGS
 from livi_airflow.operators import LiviCatalogueOperator, LiviIngestOperator, LiviShardOperator
 from livi_airflow.params import config_params
@@ -109,7 +110,9 @@ def livi_pipeline():
     embed = LiviShardOperator.partial(
         task_id="embed", stage="embed", trigger_rule="none_failed", **HEAVY_ARGS
     ).expand_kwargs(units)
-    index = LiviCatalogueOperator(task_id="index", step="index", arguments={"catalogues": catalogues})
+    index = LiviCatalogueOperator(
+        task_id="index", step="index", arguments={"catalogues": catalogues}, outlets=[SEARCH_INDEX]
+    )
     evaluate = LiviCatalogueOperator(
         task_id="evaluate",
         step="evaluate",

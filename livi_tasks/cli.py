@@ -369,6 +369,89 @@ def run(
     typer.echo(f"report: {result['stages']['evaluate']['report']}")
 
 
+def _who() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@app.command()
+def remove(
+    ctx: typer.Context,
+    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue of the track (as ingested)."),
+    track: str = typer.Option(..., "--track", help="Track id to take down."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded with who and when; one line)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who asks (recorded; default: your login name)."),
+    reindex: bool = typer.Option(
+        True, "--reindex/--no-reindex", help="Publish the index without the track now (else at the next build)."
+    ),
+) -> None:
+    """Take a track down (a licence takedown): out of the index and of every answer, recorded in the
+    store with who, when and why; later ingests and index builds leave it out until `livi restore`.
+    Running services drop it from answers within serve.refresh_s."""
+    from livi_tasks.stages.takedown import take_down
+
+    _print_json(take_down(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue of the track."),
+    track: str = typer.Option(..., "--track", help="Track id to bring back."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded with who and when; one line)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who asks (recorded; default: your login name)."),
+    reindex: bool = typer.Option(
+        True, "--reindex/--no-reindex", help="Publish the index with the track now (else at the next build)."
+    ),
+) -> None:
+    """Undo a takedown: the track comes back into the index (and into later ingests of its catalogue)."""
+    from livi_tasks.stages.takedown import restore as restore_track
+
+    _print_json(restore_track(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
+
+
+@app.command()
+def takedowns(
+    ctx: typer.Context,
+    catalogue: Optional[str] = typer.Option(None, "--catalogue", help="Only this catalogue."),
+    history: bool = typer.Option(False, "--history", help="Every record (removes and restores), not only active ones."),
+) -> None:
+    """List the tracks taken down (who, when, why), or the whole takedown history."""
+    from livi_tasks.core.store import ArtifactStore
+    from livi_tasks.core.takedowns import active_takedowns, takedown_log
+
+    store = ArtifactStore(_state(ctx).store.root)
+    names = [catalogue] if catalogue else None
+    records = takedown_log(store, names) if history else list(active_takedowns(store, names).values())
+    _print_json([record.as_dict() for record in records])
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(
+        None, "--host", help="Address to bind (default serve.host, 127.0.0.1); another than loopback needs a token."
+    ),
+    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535, help="Port (default serve.port, 8000)."),
+) -> None:
+    """Run the search service: the web page at /, the API under /v1 (docs at /docs), health at
+    /health and /ready. It loads the published index and the encoder, swaps in a newly published
+    index without downtime and answers audio queries in a pool bounded by the thread budget.
+    Token: serve.token (LIVI__SERVE__TOKEN); other settings: the serve section (see README)."""
+    from livi_tasks.service.app import bind_check, run_server
+
+    cfg = _state(ctx)
+    try:
+        bind_check(cfg, host or cfg.serve.host)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    run_server(cfg, host, port)
+
+
 @app.command()
 def doctor(ctx: typer.Context) -> None:
     """Check models, espeak-ng, free disk, the Airflow home and database; print fixes."""
@@ -394,6 +477,7 @@ USER_ERRORS = (
     "livi_tasks.models.registry:ShippedModelError",
     "livi_tasks.build.synth.voices:EngineMissing",
     "livi_tasks.models.vocal_probe:ProbeMissing",
+    "livi_tasks.core.takedowns:TakedownError",
 )
 
 

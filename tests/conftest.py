@@ -62,3 +62,24 @@ def demo_ingested(demo_cfg: LiviConfig, demo_catalogue: Path) -> str:
     from livi_tasks.stages.catalogue import ingest_catalogue
 
     return ingest_catalogue(demo_cfg, demo_catalogue, "demo")["catalogue"]
+
+
+@pytest.fixture(scope="session")
+def demo_indexed(demo_cfg: LiviConfig, demo_ingested: str) -> dict:
+    """The session demo catalogue embedded (one pass, the shipped tiny.en head), indexed (Faiss flat)
+    and evaluated: what the search service answers from. Returns the index and evaluation summaries."""
+    from livi_tasks.pipeline import run_stage_over_shards
+    from livi_tasks.stages.evaluate import evaluate_catalogue
+    from livi_tasks.stages.retrieval import build_catalogue_index
+
+    run_stage_over_shards(demo_cfg, "embed", demo_ingested)
+    index = build_catalogue_index(demo_cfg, [demo_ingested])
+    return {"index": index, "evaluation": evaluate_catalogue(demo_cfg, demo_ingested), "catalogue": demo_ingested}
+
+
+@pytest.fixture(scope="module")
+def served_store(demo_cfg: LiviConfig, demo_indexed: dict, tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
+    """A private copy of the indexed demo store per test module, and its config."""
+    from livi_testing import copy_served_store
+
+    return copy_served_store(demo_cfg, tmp_path_factory.mktemp("served") / "data")

@@ -32,3 +32,22 @@ def run_stages(cfg: LiviConfig, catalogue: str, *stages: str) -> dict[str, list[
     from livi_tasks.pipeline import run_stage_over_shards
 
     return {stage: run_stage_over_shards(cfg, stage, catalogue) for stage in stages}
+
+
+# Stages whose artifacts a copy of the demo store for the service leaves behind (not read by it).
+UNSERVED_STAGES = {"vocal", "segments", "transcribe", "text", "features", "baseline", "train"}
+
+
+def copy_served_store(cfg: LiviConfig, target: Path) -> LiviConfig:
+    """A copy of the indexed demo store at ``target`` (tests may take tracks down in it) and its config."""
+    import shutil
+
+    from livi_tasks.core.config import StoreConfig
+
+    root = target
+    shutil.copytree(
+        cfg.store.root,
+        root,
+        ignore=lambda folder, names: [n for n in names if n in UNSERVED_STAGES or n.endswith(".lock")],
+    )
+    return cfg.model_copy(update={"store": StoreConfig(root=str(root))})

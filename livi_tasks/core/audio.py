@@ -65,6 +65,14 @@ def _blocks(handle: sf.SoundFile, max_frames: int | None):
             remaining -= len(block)
 
 
+def audio_duration(path: str) -> float:
+    """Seconds of audio the file's header announces, without decoding it; AudioError if unreadable."""
+    with _open(path) as handle:
+        if handle.samplerate <= 0 or handle.channels <= 0:
+            raise AudioError("invalid header (no sample rate or channels)")
+        return handle.frames / handle.samplerate
+
+
 def probe_audio(path: str, min_duration_s: float, max_duration_s: float) -> AudioProbe:
     """Decode the whole file once, checking what later stages rely on; raise AudioError if unusable."""
     with _open(path) as handle:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "LIVI__"
 
@@ -182,6 +182,103 @@ class IndexConfig(Section):
     )
 
 
+MIN_TOKEN_CHARS = 16
+
+
+def _check_token(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value()) < MIN_TOKEN_CHARS:
+        raise ValueError(f"a token needs at least {MIN_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`)")
+    return value
+
+
+class IndexBackendConfig(Section):
+    """Where the index lives. Keys of Faiss indexes do not include this section (stores made before it keep theirs)."""
+
+    name: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="faiss: index files in the artifact store, loaded by each reader (the embedded default); milvus: "
+        "a Milvus collection through pymilvus, a milvus-lite file in the index artifact when milvus_uri is empty, "
+        "else the Milvus server at milvus_uri (catalogues past one machine).",
+    )
+    milvus_uri: str | None = Field(
+        None, description="Milvus server URI (http://host:19530); empty: a milvus-lite file inside the index artifact."
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Milvus server credentials (user:password or an API key); set it by environment only."
+    )
+    milvus_index_type: Literal["FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX"] = Field(
+        "FLAT",
+        description="Milvus vector index: FLAT is exact (as Faiss flat); HNSW or IVF_FLAT for large collections on a "
+        "server (milvus-lite builds FLAT whatever is asked).",
+    )
+    milvus_collection_prefix: str = Field(
+        "livi", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,30}$", description="Collections are named <prefix>_<index key>."
+    )
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _empty_uri_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    keep_collections: int = Field(
+        2,
+        ge=1,
+        description="Milvus server: collections of this prefix kept after a new index is published (current "
+        "and previous, so that a service still on the previous one finishes its requests).",
+    )
+
+
+class ServeConfig(Section):
+    """`livi serve`: the search service. Not part of any artifact key."""
+
+    host: str = Field("127.0.0.1", description="Address to bind; anything but a loopback address needs serve.token.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind (0: any free port).")
+    token: SecretStr | None = Field(
+        None,
+        description="Bearer token (LIVI__SERVE__TOKEN). Mutating endpoints always need it; reads need it too unless "
+        "serve.public_reads. Without one the service binds loopback only and refuses takedowns.",
+    )
+    public_reads: bool = Field(
+        False, description="With a token: let reads (search, versions, reports, audio) through without it."
+    )
+    audio_queries: bool = Field(
+        True,
+        description="Load the Whisper encoder and answer uploads (POST /v1/query); off: a light replica that "
+        "answers catalogue-track searches only (no model in memory).",
+    )
+    threads: int = Field(
+        0, ge=0, description="Thread budget of the process (0: $LIVI_TASK_THREADS, else the usable cores)."
+    )
+    query_threads: int = Field(1, ge=1, description="Torch threads of one audio query.")
+    query_workers: int = Field(
+        0, ge=0, description="Audio queries run at once (0: the thread budget / query_threads, at least 1)."
+    )
+    query_queue: int = Field(
+        4, ge=0, description="Audio queries waiting for a worker; beyond it a query gets 503 with Retry-After."
+    )
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest accepted upload (413 above).")
+    max_query_s: float = Field(900.0, gt=0, description="Longest accepted query audio in seconds (413 above).")
+    max_k: int = Field(100, ge=1, le=10_000, description="Largest k a request may ask for.")
+    refresh_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often the service looks for a newly published index and for takedowns recorded by "
+        "`livi remove` (0: only on POST /v1/admin/reload).",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Origins allowed to call the API from a browser page elsewhere (CORS); empty: CORS off."
+    )
+    frame_ancestors: str = Field(
+        "'self' http://127.0.0.1:* http://localhost:*",
+        description="Pages allowed to show the web page in a frame (CSP frame-ancestors): the Airflow UI's nav entry.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        return _check_token(value)
+
+
 class BaselineConfig(Section):
     patch_beats: int = Field(75, ge=4, description="Beats per chroma patch of the 2D-FTM baseline.")
     power: float = Field(1.96, gt=0, description="Power-law expansion of chroma before the 2D FFT.")
@@ -209,6 +306,8 @@ class LiviConfig(BaseModel):
     index: IndexConfig = IndexConfig()
     baseline: BaselineConfig = BaselineConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    index_backend: IndexBackendConfig = IndexBackendConfig()
+    serve: ServeConfig = ServeConfig()
 
 
 def _deep_set(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -226,7 +325,9 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in environ.items():
         if name.startswith(ENV_PREFIX):
             dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
-            _deep_set(tree, dotted, yaml.safe_load(raw) if raw else raw)
+            # Secrets are taken as written: YAML would read a token of digits as a number.
+            secret = dotted.endswith("token")
+            _deep_set(tree, dotted, yaml.safe_load(raw) if raw and not secret else raw or None)
     return tree
 
 

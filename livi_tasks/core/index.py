@@ -11,6 +11,10 @@ Faiss ids are positions: the n-th vector added has id n, and a parallel id table
 id to (catalogue, track_id, work_id). ``save`` writes ``index.faiss``, ``ids.parquet`` and, last,
 ``index.json`` (kind, dim, model identity, catalogues, count, config), each to a temporary name then
 renamed; ``load`` refuses an index built with another embedding model or dimension.
+
+Deleting a track (a takedown) marks its row ``removed`` (a column of the id table): searches skip
+removed ids through a Faiss ID selector, exactly, for every kind, without rebuilding; a rebuild
+leaves them out altogether.
 """
 
 from __future__ import annotations
@@ -100,7 +104,8 @@ def factory_string(kind: str, config: IndexConfig, count: int, dim: int) -> str:
     return f"IVF{lists},PQ{_largest_divisor_up_to(dim, config.pq_subquantizers)}np{refine}"
 
 
-def _check_rows(rows: pd.DataFrame, count: int) -> pd.DataFrame:
+def check_rows(rows: pd.DataFrame, count: int) -> pd.DataFrame:
+    """The ``ROW_COLUMNS`` of ``rows`` as plain objects, one per embedding, no track twice."""
     missing = [column for column in ROW_COLUMNS if column not in rows.columns]
     if missing:
         raise ValueError(f"rows lack columns {missing}; expected {list(ROW_COLUMNS)}")
@@ -119,10 +124,78 @@ def _check_rows(rows: pd.DataFrame, count: int) -> pd.DataFrame:
     return table
 
 
-class TrackIndex:
+def key_text(catalogue: str, track_id: str) -> str:
+    """``catalogue/track_id``: unambiguous, since a catalogue name holds no '/'."""
+    return f"{catalogue}/{track_id}"
+
+
+class TrackRows:
+    """The rows of an index (one per vector ever added) and which are removed: what both backends
+    keep beside their vectors. Subclasses set ``rows`` and ``removed`` and define ``count``."""
+
+    rows: pd.DataFrame
+    _positions: dict[str, int] | None = None
+    _removed_ids: np.ndarray | None = None
+
+    @property
+    def removed(self) -> np.ndarray:
+        """One flag per row: taken out of every search (change it through ``delete``/``restore``)."""
+        return self._removed
+
+    @removed.setter
+    def removed(self, flags: np.ndarray) -> None:
+        self._removed = np.asarray(flags, bool).copy()
+        self._removed_ids = None
+
+    def _set_removed(self, positions, flag: bool) -> None:
+        self._removed[positions] = flag
+        self._removed_ids = None
+
+    def removed_ids(self) -> np.ndarray:
+        """Positions of the removed rows (kept between searches: a million flags take a while to scan)."""
+        if self._removed_ids is None:
+            self._removed_ids = np.flatnonzero(self._removed)
+        return self._removed_ids
+
+    @property
+    def live_count(self) -> int:
+        """Vectors a search can return: all but the removed ones."""
+        return self.count - len(self.removed_ids())
+
+    @property
+    def catalogues(self) -> list[str]:
+        return sorted(self.rows["catalogue"].unique().tolist())
+
+    def live_rows(self) -> pd.DataFrame:
+        """The rows a search can return (``id``: the row's position, the Faiss id)."""
+        return self.rows.assign(id=np.arange(len(self.rows), dtype=np.int64))[~self.removed].reset_index(drop=True)
+
+    def position(self, catalogue: str, track_id: str) -> int | None:
+        """The row position of a track (removed or not); None when it was never added."""
+        if self._positions is None or len(self._positions) != len(self.rows):
+            keys = (self.rows["catalogue"] + "/" + self.rows["track_id"]).tolist()
+            self._positions = dict(zip(keys, range(len(keys))))
+        return self._positions.get(key_text(catalogue, track_id))
+
+    def _append_rows(self, table: pd.DataFrame) -> None:
+        self.rows = table if self.rows.empty else pd.concat([self.rows, table], ignore_index=True)
+        self.removed = np.concatenate([self.removed, np.zeros(len(table), bool)])
+
+
+class TrackIndex(TrackRows):
     """Nearest-neighbour search over track embeddings, with the rows they belong to."""
 
-    def __init__(self, index: faiss.Index, rows: pd.DataFrame, config: IndexConfig, model_id: str, kind: str):
+    backend = "faiss"
+
+    def __init__(
+        self,
+        index: faiss.Index,
+        rows: pd.DataFrame,
+        config: IndexConfig,
+        model_id: str,
+        kind: str,
+        removed: np.ndarray | None = None,
+    ):
         if index.ntotal != len(rows):
             raise ValueError(f"index holds {index.ntotal} vectors but the id table {len(rows)} rows")
         self.index = index
@@ -130,6 +203,8 @@ class TrackIndex:
         self.config = config
         self.model_id = model_id
         self.kind = kind
+        self.removed = np.zeros(len(rows), bool) if removed is None else removed
+        self._selector: tuple[bytes, object] | None = None
 
     @property
     def dim(self) -> int:
@@ -139,16 +214,34 @@ class TrackIndex:
     def count(self) -> int:
         return self.index.ntotal
 
-    @property
-    def catalogues(self) -> list[str]:
-        return sorted(self.rows["catalogue"].unique().tolist())
+    def vector(self, catalogue: str, track_id: str) -> np.ndarray | None:
+        """The stored (unit) vector of a live track, as the index holds it (approximate for ivfpq)."""
+        position = self.position(catalogue, track_id)
+        if position is None or self.removed[position]:
+            return None
+        return self.index.reconstruct(position)
+
+    def delete(self, keys) -> int:
+        """Take tracks ((catalogue, track_id) pairs) out of every later search; returns how many were live."""
+        return self._mark(keys, True)
+
+    def restore(self, keys, vectors: np.ndarray | None = None) -> int:
+        """Undo ``delete`` for tracks still held (their vectors are: ``vectors`` is for the Milvus
+        surface, which keeps nothing of a deleted row); returns how many came back."""
+        return self._mark(keys, False)
+
+    def _mark(self, keys, removed: bool) -> int:
+        positions = [p for p in (self.position(c, t) for c, t in keys) if p is not None]
+        changed = [p for p in positions if self.removed[p] != removed]
+        self._set_removed(changed, removed)
+        return len(changed)
 
     @classmethod
     def build(cls, embeddings: np.ndarray, rows: pd.DataFrame, config: IndexConfig, model_id: str) -> "TrackIndex":
         """Build (and train, for ivfpq) an index over ``embeddings``, whose rows ``rows`` describe."""
         vectors = normalise(embeddings)
         count, dim = vectors.shape
-        table = _check_rows(rows, count)
+        table = check_rows(rows, count)
         kind = resolve_kind(config, count)
         if kind == "ivfpq" and count < MIN_IVFPQ_POINTS:
             raise ValueError(f"ivfpq needs at least {MIN_IVFPQ_POINTS} vectors to train, got {count}; use flat")
@@ -169,7 +262,7 @@ class TrackIndex:
         vectors = normalise(embeddings)
         if vectors.shape[1] != self.dim:
             raise IndexMismatch(f"embeddings have dim {vectors.shape[1]}, the index {self.dim}")
-        table = _check_rows(rows, len(vectors))
+        table = check_rows(rows, len(vectors))
         known = table.merge(self.rows, on=["catalogue", "track_id"], how="inner")
         if len(known):
             first = known.iloc[0]
@@ -180,26 +273,44 @@ class TrackIndex:
         starts = range(0, len(vectors), ADD_CHUNK)
         for start in tqdm(starts, desc="index add", unit="chunk", disable=len(starts) < 2):
             self.index.add(vectors[start : start + ADD_CHUNK])
-        self.rows = table if self.rows.empty else pd.concat([self.rows, table], ignore_index=True)
+        self._append_rows(table)
 
-    def _search_parameters(self) -> faiss.SearchParameters | None:
+    def _id_selector(self, exclude: np.ndarray | None):
+        """A selector skipping the removed ids and ``exclude``; None when there is nothing to skip.
+        The last one is kept: takedowns change rarely and a set of thousands costs a millisecond."""
+        skipped = self.removed_ids()
+        if exclude is not None and len(exclude):
+            skipped = np.union1d(skipped, np.asarray(exclude, np.int64))
+        if not len(skipped):
+            return None
+        signature = skipped.astype(np.int64).tobytes()
+        if self._selector is None or self._selector[0] != signature:
+            batch = faiss.IDSelectorBatch(skipped.astype(np.int64))
+            # The wrapper keeps the batch alive with it (Faiss holds a raw pointer).
+            self._selector = (signature, (faiss.IDSelectorNot(batch), batch))
+        return self._selector[1][0]
+
+    def _search_parameters(self, selector=None) -> faiss.SearchParameters | None:
+        extra = {} if selector is None else {"sel": selector}
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=self.config.hnsw_ef_search)
+            return faiss.SearchParametersHNSW(efSearch=self.config.hnsw_ef_search, **extra)
         if self.kind == "ivfpq":
-            probe = faiss.SearchParametersIVF(nprobe=self.config.ivf_probe)
+            probe = faiss.SearchParametersIVF(nprobe=self.config.ivf_probe, **extra)
             if isinstance(self.index, faiss.IndexRefine):
                 return faiss.IndexRefineSearchParameters(k_factor=self.config.refine_factor, base_index_params=probe)
             return probe
-        return None
+        return faiss.SearchParameters(**extra) if extra else None
 
-    def search(self, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-k by cosine similarity; the result's ``rows`` names the hits."""
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> SearchResult:
+        """Top-k by cosine similarity over the live tracks, less the ids in ``exclude``; the
+        result's ``rows`` names the hits."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         vectors = normalise(queries)
         if vectors.shape[1] != self.dim:
             raise IndexMismatch(f"queries have dim {vectors.shape[1]}, the index {self.dim}")
-        scores, ids = self.index.search(vectors, k, params=self._search_parameters())
+        selector = self._id_selector(exclude)
+        scores, ids = self.index.search(vectors, k, params=self._search_parameters(selector))
         return SearchResult(ids=ids, scores=scores, id_table=self.rows)
 
     def save(self, directory: str | Path) -> Path:
@@ -208,6 +319,8 @@ class TrackIndex:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / INDEX_FILE, lambda path: faiss.write_index(self.index, str(path)))
         ids = self.rows.assign(id=np.arange(len(self.rows), dtype=np.int64))
+        if self.removed.any():  # only then: an index without removals keeps the table it always had
+            ids["removed"] = self.removed
         write_atomic(folder / IDS_FILE, lambda path: ids.to_parquet(path, index=False))
         sidecar = {
             "format": FORMAT_VERSION,
@@ -216,6 +329,7 @@ class TrackIndex:
             "model_id": self.model_id,
             "catalogues": self.catalogues,
             "count": self.count,
+            "removed": int(self.removed.sum()),
             "config": self.config.model_dump(mode="json"),
         }
         write_atomic(folder / SIDECAR_FILE, lambda path: path.write_text(json.dumps(sidecar, indent=2)))
@@ -252,4 +366,6 @@ class TrackIndex:
             raise ValueError(f"{folder}: id table is not the sequence 0..{len(ids) - 1}")
         rows = ids.loc[:, list(ROW_COLUMNS)].astype(object)
         rows["work_id"] = rows["work_id"].astype(object).where(rows["work_id"].notna(), None)
-        return cls(index, rows, config or IndexConfig(**sidecar["config"]), sidecar["model_id"], sidecar["kind"])
+        removed = ids["removed"].to_numpy(bool) if "removed" in ids.columns else None
+        config = config or IndexConfig(**sidecar["config"])
+        return cls(index, rows, config, sidecar["model_id"], sidecar["kind"], removed=removed)

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from livi_tasks.core.store import Artifact
+from livi_tasks.core.store import Artifact, ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,23 @@ def artifact_lock(artifact: Artifact) -> Iterator[None]:
 
     Object stores get no lock: their writers produce identical files and the first commit wins.
     """
-    if not artifact.store.is_local:
+    with path_lock(artifact.store, artifact.url.rstrip("/") + ".lock"):
+        yield
+
+
+@contextlib.contextmanager
+def store_lock(store: ArtifactStore, name: str) -> Iterator[None]:
+    """Exclusive lock on a name of a local store (``_index/BUILD.lock``), for work whose output
+    depends on what the previous holder published; object stores get none."""
+    with path_lock(store, store.join(name)):
+        yield
+
+
+@contextlib.contextmanager
+def path_lock(store: ArtifactStore, lock_path: str) -> Iterator[None]:
+    if not store.is_local:
         yield
         return
-    lock_path = artifact.url.rstrip("/") + ".lock"
     os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     with open(lock_path, "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)

@@ -16,6 +16,7 @@ import os
 import posixpath
 import uuid
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any, Iterator
 
 import fsspec
@@ -181,6 +182,14 @@ class ArtifactStore:
                 return json.loads(handle.read())
         except FileNotFoundError:
             raise ArtifactMissing(f"{self.join(name)} not found") from None
+
+    def modified_at(self, url: str) -> str | None:
+        """When a file was last written (ISO 8601, UTC), or None where the filesystem cannot say."""
+        try:
+            stamp = self.fs.modified(url)
+        except (NotImplementedError, FileNotFoundError, AttributeError):
+            return None
+        return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).isoformat(timespec="seconds")
 
     def complete_artifacts(self, catalogue: str, stage: str) -> Iterator[Artifact]:
         """Every committed artifact of a stage of a catalogue (any shard, any fingerprint)."""

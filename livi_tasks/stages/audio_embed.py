@@ -263,16 +263,23 @@ def embed_file(
 ) -> np.ndarray:
     """Track embedding (text_dim,) of one audio file: decode -> vocal windows -> segments -> encoder;
     with ``vocal.method: encoder_probe``, one encoder pass per 30 s chunk (``embed_one_pass``)."""
+    audio = load_audio(str(path), max_duration_s=cfg.ingest.max_duration_s)
+    return embed_samples(cfg, audio, store, model, name=str(path))
+
+
+def embed_samples(
+    cfg: LiviConfig, audio: np.ndarray, store: ArtifactStore | None = None, model: str | None = None, name: str = ""
+) -> np.ndarray:
+    """Track embedding (text_dim,) of decoded audio (mono float32, 16 kHz), as ``embed_file``."""
     store = store or ArtifactStore(cfg.store.root)
     loaded = load_encoder(cfg, store, model)
-    audio = load_audio(str(path), max_duration_s=cfg.ingest.max_duration_s)
     if cfg.vocal.method == "encoder_probe":
         from livi_tasks.models.vocal_probe import load_probe
 
         probe = load_probe(loaded.info["whisper"]["name"], loaded.info["whisper"]["id"])
         return embed_one_pass(loaded, probe, audio).embedding
-    clips = file_segments(cfg, audio, name=str(path))
-    return l2_normalise(embed_clips(loaded, clips, description=Path(path).name).mean(axis=0))
+    clips = file_segments(cfg, audio, name=name or "audio")
+    return l2_normalise(embed_clips(loaded, clips, description=Path(name).name or "audio").mean(axis=0))
 
 
 @dataclass

@@ -4,7 +4,8 @@ Two layouts are accepted:
 - a folder ``<root>/<work_id>/<track file>`` (the Covers80 layout): track_id is
   ``<work_id>/<file stem>``;
 - a CSV manifest with columns ``track_id,work_id,path`` (work_id may be empty; paths relative to
-  the manifest's folder, which is the catalogue root).
+  the manifest's folder, which is the catalogue root) and optionally ``title`` (what the search
+  service shows and finds tracks by).
 
 Every entry is decoded once to check it; anything unusable lands in the quarantine table with its
 reason and the rest of the catalogue goes on. No path may resolve outside the catalogue root.
@@ -29,6 +30,7 @@ from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.names import CATALOGUE_NAME_CHARS, CATALOGUE_NAME_PATTERN, CATALOGUE_NAME_RULE
 from livi_tasks.core.runner import produce_artifact
 from livi_tasks.core.store import Artifact, ArtifactStore
+from livi_tasks.core.takedowns import TakedownRecord, active_takedowns
 from livi_tasks.stages.lineage import INGEST_SHARD, pointer_name
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ TRACK_COLUMNS = [
     "channels",
     "format",
     "status",
+    "title",
     "shard",
 ]
 QUARANTINE_COLUMNS = ["track_id", "work_id", "path", "reason"]
@@ -62,6 +65,7 @@ class CatalogueEntry:
     work_id: str
     path: str  # as written in the manifest or relative to the root
     problem: str = ""  # why the manifest row itself is unusable (recorded as its quarantine reason)
+    title: str = ""  # the manifest's optional title column
 
 
 def catalogue_name_for(source: str | Path) -> str:
@@ -127,7 +131,7 @@ def _manifest_entry(row: dict, width: int) -> CatalogueEntry:
         if surplus
         else ""
     )
-    return CatalogueEntry(values["track_id"], values["work_id"], values["path"], problem)
+    return CatalogueEntry(values["track_id"], values["work_id"], values["path"], problem, values.get("title", ""))
 
 
 def resolve_inside(root: Path, relpath: str) -> Path:
@@ -153,8 +157,11 @@ def _sha256(path: Path, chunk: int) -> str:
     return digest.hexdigest()
 
 
-def _source_fingerprint(cfg: LiviConfig, root: Path, entries: list[CatalogueEntry]) -> str:
-    """Cheap identity of the catalogue as it is now: entries plus each file's size and mtime."""
+def _source_fingerprint(
+    cfg: LiviConfig, root: Path, entries: list[CatalogueEntry], taken_down: list[str] | None = None
+) -> str:
+    """Cheap identity of the catalogue as it is now: entries plus each file's size and mtime, and
+    which of its tracks are taken down (only when some are: other keys stay what they were)."""
     listing = []
     for entry in entries:
         try:
@@ -162,7 +169,14 @@ def _source_fingerprint(cfg: LiviConfig, root: Path, entries: list[CatalogueEntr
             listing.append((entry.track_id, entry.work_id, entry.path, stat.st_size, stat.st_mtime_ns))
         except (OSError, ValueError):
             listing.append((entry.track_id, entry.work_id, entry.path, None, None))
-    return cfg.ingest.fingerprint("ingest", str(root), json.dumps(listing))
+        if entry.title:  # only then: catalogues without titles keep the keys they had
+            listing[-1] = (*listing[-1], entry.title)
+    extra = (json.dumps(taken_down),) if taken_down else ()
+    return cfg.ingest.fingerprint("ingest", str(root), json.dumps(listing), *extra)
+
+
+def _takedown_reason(record: TakedownRecord) -> str:
+    return f"taken down by {record.by} at {record.at}: {record.reason} (`livi restore` brings it back)"
 
 
 def ingest_catalogue(
@@ -172,11 +186,14 @@ def ingest_catalogue(
     store = store or ArtifactStore(cfg.store.root)
     catalogue = validate_catalogue_name(catalogue or catalogue_name_for(source))
     root, entries = read_entries(source)
-    fingerprint = _source_fingerprint(cfg, root, entries)
+    # A taken-down track stays out of every later ingest of its catalogue until it is restored.
+    taken = {track: record for (_, track), record in active_takedowns(store, [catalogue]).items()}
+    listed = sorted({entry.track_id for entry in entries} & set(taken))
+    fingerprint = _source_fingerprint(cfg, root, entries, listed)
     artifact = store.artifact(catalogue, "ingest", INGEST_SHARD, fingerprint)
 
     def ingest(output: Artifact) -> dict:
-        tracks, quarantine = _probe_entries(cfg, root, entries, catalogue)
+        tracks, quarantine = _probe_entries(cfg, root, entries, catalogue, {t: taken[t] for t in listed})
         table = (
             pd.DataFrame(tracks, columns=TRACK_COLUMNS[:-1])
             .sort_values("track_id", kind="stable")
@@ -202,14 +219,22 @@ def ingest_catalogue(
 
 
 def _probe_entries(
-    cfg: LiviConfig, root: Path, entries: list[CatalogueEntry], catalogue: str
+    cfg: LiviConfig,
+    root: Path,
+    entries: list[CatalogueEntry],
+    catalogue: str,
+    taken_down: dict[str, TakedownRecord] | None = None,
 ) -> tuple[list[dict], list[dict]]:
-    """The manifest's playable tracks, and a quarantine row (with its reason) for every other entry."""
+    """The manifest's playable tracks, and a quarantine row (with its reason) for every other
+    entry: unusable ones and those ``taken_down``."""
     tracks, quarantine, seen = [], [], set()
+    taken_down = taken_down or {}
     for entry in tqdm(entries, desc=f"ingest {catalogue}", unit="track", disable=None):
         try:
             if entry.problem:
                 raise AudioError(entry.problem)
+            if entry.track_id in taken_down:
+                raise AudioError(_takedown_reason(taken_down[entry.track_id]))
             if not entry.track_id:
                 raise AudioError("empty track_id")
             if entry.track_id in seen:
@@ -237,6 +262,7 @@ def _probe_entries(
                 "channels": probe.channels,
                 "format": probe.format,
                 "status": "ok",
+                "title": entry.title,
             }
         )
     return tracks, quarantine

@@ -1,10 +1,15 @@
-"""The catalogue index stage and the query command: ASR-free track embeddings in Faiss.
+"""The catalogue index stage and the query command: ASR-free track embeddings in Faiss or Milvus.
 
-The index is an artifact like every other: ``_index/faiss/all/<fingerprint>/`` where the
-fingerprint hashes the encoder model and the embed artifacts of every member catalogue. The
-pointer ``_index/CURRENT.json`` names the index in use. Indexing a new catalogue loads the current
-index (same model), adds the new vectors and saves a new artifact: nothing is rebuilt. A changed
-member (re-embedded catalogue) or another model means a rebuild from the members' embeddings.
+The index is an artifact like every other: ``_index/<backend>/all/<fingerprint>/`` where the
+fingerprint hashes the encoder model, the embed artifacts of every member catalogue and the
+tracks of those catalogues that are taken down (``core.takedowns``). The pointer
+``_index/CURRENT.json`` names the index in use. Indexing a new catalogue opens the current index
+(same model, same backend), adds the new vectors and saves a new artifact: nothing is rebuilt; a
+takedown deletes the track from it and a restore puts it back the same way. A changed member
+(re-embedded catalogue), another model or another backend means a rebuild from the members'
+embeddings, taken-down tracks left out. The backend (``index_backend.name``): Faiss files in the
+store (the default) or a Milvus collection (milvus-lite inside the artifact, or a server by URI);
+``stages.index_artifacts`` writes and opens both.
 """
 
 from __future__ import annotations
@@ -12,27 +17,40 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from livi_tasks.core.audio import SAMPLE_RATE, AudioError
 from livi_tasks.core.config import LiviConfig
-from livi_tasks.core.index import IDS_FILE, INDEX_FILE, SIDECAR_FILE, IndexMismatch, TrackIndex
-from livi_tasks.core.runner import produce_artifact
+from livi_tasks.core.index import IndexMismatch, SearchResult, TrackIndex
+from livi_tasks.core.milvus_index import MilvusTrackIndex
+from livi_tasks.core.runner import produce_artifact, store_lock
 from livi_tasks.core.store import Artifact, ArtifactMissing, ArtifactStore
+from livi_tasks.core.takedowns import active_takedowns, keys_text
 from livi_tasks.models.registry import current_model
 from livi_tasks.stages.catalogue import AUDIO_SUFFIXES
+from livi_tasks.stages.index_artifacts import (
+    close_index,
+    index_artifact,
+    load_faiss,
+    new_milvus_index,
+    open_index,
+    open_milvus,
+    retire_collections,
+    save_faiss,
+    save_milvus,
+)
 from livi_tasks.stages.lineage import artifact_for, shard_ids
 
 log = logging.getLogger(__name__)
 
 POINTER = "_index/CURRENT.json"
-INDEX_FILES = (INDEX_FILE, IDS_FILE, SIDECAR_FILE)
+BUILD_LOCK = "_index/BUILD.lock"
 HIT_COLUMNS = ["rank", "track_id", "work_id", "catalogue", "score"]
 NO_HITS = pd.DataFrame(columns=HIT_COLUMNS)
 
@@ -47,85 +65,208 @@ def _catalogue_embeddings(
     return artifacts, signature
 
 
-def _read_embeddings(catalogue: str, artifacts: list[Artifact]) -> tuple[np.ndarray, pd.DataFrame]:
+def _read_embeddings(
+    catalogue: str, artifacts: list[Artifact], only: set[str] | None = None, leave_out: set[str] | None = None
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """A catalogue's track vectors and rows (catalogue, track_id, work_id): only the tracks whose
+    ``catalogue/track_id`` is in ``only`` (when given), less those in ``leave_out``."""
     vectors = [a.read_array("track_embeddings") for a in artifacts]
     rows = pd.concat([a.read_table("tracks") for a in artifacts], ignore_index=True)
     rows.insert(0, "catalogue", catalogue)
     dim = next((v.shape[1] for v in vectors if v.ndim == 2), 0)
-    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), rows[
-        ["catalogue", "track_id", "work_id"]
-    ]
-
-
-def save_index(index: TrackIndex, artifact: Artifact) -> None:
-    """Faiss writes to a path: save to a private folder, then publish each file atomically."""
-    with tempfile.TemporaryDirectory() as folder:
-        index.save(folder)
-        for name in INDEX_FILES:
-            artifact.write_bytes(name, (Path(folder) / name).read_bytes())
-
-
-def load_index(artifact: Artifact, expected_model: str | None = None) -> TrackIndex:
-    artifact.require()
-    with tempfile.TemporaryDirectory() as folder:
-        for name in INDEX_FILES:
-            (Path(folder) / name).write_bytes(artifact.read_bytes(name))
-        return TrackIndex.load(folder, expected_model_id=expected_model)
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+    keys = (catalogue + "/" + rows["track_id"].astype(str)).to_numpy()
+    keep = np.ones(len(rows), bool)
+    if only is not None:
+        keep &= np.isin(keys, list(only))
+    if leave_out:
+        keep &= ~np.isin(keys, list(leave_out))
+    return matrix[keep], rows.loc[keep, ["catalogue", "track_id", "work_id"]].reset_index(drop=True)
 
 
 def current_index(store: ArtifactStore) -> tuple[dict, Artifact]:
+    """The index pointer and the artifact it names."""
     try:
         pointer = store.read_pointer(POINTER)
     except ArtifactMissing:
         raise ArtifactMissing(f"no index in {store.root}: run `livi build-index --catalogue NAME` first") from None
-    return pointer, store.artifact("_index", "faiss", "all", pointer["fingerprint"])
+    return pointer, index_artifact(store, pointer.get("backend", "faiss"), pointer["fingerprint"])
+
+
+def _backend_identity(cfg: LiviConfig) -> tuple[str, ...]:
+    """What of the backend keys an index: nothing for Faiss (keys made before backends stay)."""
+    backend = cfg.index_backend
+    if backend.name == "faiss":
+        return ()
+    identity = [backend.name, backend.milvus_uri, backend.milvus_index_type, backend.milvus_collection_prefix]
+    return (json.dumps(identity),)
 
 
 def build_catalogue_index(
     cfg: LiviConfig, catalogues: list[str], store: ArtifactStore | None = None, model: str | None = None
 ) -> dict:
     """Index the catalogues' ASR-free track embeddings, adding them to the current index when it
-    uses the same model."""
+    uses the same model and backend; taken-down tracks are left out (or deleted from it)."""
     store = store or ArtifactStore(cfg.store.root)
     model = current_model(cfg, store, model)
+    # One build at a time: each starts from what the previous one published (its catalogues and
+    # takedowns), so two builds at once (a DAG run and a takedown) cannot drop each other's change.
+    with store_lock(store, BUILD_LOCK):
+        return _build_catalogue_index(cfg, catalogues, store, model)
+
+
+def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: ArtifactStore, model: str) -> dict:
+    backend = cfg.index_backend.name
     wanted = {catalogue: _catalogue_embeddings(cfg, store, catalogue, model) for catalogue in catalogues}
     try:
         pointer, current = current_index(store)
     except ArtifactMissing:
         pointer, current = None, None
-    members = dict(pointer["members"]) if pointer and pointer["model"] == model else {}
+    same_kind = (
+        pointer is not None
+        and pointer["model"] == model
+        and pointer.get("backend", "faiss") == backend
+        and pointer.get("uri") == (cfg.index_backend.milvus_uri if backend == "milvus" else None)
+    )
+    members = dict(pointer["members"]) if same_kind else {}
     members.update({catalogue: signature for catalogue, (_, signature) in wanted.items()})
-    fingerprint = cfg.index.fingerprint("index", model, json.dumps(members, sort_keys=True))
-    output = store.artifact("_index", "faiss", "all", fingerprint)
+    taken = keys_text(active_takedowns(store, members))
+    parts = [json.dumps(members, sort_keys=True), *_backend_identity(cfg)]
+    if taken:  # only then: an index without takedowns keeps the key it always had
+        parts.append(json.dumps(taken))
+    fingerprint = cfg.index.fingerprint("index", model, *parts)
+    output = index_artifact(store, backend, fingerprint)
 
     def build(target: Artifact) -> dict:
-        result = {"model": model, "members": members, "index": target.url}
-        unchanged = (
-            pointer is not None
-            and pointer["model"] == model
-            and all(pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items())
+        unchanged = same_kind and all(
+            pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items()
         )
         if unchanged:
-            index = load_index(current, expected_model=model)
-            new = [catalogue for catalogue in wanted if catalogue not in pointer["members"]]
-            for catalogue in new:
-                index.add(*_read_embeddings(catalogue, wanted[catalogue][0]))
-            log.info("added %s to the index of %s", new, sorted(pointer["members"]))
-            result["added"], result["rebuilt"] = new, False
+            index, result = _update(cfg, store, model, pointer, current, wanted, set(taken), fingerprint)
         else:
-            everything = {
-                **{c: _catalogue_embeddings(cfg, store, c, model)[0] for c in members if c not in wanted},
-                **{c: a for c, (a, _) in wanted.items()},
-            }
-            parts = [_read_embeddings(catalogue, artifacts) for catalogue, artifacts in sorted(everything.items())]
-            vectors, rows = np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True)
-            index = TrackIndex.build(vectors, rows, cfg.index, model)
-            log.info("built a %s index of %d tracks from %s", index.kind, index.count, sorted(everything))
-            result["added"], result["rebuilt"] = sorted(everything), True
-        save_index(index, target)
-        return {**result, "kind": index.kind, "tracks": index.count}
+            index, result = _rebuild(cfg, store, model, members, wanted, set(taken), fingerprint)
+        try:
+            if backend == "milvus":
+                save_milvus(index, target, cfg.index_backend.milvus_uri)
+                result["collection"] = index.collection
+            else:
+                save_faiss(index, target)
+        finally:
+            close_index(index)
+        return {
+            **result,
+            "model": model,
+            "backend": backend,
+            "uri": cfg.index_backend.milvus_uri if backend == "milvus" else None,
+            "members": members,
+            "takedowns": taken,
+            "index": target.url,
+            "kind": index.kind,
+            "tracks": index.live_count,
+        }
 
-    return produce_artifact(output, build, pointer=POINTER)
+    result = produce_artifact(output, build, pointer=POINTER)
+    if backend == "milvus" and cfg.index_backend.milvus_uri:
+        previous = pointer.get("collection") if same_kind and pointer else None
+        keep = {result["collection"], *([previous] if previous else [])}
+        retire_collections(cfg.index_backend, keep)
+    return result
+
+
+def _rebuild(cfg, store, model, members, wanted, taken: set[str], fingerprint: str):
+    everything = {
+        **{c: _catalogue_embeddings(cfg, store, c, model)[0] for c in members if c not in wanted},
+        **{c: a for c, (a, _) in wanted.items()},
+    }
+    parts = [_read_embeddings(c, artifacts, leave_out=taken) for c, artifacts in sorted(everything.items())]
+    vectors, rows = np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True)
+    if cfg.index_backend.name == "milvus":
+        index, _ = new_milvus_index(cfg.index_backend, fingerprint, vectors.shape[1], model)
+        index.add(vectors, rows)
+    else:
+        index = TrackIndex.build(vectors, rows, cfg.index, model)
+    log.info("built a %s %s index of %d tracks from %s", index.backend, index.kind, index.count, sorted(everything))
+    return index, {"added": sorted(everything), "rebuilt": True, "deleted": [], "restored": []}
+
+
+def _update(cfg, store, model, pointer, current, wanted, taken: set[str], fingerprint: str):
+    """The published index plus the new catalogues, less newly taken-down tracks, plus restored ones."""
+    if cfg.index_backend.name == "milvus":
+        index = open_milvus(current, cfg.index_backend, model)
+    else:
+        index = load_faiss(current, expected_model=model)
+    new = [catalogue for catalogue in wanted if catalogue not in pointer["members"]]
+    for catalogue in new:
+        index.add(*_read_embeddings(catalogue, wanted[catalogue][0], leave_out=taken))
+    before = set(pointer.get("takedowns", []))
+    deleted = sorted(taken - before)
+    index.delete([tuple(key.split("/", 1)) for key in deleted])
+    restored = sorted(before - taken)
+    if restored:
+        _restore(cfg, store, model, index, restored)
+    log.info(
+        "added %s to the index of %s; %d taken down, %d restored",
+        new,
+        sorted(pointer["members"]),
+        len(deleted),
+        len(restored),
+    )
+    return index, {"added": new, "rebuilt": False, "deleted": deleted, "restored": restored}
+
+
+def _restore(cfg, store, model, index, restored: list[str]) -> None:
+    by_catalogue: dict[str, set[str]] = {}
+    for key in restored:
+        by_catalogue.setdefault(key.split("/", 1)[0], set()).add(key)
+    for catalogue, keys in by_catalogue.items():
+        vectors, rows = _read_embeddings(catalogue, _catalogue_embeddings(cfg, store, catalogue, model)[0], only=keys)
+        pairs = list(zip(rows["catalogue"], rows["track_id"]))
+        held = np.array([index.position(*pair) is not None for pair in pairs], bool)
+        index.restore([p for p, h in zip(pairs, held) if h], vectors[held])
+        if (~held).any():
+            index.add(vectors[~held], rows[~held].reset_index(drop=True))
+
+
+@dataclass(frozen=True)
+class PublishedIndex:
+    """An opened index, the pointer that named it, and the tracks taken down since it was built
+    (``excluded``: their row positions), which every search leaves out."""
+
+    pointer: dict
+    index: TrackIndex | MilvusTrackIndex
+    takedowns: frozenset[str] = frozenset()  # catalogue/track_id of every active takedown
+    excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def fingerprint(self) -> str:
+        return self.pointer["fingerprint"]
+
+    @property
+    def live_count(self) -> int:
+        return self.index.live_count - len(self.excluded)
+
+    def with_takedowns(self, takedowns: Iterable[str]) -> "PublishedIndex":
+        """The same index with these takedowns (``catalogue/track_id``) left out of answers; cheap."""
+        keys = frozenset(takedowns)
+        positions = (self.index.position(*key.split("/", 1)) for key in keys)
+        live = [p for p in positions if p is not None and not self.index.removed[p]]
+        return replace(self, takedowns=keys, excluded=np.array(sorted(live), np.int64))
+
+    def search(self, vectors: np.ndarray, k: int, leave_out: Iterable[int] = ()) -> SearchResult:
+        """The top k of each query vector, the takedowns and ``leave_out`` (row positions) excluded;
+        the result's ``rows`` (built on first use) names the hits."""
+        extra = np.asarray(list(leave_out), np.int64)
+        excluded = np.union1d(self.excluded, extra) if len(extra) else self.excluded
+        k = max(1, min(k, self.index.live_count - len(excluded)))
+        return self.index.search(vectors, k, exclude=excluded)
+
+
+def open_published_index(cfg: LiviConfig, store: ArtifactStore, expected_model: str | None = None) -> PublishedIndex:
+    """The index the pointer names now, with the takedowns recorded since it was built."""
+    pointer, artifact = current_index(store)
+    index = open_index(artifact, cfg.index_backend, expected_model=expected_model)
+    published = PublishedIndex(pointer, index)
+    return published.with_takedowns(keys_text(active_takedowns(store, pointer["members"])))
 
 
 @dataclass
@@ -154,14 +295,15 @@ class QuerySession:
         started = time.perf_counter()
         self.cfg = cfg
         self.store = store or ArtifactStore(cfg.store.root)
-        pointer, artifact = current_index(self.store)
+        pointer, _ = current_index(self.store)
         self.model = current_model(cfg, self.store)
         if pointer["model"] != self.model:
             raise IndexMismatch(
                 f"the index was built with encoder {pointer['model']}, but {self.model} is the current model "
                 "(promoted, else shipped): run `livi build-index` again"
             )
-        self.index = load_index(artifact, expected_model=self.model)
+        self.published = open_published_index(cfg, self.store, expected_model=self.model)
+        self.index = self.published.index
         load_encoder(cfg, self.store, self.model)
         # One silent window loads the vocal detector now rather than in the first query.
         window_vocalness(np.zeros(round(WINDOW_SECONDS * SAMPLE_RATE), np.float32), cfg)
@@ -180,7 +322,7 @@ class QuerySession:
         except AudioError as exc:
             return QueryAnswer(name, NO_HITS, error=str(exc))
         searched = time.perf_counter()
-        result = self.index.search(embedding[None, :], min(top_k, self.index.count))
+        result = self.published.search(embedding[None, :], top_k)
         done = time.perf_counter()
         # The hits table is built after the clock stops: formatting is not the index's latency.
         hits = result.rows[HIT_COLUMNS].reset_index(drop=True)

@@ -63,6 +63,11 @@ class LiviCatalogueOperator(BaseOperator):
         with running_library(log):
             result = import_entry(self.entry)(cfg, **self.arguments, store=open_store(cfg))
         log_summary(self.step, result)
+        # An asset this task publishes (the index) carries what a consumer needs to know of it.
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {
+                key: result.get(key) for key in ("fingerprint", "tracks", "backend", "model", "skipped")
+            }
         return result
 
 

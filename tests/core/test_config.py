@@ -23,6 +23,11 @@ def test_precedence_yaml_env_overrides(tmp_path):
         (["encoder.nonsense=1"], "encoder.nonsense"),
         (["vocal.method=trained_head"], "vocal"),
         (["ingest.max_duration_s=0.5"], "ingest"),
+        (["serve.port=70000"], "serve.port"),
+        (["serve.token=tooshort"], "serve.token"),
+        (["serve.query_threads=0"], "serve.query_threads"),
+        (["index_backend.name=qdrant"], "index_backend.name"),
+        (["index_backend.milvus_collection_prefix=bad-name"], "index_backend.milvus_collection_prefix"),
     ],
 )
 def test_invalid_values_name_the_field(overrides, field):
@@ -48,3 +53,10 @@ def test_bad_yaml_file_is_one_line(tmp_path):
         load_config(path, environ={})
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml", environ={})
+
+
+def test_a_token_is_read_as_written_and_never_printed():
+    cfg = load_config(environ={"LIVI__SERVE__TOKEN": "0123456789012345", "LIVI__INDEX_BACKEND__MILVUS_URI": ""})
+    assert cfg.serve.token.get_secret_value() == "0123456789012345"  # digits stay a string
+    assert "0123456789012345" not in repr(cfg) and "0123456789012345" not in str(cfg.model_dump(mode="json"))
+    assert cfg.index_backend.milvus_uri is None  # an empty URI: milvus-lite

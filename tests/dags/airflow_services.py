@@ -107,6 +107,22 @@ class AirflowProcesses:
             time.sleep(2)
         raise AssertionError(f"api-server not up after {timeout} s:\n{self.logs()}")
 
+    def admin_password(self) -> str:
+        """The password `airflow standalone` generated for user admin (written at its first start)."""
+        generated = Path(self.env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+        return json.loads(generated.read_text())["admin"]
+
+    def browser_page(self, browser, password: str):
+        """A page of ``browser`` (Playwright) signed in as admin on the UI's start page."""
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(self.base_url)
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/auth/login" not in url)
+        return page
+
     def login(self, username: str, password: str) -> None:
         response = requests.post(
             f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=30

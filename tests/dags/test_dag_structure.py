@@ -115,6 +115,10 @@ def test_incoming_is_daily_by_data_interval_and_produces_the_asset(dagbag):
     assert [outlet.name for outlet in incoming.get_task("publish").outlets] == ["livi_embeddings"]
     index = dagbag.dags["livi_index"]
     assert "livi_embeddings" in repr(index.timetable)
+    # Every task that publishes an index says so with the asset the search service follows.
+    for dag_id in ("livi_index", "livi_pipeline", "livi_nightly_retrain"):
+        assert [outlet.name for outlet in dagbag.dags[dag_id].get_task("index").outlets] == ["livi_search_index"]
+    assert index.get_task("refresh_search").upstream_task_ids == {"index"}
 
 
 def test_nightly_retrain_schedule_and_steps(dagbag):

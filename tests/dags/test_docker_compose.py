@@ -49,6 +49,7 @@ def test_gpu_worker_is_optional_and_serves_the_gpu_queue():
         "airflow-worker-gpu",
         "airflow-cli",
         "flower",
+        "milvus",
     }
 
 
@@ -72,3 +73,24 @@ def test_dockerfile_builds_on_airflow_3_with_pinned_cpu_torch_first():
     requirements_line = next(i for i, line in enumerate(lines) if "-r /opt/livi/requirements.txt" in line)
     assert torch_line < requirements_line
     assert "whl/cpu" in "\n".join(lines)
+
+
+def test_search_service_shares_the_artifact_volume_with_a_healthcheck_and_a_token():
+    services = load_compose()["services"]
+    search = services["livi-search"]
+    assert "livi-data:/opt/livi-data" in search["volumes"]
+    assert search["environment"]["LIVI__STORE__ROOT"] == services["airflow-worker"]["environment"]["LIVI__STORE__ROOT"]
+    assert "/health" in " ".join(search["healthcheck"]["test"])
+    assert search["command"][:2] == ["livi", "serve"] and "0.0.0.0" in search["command"]
+    # A non-loopback bind needs a token: the service gets one, the same as the workers' refresh task.
+    assert (
+        search["environment"]["LIVI__SERVE__TOKEN"] == services["airflow-worker"]["environment"]["LIVI__SERVE__TOKEN"]
+    )
+    assert services["airflow-apiserver"]["environment"]["LIVI_SEARCH_URL"].startswith("${LIVI_SEARCH_URL:-http")
+
+
+def test_milvus_profile_is_what_the_milvus_backend_points_at():
+    services = load_compose()["services"]
+    assert services["milvus"]["profiles"] == ["milvus"]
+    assert "19530" in services["airflow-worker"]["environment"]["LIVI__INDEX_BACKEND__MILVUS_URI"]
+    assert services["livi-search"]["environment"]["LIVI__INDEX_BACKEND__NAME"] == "${LIVI_INDEX_BACKEND:-faiss}"

@@ -42,23 +42,14 @@ def test_trigger_form_run_and_invalid_value_in_the_browser(local_airflow, small_
     services.start("standalone", "standalone")
     try:
         services.wait_for_api()
-        password = json.loads(
-            (Path(local_airflow["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text()
-        )["admin"]
+        password = services.admin_password()
         services.login("admin", password)
         for dag_id in DAG_IDS:
             services.wait_for_dag(dag_id)
 
         with playwright.sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-
-            page.goto(services.base_url)
-            page.get_by_label("Username").fill("admin")
-            page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(lambda url: "/auth/login" not in url)
+            page = services.browser_page(browser, password)
             page.goto(f"{services.base_url}/dags")
             for dag_id in sorted(DAG_IDS):
                 page.get_by_role("link", name=dag_id, exact=True).first.wait_for()

@@ -19,7 +19,7 @@ from livi_tasks.build.demo.render import SungLine, render_track_stems
 from livi_tasks.build.synth.folder import write_catalogue_folder
 
 # Bump when the generated audio or tables change, so that an existing catalogue is rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: manifest.csv has a title column
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "demo.json")
 TRACK_COLUMNS = tuple(
     "track_id work_id kind voice speed word_gap pitch key tempo intro_s duration_s sample_rate channels format "
@@ -33,7 +33,7 @@ def make_demo_catalogue(out_dir: str | Path, **parameters: int | float) -> Path:
     hard_negatives, min_duration_s, max_duration_s).
 
     Layout: ``audio/<work_id>/<track_id>.(wav|flac)``, ``manifest.csv`` (track_id, work_id,
-    path relative to the manifest), ``lyrics.json`` ({"works": {work_id: lines}, "tracks":
+    path relative to the manifest, title: the work's first line), ``lyrics.json`` ({"works": {work_id: lines}, "tracks":
     {track_id: lines sung in order}}), ``vocals.csv`` (track_id, start_s, end_s per sung line),
     ``tracks.csv`` (per-track metadata) and ``demo.json`` (the parameters). The catalogue is built
     in a temporary sibling folder and renamed into place; an existing catalogue made with the same
@@ -70,11 +70,19 @@ def _render_all(tracks: tuple[TrackSpec, ...], root: Path) -> dict[str, tuple[tu
     return results
 
 
+def _title(plan: DemoPlan, spec: TrackSpec) -> str:
+    """A song's title as catalogues name them: its first line (an instrumental: its work id)."""
+    lines = plan.lyrics.get(spec.work_id)
+    if spec.kind == "instrumental" or not lines:
+        return spec.work_id.replace("-", " ").capitalize()
+    return lines[0][:1].upper() + lines[0][1:]
+
+
 def _write_tables(root: Path, plan: DemoPlan, sung: dict[str, tuple[tuple[SungLine, ...], float]]) -> None:
     with open(root / "manifest.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["track_id", "work_id", "path"])
-        writer.writerows([spec.track_id, spec.work_id, spec.relpath] for spec in plan.tracks)
+        writer.writerow(["track_id", "work_id", "path", "title"])
+        writer.writerows([spec.track_id, spec.work_id, spec.relpath, _title(plan, spec)] for spec in plan.tracks)
     with open(root / "vocals.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["track_id", "start_s", "end_s"])
