@@ -128,8 +128,9 @@ def song_corpus(
     family: str = typer.Option(
         "randomised",
         help=(
-            "randomised (the training family) or foreign "
-            "(evaluation only: other engine, instruments, words, structure)."
+            "randomised or broad (training families; broad: whole songs, live/acoustic/remix/duet versions, "
+            "neural voices, sampled instruments), foreign or foreign2 (evaluation only: other voices, "
+            "instruments, words, structure)."
         ),
     ),
     works: int = typer.Option(24, help="Number of works (songs), each with its own lyrics and melody."),
