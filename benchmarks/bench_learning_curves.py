@@ -210,10 +210,37 @@ def reevaluate(cfg: LiviConfig, work_dir: Path, whisper: str, results: dict, set
                 logging.info("%s %s %s: MAP %.3f", mode, label, family, run["evaluation"][family]["MAP"])
 
 
+def markdown(results: dict, families: list[str]) -> str:
+    """The results as BENCHMARKS.md tables: MAP [95% interval] per evaluation family."""
+
+    def cell(run: dict, family: str) -> str:
+        scores = run["evaluation"].get(family)
+        if not scores:
+            return ""
+        low, high = scores["MAP_ci95"]
+        return f"{scores['MAP']:.3f} [{low:.2f}, {high:.2f}]"
+
+    lines = []
+    for mode in ("sizes", "voices", "ablation"):
+        for whisper, runs in results.get(mode, {}).items():
+            key = {"sizes": "works", "voices": "voices", "ablation": "variant"}[mode]
+            lines += [f"{mode} ({whisper})", ""]
+            lines.append("| " + " | ".join([key, "examples", *families, "best epoch", "train s"]) + " |")
+            lines.append("|" + "---|" * (len(families) + 4))
+            for label, run in runs.items():
+                name = label.split("/")[0] if mode == "ablation" else str(run.get(key, label))
+                row = [name, str(run["examples"]), *(cell(run, f) for f in families)]
+                lines.append("| " + " | ".join([*row, str(run["best_epoch"]), f"{run['train_seconds']:.0f}"]) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "mode", choices=["sizes", "voices", "ablation", "prepare", "reevaluate"], help="What to measure."
+        "mode",
+        choices=["sizes", "voices", "ablation", "prepare", "reevaluate", "table"],
+        help="What to measure (table: print the results as markdown).",
     )
     parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Corpora and caches (reused).")
     parser.add_argument("--whisper", default="base", help="Whisper model whose frozen encoder the heads read.")
@@ -244,6 +271,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work_dir, out = Path(args.work_dir), Path(args.out)
+    if args.mode == "table":
+        print(
+            markdown(json.loads(out.read_text()), args.eval or ["randomised", "broad", "foreign", "foreign2", "demo"])
+        )
+        return
     cfg = load_config(overrides=parse_overrides(args.set), environ={})
     chunks = [Chunk(int(seed), int(works), *family) for seed, works, *family in (c.split(":") for c in args.chunk)]
     for family in args.eval:
