@@ -65,21 +65,27 @@ def demo_ingested(demo_cfg: LiviConfig, demo_catalogue: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def demo_indexed(demo_cfg: LiviConfig, demo_ingested: str) -> dict:
-    """The session demo catalogue embedded (one pass, the shipped tiny.en head), indexed (Faiss flat)
-    and evaluated: what the search service answers from. Returns the index and evaluation summaries."""
+def demo_indexed(demo_cfg: LiviConfig, demo_catalogue: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The session demo catalogue ingested, embedded (one pass, the shipped tiny.en head), indexed
+    (Faiss flat) and evaluated in a store of its own: what the search service answers from. (Other
+    tests add catalogues and runs to the shared demo store, so that one's index depends on the order
+    tests run in.) Returns its config ("cfg") and the index and evaluation summaries."""
+    from livi_tasks.core.config import StoreConfig
     from livi_tasks.pipeline import run_stage_over_shards
+    from livi_tasks.stages.catalogue import ingest_catalogue
     from livi_tasks.stages.evaluate import evaluate_catalogue
     from livi_tasks.stages.retrieval import build_catalogue_index
 
-    run_stage_over_shards(demo_cfg, "embed", demo_ingested)
-    index = build_catalogue_index(demo_cfg, [demo_ingested])
-    return {"index": index, "evaluation": evaluate_catalogue(demo_cfg, demo_ingested), "catalogue": demo_ingested}
+    cfg = demo_cfg.model_copy(update={"store": StoreConfig(root=str(tmp_path_factory.mktemp("indexed_demo")))})
+    catalogue = ingest_catalogue(cfg, demo_catalogue, "demo")["catalogue"]
+    run_stage_over_shards(cfg, "embed", catalogue)
+    index = build_catalogue_index(cfg, [catalogue])
+    return {"cfg": cfg, "index": index, "evaluation": evaluate_catalogue(cfg, catalogue), "catalogue": catalogue}
 
 
 @pytest.fixture(scope="module")
-def served_store(demo_cfg: LiviConfig, demo_indexed: dict, tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
+def served_store(demo_indexed: dict, tmp_path_factory: pytest.TempPathFactory) -> LiviConfig:
     """A private copy of the indexed demo store per test module, and its config."""
     from livi_testing import copy_served_store
 
-    return copy_served_store(demo_cfg, tmp_path_factory.mktemp("served") / "data")
+    return copy_served_store(demo_indexed["cfg"], tmp_path_factory.mktemp("served") / "data")

@@ -25,6 +25,7 @@ from livi_tasks.service.app import BackgroundServer, bind_check, create_app
 from livi_tasks.stages.retrieval import build_catalogue_index, current_index
 
 TOKEN = "test-token-0123456789abcdef"
+EVERY_INTERFACE = "0.0.0.0"  # never bound: the tests check that the service refuses it
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LIVI = Path(sys.executable).parent / "livi"
 
@@ -226,23 +227,23 @@ def test_cors_is_off_by_default(client):
 
 def test_without_a_token_only_loopback_and_no_takedowns(served_store):
     bind_check(served_store, "127.0.0.1")
-    with pytest.raises(ValueError, match="serve.host 0.0.0.0: without serve.token"):
-        bind_check(served_store, "0.0.0.0")
+    with pytest.raises(ValueError, match=f"serve.host {EVERY_INTERFACE}: without serve.token"):
+        bind_check(served_store, EVERY_INTERFACE)
     done = subprocess.run(
-        [str(LIVI), "--data-root", served_store.store.root, "serve", "--host", "0.0.0.0"],
+        [str(LIVI), "--data-root", served_store.store.root, "serve", "--host", EVERY_INTERFACE],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2 and done.stderr.strip().startswith("error: serve.host 0.0.0.0"), done.stderr
+    assert done.returncode == 2 and done.stderr.strip().startswith(f"error: serve.host {EVERY_INTERFACE}"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     with TestClient(create_app(serve_settings(served_store), start=False)) as open_client:
         response = open_client.delete("/v1/tracks/demo/work-01-v1", params={"reason": "x"})
         assert response.status_code == 401 and "serve.token" in response.json()["detail"]
 
 
-def test_a_takedown_leaves_every_answer_at_once_and_is_recorded(demo_cfg, demo_indexed, manifest, tmp_path):
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+def test_a_takedown_leaves_every_answer_at_once_and_is_recorded(demo_indexed, manifest, tmp_path):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     gone = manifest.iloc[3]
     with TestClient(create_app(with_token(cfg))) as client:
         wait_ready(client)
@@ -285,10 +286,10 @@ def test_a_takedown_leaves_every_answer_at_once_and_is_recorded(demo_cfg, demo_i
             time.sleep(0.2)
 
 
-def test_an_index_swap_under_concurrent_requests_fails_none(demo_cfg, demo_indexed, manifest, tmp_path):
+def test_an_index_swap_under_concurrent_requests_fails_none(demo_indexed, manifest, tmp_path):
     """Clients hammer /versions while new indexes are published (flat, hnsw, flat...): every
     request succeeds, and the service swapped while they ran."""
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     app = create_app(serve_settings(cfg, refresh_s=0.05))
     tracks: list[str] = []
     failures, done = [], threading.Event()
@@ -333,10 +334,10 @@ def test_an_index_swap_under_concurrent_requests_fails_none(demo_cfg, demo_index
     assert service.watcher.swaps - swaps >= 4 and sum(counts) > 40, (service.watcher.swaps, counts)
 
 
-def test_the_service_answers_from_a_milvus_lite_index_as_from_faiss(client, demo_cfg, demo_indexed, manifest, tmp_path):
+def test_the_service_answers_from_a_milvus_lite_index_as_from_faiss(client, demo_indexed, manifest, tmp_path):
     from livi_tasks.core.config import IndexBackendConfig
 
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     milvus_cfg = cfg.model_copy(update={"index_backend": IndexBackendConfig(name="milvus")})
     assert build_catalogue_index(milvus_cfg, ["demo"])["backend"] == "milvus"
     with TestClient(create_app(serve_settings(milvus_cfg))) as milvus_client:

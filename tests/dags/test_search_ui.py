@@ -52,13 +52,13 @@ def a_track_with_a_version_near(url: str) -> tuple[str, str]:
 
 @pytest.mark.airflow
 def test_from_the_airflow_nav_find_a_track_upload_a_file_see_a_version_in_the_top_3(
-    local_airflow, demo_cfg, demo_indexed, demo_catalogue, tmp_path
+    local_airflow, demo_indexed, demo_catalogue, tmp_path
 ):
     playwright = pytest.importorskip("playwright.sync_api")
     assert Path(CHROMIUM).exists(), "chromium not installed: `make test` installs it (Debian package chromium)"
     shots = Path(os.environ.get("LIVI_UI_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
-    cfg = copy_served_store(demo_cfg, tmp_path / "served-data")
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "served-data")
     manifest = pd.read_csv(demo_catalogue)
 
     port = free_port()
@@ -110,7 +110,7 @@ def test_from_the_airflow_nav_find_a_track_upload_a_file_see_a_version_in_the_to
             service.wait(timeout=60)
 
 
-def test_refresh_search_asks_the_service_to_swap_in_the_published_index(demo_cfg, demo_indexed, tmp_path, monkeypatch):
+def test_refresh_search_asks_the_service_to_swap_in_the_published_index(demo_indexed, tmp_path, monkeypatch):
     """livi_index's refresh_search task against a real service (no encoder: serve.audio_queries off)."""
     from pydantic import SecretStr
 
@@ -118,7 +118,7 @@ def test_refresh_search_asks_the_service_to_swap_in_the_published_index(demo_cfg
     from livi_tasks.service.app import BackgroundServer, create_app
     from livi_tasks.stages.retrieval import build_catalogue_index
 
-    cfg = copy_served_store(demo_cfg, tmp_path / "served-data")
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "served-data")
     token = "refresh-test-token-0123456789"
     serve = cfg.serve.model_copy(update={"token": SecretStr(token), "audio_queries": False, "refresh_s": 0})
     app = create_app(cfg.model_copy(update={"serve": serve}))

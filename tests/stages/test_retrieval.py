@@ -39,8 +39,8 @@ def top_k(index, k: int) -> dict[str, list[str]]:
     return ranked
 
 
-def test_milvus_lite_gives_the_same_top_k_as_faiss_flat_on_the_demo(demo_cfg, demo_indexed, tmp_path):
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+def test_milvus_lite_gives_the_same_top_k_as_faiss_flat_on_the_demo(demo_indexed, tmp_path):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     store = ArtifactStore(cfg.store.root)
     faiss_index = open_index(current_index(store)[1])
     assert faiss_index.kind == "flat"
@@ -56,9 +56,9 @@ def test_milvus_lite_gives_the_same_top_k_as_faiss_flat_on_the_demo(demo_cfg, de
 
 
 def test_a_takedown_republishes_the_index_without_the_track_and_a_restore_brings_it_back(
-    demo_cfg, demo_indexed, demo_catalogue, tmp_path
+    demo_indexed, demo_catalogue, tmp_path
 ):
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     store = ArtifactStore(cfg.store.root)
     before, _ = current_index(store)
     ingest_before = current_ingest(store, "demo")
@@ -100,8 +100,8 @@ def test_a_takedown_republishes_the_index_without_the_track_and_a_restore_brings
     assert ingest_catalogue(cfg, demo_catalogue, "demo", store=store)["fingerprint"] == ingest_before["fingerprint"]
 
 
-def test_milvus_takedowns_delete_and_restore_in_the_collection(demo_cfg, demo_indexed, tmp_path):
-    cfg = milvus(copy_served_store(demo_cfg, tmp_path / "data"))
+def test_milvus_takedowns_delete_and_restore_in_the_collection(demo_indexed, tmp_path):
+    cfg = milvus(copy_served_store(demo_indexed["cfg"], tmp_path / "data"))
     store = ArtifactStore(cfg.store.root)
     first = build_catalogue_index(cfg, ["demo"], store=store)
     published = open_index(current_index(store)[1])
@@ -119,8 +119,8 @@ def test_milvus_takedowns_delete_and_restore_in_the_collection(demo_cfg, demo_in
     assert restored["index"]["tracks"] == first["tracks"]
 
 
-def test_livi_query_leaves_out_a_takedown_recorded_after_the_index(demo_cfg, demo_indexed, demo_catalogue, tmp_path):
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+def test_livi_query_leaves_out_a_takedown_recorded_after_the_index(demo_indexed, demo_catalogue, tmp_path):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     store = ArtifactStore(cfg.store.root)
     manifest = pd.read_csv(demo_catalogue)
     indexed = set(open_index(current_index(store)[1]).rows["track_id"])
@@ -131,8 +131,8 @@ def test_livi_query_leaves_out_a_takedown_recorded_after_the_index(demo_cfg, dem
     assert not answer.error and track.track_id not in set(answer.hits["track_id"])
 
 
-def test_a_takedown_republishes_in_the_published_backend_whatever_the_config(demo_cfg, demo_indexed, tmp_path):
-    cfg = copy_served_store(demo_cfg, tmp_path / "data")
+def test_a_takedown_republishes_in_the_published_backend_whatever_the_config(demo_indexed, tmp_path):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
     store = ArtifactStore(cfg.store.root)
     build_catalogue_index(milvus(cfg), ["demo"], store=store)
     published = open_index(current_index(store)[1])

@@ -11,6 +11,7 @@ families add their rooms).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ SOUNDFONTS = {
 PACKAGES = {"fluidr3": "fluid-soundfont-gm", "musescore": "musescore-general-soundfont-small"}
 DRUM_CHANNEL = 9
 FLUSH_SAMPLES = 4096  # played after a reset: the fade-outs of the stem before, thrown away
+_CREATION = threading.Lock()
 
 
 class SoundfontMissing(RuntimeError):
@@ -52,12 +54,18 @@ def render_stems(
         raise SoundfontMissing("sampled instruments need libfluidsynth: apt-get install fluidsynth") from None
     if not path.is_file():
         raise SoundfontMissing(f"sampled instruments need: apt-get install {PACKAGES[soundfont]}")
-    synth = fluidsynth.Synth(gain=0.5, samplerate=float(rate), **{"synth.reverb.active": 0, "synth.chorus.active": 0})
-    try:
+    # FluidSynth fills global tables when its first synth is made, unguarded: two threads making
+    # their first synths at once could render with half-filled ones. Synths are made one at a time.
+    with _CREATION:
+        synth = fluidsynth.Synth(
+            gain=0.5, samplerate=float(rate), **{"synth.reverb.active": 0, "synth.chorus.active": 0}
+        )
         font = synth.sfload(str(path))
+    try:
         return {name: _play(synth, font, notes, tempo_bpm, rate, length_s) for name, notes in stems.items()}
     finally:
-        synth.delete()
+        with _CREATION:
+            synth.delete()
 
 
 def render(notes: list[Note], tempo_bpm: float, soundfont: str, rate: int, length_s: float) -> np.ndarray:
