@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from tqdm import tqdm
@@ -379,40 +379,48 @@ def _who() -> str:
         return "unknown"
 
 
-@app.command()
-def remove(
-    ctx: typer.Context,
-    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue of the track (as ingested)."),
-    track: str = typer.Option(..., "--track", help="Track id to take down."),
-    reason: str = typer.Option(..., "--reason", help="Why (recorded with who and when; one line)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who asks (recorded; default: your login name)."),
-    reindex: bool = typer.Option(
-        True, "--reindex/--no-reindex", help="Publish the index without the track now (else at the next build)."
-    ),
-) -> None:
+# The options of `livi remove` and `livi restore` (a takedown and its undoing take the same record).
+CatalogueOfTrack = Annotated[str, typer.Option("--catalogue", help="Catalogue of the track (as ingested).")]
+TrackId = Annotated[str, typer.Option("--track", help="Track id.")]
+Reason = Annotated[str, typer.Option("--reason", help="Why (recorded with who and when; one line).")]
+AskedBy = Annotated[Optional[str], typer.Option("--by", help="Who asks (recorded; default: your login name).")]
+Reindex = Annotated[
+    bool, typer.Option("--reindex/--no-reindex", help="Publish the changed index now (else at the next build).")
+]
+
+
+def _takedown_command(name: str, action: str, help_text: str) -> None:
+    """Register `livi remove` / `livi restore`: the same record, written by ``stages.takedown.<action>``."""
+
+    def command(
+        ctx: typer.Context,
+        catalogue: CatalogueOfTrack,
+        track: TrackId,
+        reason: Reason,
+        by: AskedBy = None,
+        reindex: Reindex = True,
+    ) -> None:
+        from livi_tasks.stages import takedown
+
+        act = getattr(takedown, action)
+        _print_json(act(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
+
+    command.__doc__ = help_text
+    app.command(name)(command)
+
+
+_takedown_command(
+    "remove",
+    "take_down",
     """Take a track down (a licence takedown): out of the index and of every answer, recorded in the
     store with who, when and why; later ingests and index builds leave it out until `livi restore`.
-    Running services drop it from answers within serve.refresh_s."""
-    from livi_tasks.stages.takedown import take_down
-
-    _print_json(take_down(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
-
-
-@app.command()
-def restore(
-    ctx: typer.Context,
-    catalogue: str = typer.Option(..., "--catalogue", help="Catalogue of the track."),
-    track: str = typer.Option(..., "--track", help="Track id to bring back."),
-    reason: str = typer.Option(..., "--reason", help="Why (recorded with who and when; one line)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who asks (recorded; default: your login name)."),
-    reindex: bool = typer.Option(
-        True, "--reindex/--no-reindex", help="Publish the index with the track now (else at the next build)."
-    ),
-) -> None:
-    """Undo a takedown: the track comes back into the index (and into later ingests of its catalogue)."""
-    from livi_tasks.stages.takedown import restore as restore_track
-
-    _print_json(restore_track(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
+    Running services drop it from answers within serve.refresh_s.""",
+)
+_takedown_command(
+    "restore",
+    "restore",
+    "Undo a takedown: the track comes back into the index (and into later ingests of its catalogue).",
+)
 
 
 @app.command()
