@@ -253,7 +253,11 @@ def main() -> None:
     parser.add_argument("--voice-works", type=int, default=400, help="Works per head in the voices mode.")
     parser.add_argument("--repeats", type=int, default=1, help="Draws (and training seeds) per point.")
     parser.add_argument("--variant", action="append", default=[], help="NAME:section.field=value,... (ablation).")
-    parser.add_argument("--precision", default="bf16", help="Frame states of the training chunks: fp32 or bf16.")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help="Frame states of the training chunks: fp32, or bf16 (only on bf16 hardware: emulated, it is 6x slower).",
+    )
     parser.add_argument("--augment", type=int, default=0, help="Augmented copies of the training chunks to add.")
     parser.add_argument(
         "--all-layers",
