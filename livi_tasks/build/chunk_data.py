@@ -103,10 +103,11 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 class _StateWriter:
     """Frame states appended chunk by chunk into a .npy on disk: a corpus's states can be many GB."""
 
-    def __init__(self, path: Path, capacity: int, frames: int, width: int):
+    def __init__(self, path: Path, capacity: int, *row_shape: int):
+        """``row_shape``: one chunk's states, (frames, width) or (layers, frames, width)."""
         self.path = path
         self.temporary = path.with_name(path.name + ".partial")
-        self.array = np.lib.format.open_memmap(self.temporary, "w+", np.float16, (capacity, frames, width))
+        self.array = np.lib.format.open_memmap(self.temporary, "w+", np.float16, (capacity, *row_shape))
         self.count = 0
 
     def append(self, states: np.ndarray) -> None:

@@ -42,6 +42,17 @@ def test_training_chunks_are_cut_as_inference_cuts_and_carry_the_lines_they_hold
     assert again.table.equals(data.table)  # cached: a rerun reads, never encodes
 
 
+def test_training_chunks_can_keep_every_encoder_block(tiny_corpus, tmp_path):
+    """The layer-mix ablation's cache: (chunks, blocks, frames, width), the same rows as the last block's."""
+    probe = load_probe("tiny.en", whisper_identity("tiny.en", LiviConfig().models_dir)["id"])
+    states = encoder_states_of("tiny.en", LiviConfig().models_dir, all_layers=True)
+    data = chunk_dataset(tiny_corpus, tmp_path / "layers", states, probe)
+    last = chunk_dataset(tiny_corpus, tmp_path / "last", encoder_states_of("tiny.en", LiviConfig().models_dir), probe)
+    assert data.states.ndim == 4 and data.states.shape[2:] == (1500, 384) and data.states.shape[1] >= 4
+    assert data.table.equals(last.table)
+    np.testing.assert_allclose(data.states[:, -1], last.states, atol=2e-3)
+
+
 def test_evaluation_chunks_score_a_head_like_the_embed_stage(tiny_corpus, tmp_path):
     from livi_tasks.models.encoder import head_from_bytes
 
