@@ -389,38 +389,36 @@ Reindex = Annotated[
 ]
 
 
-def _takedown_command(name: str, action: str, help_text: str) -> None:
-    """Register `livi remove` / `livi restore`: the same record, written by ``stages.takedown.<action>``."""
-
-    def command(
-        ctx: typer.Context,
-        catalogue: CatalogueOfTrack,
-        track: TrackId,
-        reason: Reason,
-        by: AskedBy = None,
-        reindex: Reindex = True,
-    ) -> None:
-        from livi_tasks.stages import takedown
-
-        act = getattr(takedown, action)
-        _print_json(act(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
-
-    command.__doc__ = help_text
-    app.command(name)(command)
-
-
-_takedown_command(
-    "remove",
-    "take_down",
+@app.command()
+def remove(
+    ctx: typer.Context,
+    catalogue: CatalogueOfTrack,
+    track: TrackId,
+    reason: Reason,
+    by: AskedBy = None,
+    reindex: Reindex = True,
+) -> None:
     """Take a track down (a licence takedown): out of the index and of every answer, recorded in the
     store with who, when and why; later ingests and index builds leave it out until `livi restore`.
-    Running services drop it from answers within serve.refresh_s.""",
-)
-_takedown_command(
-    "restore",
-    "restore",
-    "Undo a takedown: the track comes back into the index (and into later ingests of its catalogue).",
-)
+    Running services drop it from answers within serve.refresh_s."""
+    from livi_tasks.stages.takedown import take_down
+
+    _print_json(take_down(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    catalogue: CatalogueOfTrack,
+    track: TrackId,
+    reason: Reason,
+    by: AskedBy = None,
+    reindex: Reindex = True,
+) -> None:
+    """Undo a takedown: the track comes back into the index (and into later ingests of its catalogue)."""
+    from livi_tasks.stages.takedown import restore as restore_track
+
+    _print_json(restore_track(_state(ctx), catalogue, track, reason, by or _who(), via="cli", reindex=reindex))
 
 
 @app.command()
