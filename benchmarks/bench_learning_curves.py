@@ -9,7 +9,9 @@ queries). The evaluation catalogues are never trained on (seed 1 of each family;
 - ``randomised``: the training family's sound, unseen works;
 - ``foreign``: the evaluation-only family (Festival voices, other instruments, words, structure);
 - ``demo``: the catalogue ``make demo`` evaluates (6 works x 2 versions + 2 distractors, seed 0);
-- any other family of ``synth.corpus.FAMILIES`` named with ``--eval``.
+- any other family of ``synth.corpus.FAMILIES`` or ``synth.songs.SONG_FAMILIES`` named with ``--eval``
+  (``broad``: the broader training world's sound, unseen works; ``foreign2``: the second
+  evaluation-only family).
 
 Modes (a results file collects them; a run already in it is skipped, so a killed job resumes):
 
@@ -18,7 +20,9 @@ Modes (a results file collects them; a run already in it is skipped, so a killed
 - ``voices``: a fixed number of works whose tracks are sung by at most K distinct voices;
 - ``ablation``: one head per named variant of the recipe (``--variant NAME:section.field=value,...``);
 - ``reevaluate``: every head already measured, scored again on evaluation families it lacks (its
-  best weights are in the run's checkpoint), so that a family added later covers earlier runs.
+  best weights are in the run's checkpoint), so that a family added later covers earlier runs;
+- ``shipped``: the head shipped for ``--whisper`` (``livi_tasks/models/shipped``), scored on the
+  same catalogues, so that every table has the reference it must beat.
 
     .venv/bin/python benchmarks/bench_learning_curves.py sizes --work-dir data/default-heads \\
         --chunk 100:150 --chunk 101:150 --sizes 100 200 300 --repeats 2
@@ -54,6 +58,7 @@ from livi_tasks.build.default_heads import (
 from livi_tasks.build.demo import make_demo_catalogue
 from livi_tasks.build.head_eval import evaluate_head
 from livi_tasks.build.synth.corpus import FAMILIES, make_corpus
+from livi_tasks.build.synth.songs import SONG_FAMILIES
 from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
 from livi_tasks.models.identity import whisper_identity
 from livi_tasks.models.vocal_probe import load_probe
@@ -210,6 +215,23 @@ def reevaluate(cfg: LiviConfig, work_dir: Path, whisper: str, results: dict, set
                 logging.info("%s %s %s: MAP %.3f", mode, label, family, run["evaluation"][family]["MAP"])
 
 
+def shipped_scores(cfg: LiviConfig, whisper: str, sets: dict, threshold: float) -> dict:
+    """The shipped head of ``whisper`` on every evaluation family, with its identity and recipe."""
+    from livi_tasks.models.encoder import head_from_bytes
+    from livi_tasks.models.registry import shipped_head
+
+    weights, config, card = shipped_head(whisper)
+    head = head_from_bytes(weights, config)
+    return {
+        "head_sha256": card["head_sha256"],
+        "command": card["command"],
+        "examples": card["data"].get("examples", card["data"].get("segments")),
+        "evaluation": {
+            family: evaluate_head(head, data, cfg, threshold, kinds) for family, (data, kinds) in sets.items()
+        },
+    }
+
+
 def markdown(results: dict, families: list[str]) -> str:
     """The results as BENCHMARKS.md tables: MAP [95% interval] per evaluation family."""
 
@@ -221,6 +243,12 @@ def markdown(results: dict, families: list[str]) -> str:
         return f"{scores['MAP']:.3f} [{low:.2f}, {high:.2f}]"
 
     lines = []
+    if results.get("shipped"):
+        lines += ["shipped heads", "", "| " + " | ".join(["whisper", "examples", *families]) + " |"]
+        lines.append("|" + "---|" * (len(families) + 2))
+        for whisper, run in results["shipped"].items():
+            lines.append("| " + " | ".join([whisper, str(run["examples"]), *(cell(run, f) for f in families)]) + " |")
+        lines.append("")
     for mode in ("sizes", "voices", "ablation"):
         for whisper, runs in results.get(mode, {}).items():
             key = {"sizes": "works", "voices": "voices", "ablation": "variant"}[mode]
@@ -239,7 +267,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "mode",
-        choices=["sizes", "voices", "ablation", "prepare", "reevaluate", "table"],
+        choices=["sizes", "voices", "ablation", "prepare", "reevaluate", "shipped", "table"],
         help="What to measure (table: print the results as markdown).",
     )
     parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Corpora and caches (reused).")
@@ -283,7 +311,7 @@ def main() -> None:
     cfg = load_config(overrides=parse_overrides(args.set), environ={})
     chunks = [Chunk(int(seed), int(works), *family) for seed, works, *family in (c.split(":") for c in args.chunk)]
     for family in args.eval:
-        if family != "demo" and family not in FAMILIES:
+        if family != "demo" and family not in FAMILIES and family not in SONG_FAMILIES:
             raise SystemExit(f"--eval: unknown family {family!r}")
     load_before = os.getloadavg()
     started = time.perf_counter()
@@ -299,6 +327,10 @@ def main() -> None:
         reevaluate(cfg, work_dir, args.whisper, results, sets, threshold)
         out.write_text(json.dumps(results, indent=2) + "\n")
         plot(results, out.with_suffix(".png"))
+        return
+    if args.mode == "shipped":
+        results.setdefault("shipped", {})[args.whisper] = shipped_scores(cfg, args.whisper, sets, threshold)
+        out.write_text(json.dumps(results, indent=2) + "\n")
         return
     runs = results.setdefault(args.mode, {}).setdefault(args.whisper, {})
 
