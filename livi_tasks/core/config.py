@@ -150,7 +150,11 @@ class EncoderConfig(Section):
     val_fraction: float = Field(0.2, ge=0, lt=1, description="Share of works held out for validation.")
     patience: int = Field(5, ge=1, description="Epochs without validation improvement before stopping.")
     seed: int = 0
-    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
+    device: str = Field(
+        "auto",
+        description="Where the frozen Whisper runs (vocal probe, transcription, features, embedding, queries) and "
+        "the head trains: auto (CUDA when present), cpu or cuda.",
+    )
     inference_precision: Literal["fp32", "int8", "bf16"] = Field(
         "fp32",
         description="The frozen Whisper encoder when embedding (embed stage, `livi query`, the encoder_probe vocal "

@@ -320,7 +320,8 @@ def pool_sung_frames(
     if fallback:
         pooled, used = in_audio, in_audio.any(axis=1)
     with torch.inference_mode():
-        vectors = head(states[used], hidden=torch.as_tensor(~pooled[used])).numpy()
+        hidden = torch.as_tensor(~pooled[used], device=states.device)
+        vectors = head(states[torch.as_tensor(used, device=states.device)], hidden=hidden).cpu().numpy()
     _, (embedding,) = pool_normalised(vectors, [0] * len(vectors), weights=pooled[used].sum(axis=1))
     return OnePassEmbedding(
         embedding=embedding,
@@ -339,5 +340,5 @@ def embed_one_pass(loaded: LoadedEncoder, probe, audio: np.ndarray) -> OnePassEm
     same frame states that the head pools, so there is no Musicnn pass and no second encoder pass
     over the vocal segments."""
     states, audio_frames = encode_track(loaded, audio)
-    frame_vocalness = probe.frame_vocalness(states.numpy())
+    frame_vocalness = probe.frame_vocalness(states.cpu().numpy())
     return pool_sung_frames(loaded.encoder.head, states, audio_frames, frame_vocalness, probe.threshold)

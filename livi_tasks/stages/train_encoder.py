@@ -89,6 +89,30 @@ class FramePairs(torch.utils.data.Dataset):
         )
         return frames, torch.from_numpy(np.asarray(texts[text_row], dtype=np.float32)), mask
 
+    def batch(self, indices: np.ndarray, device: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pairs at ``indices`` stacked (states float32, text embeddings float32, hidden bool) on
+        ``device``, the same values ``__getitem__`` gives. One gather per source, and the states
+        cross to the device in their stored precision before the cast: read pair by pair, the host
+        fed an H200 about 420 pairs a second, which made a GPU epoch only 2.4x a 2-core CPU's."""
+        rows = self.rows[np.asarray(indices, dtype=np.int64)]
+        dtype = np.result_type(*(source[0].dtype for source in self.sources))
+        states = np.empty((len(rows), *self.sources[0][0].shape[1:]), dtype=dtype)
+        texts = np.empty((len(rows), self.sources[0][1].shape[-1]), dtype=np.float32)
+        hidden = np.zeros(states.shape[:2], dtype=bool)
+        for number, (source_states, source_texts, *source_hidden) in enumerate(self.sources):
+            at = np.flatnonzero(rows[:, 0] == number)
+            if not len(at):
+                continue
+            states[at] = source_states[rows[at, 1]]
+            texts[at] = source_texts[rows[at, 2]]
+            if source_hidden:
+                hidden[at] = source_hidden[0][rows[at, 1]]
+        return (
+            torch.from_numpy(states).to(device).float(),
+            torch.from_numpy(texts).to(device),
+            torch.from_numpy(hidden).to(device),
+        )
+
     def subset(self, indices: np.ndarray) -> "FramePairs":
         return FramePairs(self.sources, self.rows[indices], self.work_ids[indices])
 
@@ -115,14 +139,6 @@ def _lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
 
 def _batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
     return [order[start : start + batch_size] for start in range(0, n, batch_size)]
-
-
-def _stack(
-    dataset: FramePairs | torch.utils.data.Dataset, indices: np.ndarray, device: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A batch: (states, text embeddings, hidden frames) on ``device``."""
-    items = [dataset[int(i)] for i in indices]
-    return tuple(torch.stack([item[part] for item in items]).to(device) for part in range(3))
 
 
 def _rng_state() -> dict[str, torch.Tensor]:
@@ -169,12 +185,12 @@ def _write_metrics(out_dir: Path, history: list[dict]) -> None:
 
 
 @torch.no_grad()
-def evaluate_loss(head: LiviHead, dataset: torch.utils.data.Dataset, settings: EncoderConfig, device: str) -> float:
+def evaluate_loss(head: LiviHead, dataset: FramePairs, settings: EncoderConfig, device: str) -> float:
     """Mean distillation loss over fixed-order batches, head in eval mode."""
     head.eval()
     total, count = 0.0, 0
     for indices in _batches(len(dataset), settings.batch_size, np.arange(len(dataset))):
-        states, texts, hidden = _stack(dataset, indices, device)
+        states, texts, hidden = dataset.batch(indices, device)
         total += float(distillation_loss(head(states, hidden), texts, settings.alpha)) * len(indices)
         count += len(indices)
     return total / max(count, 1)
@@ -190,8 +206,8 @@ class FitResult:
 
 def fit_head(
     head: LiviHead,
-    train_set: torch.utils.data.Dataset,
-    val_set: torch.utils.data.Dataset | None,
+    train_set: FramePairs,
+    val_set: FramePairs | None,
     settings: EncoderConfig,
     out_dir: str | Path,
     resume: bool = False,
@@ -253,7 +269,7 @@ def fit_head(
         for batch_number, indices in enumerate(
             tqdm(_batches(len(train_set), settings.batch_size, order), desc=f"epoch {epoch}", unit="batch", leave=False)
         ):
-            states, texts, hidden = _stack(train_set, indices, device)
+            states, texts, hidden = train_set.batch(indices, device)
             loss = distillation_loss(head(states, hidden), texts, settings.alpha)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

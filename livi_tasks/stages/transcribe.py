@@ -39,7 +39,7 @@ from whisper.model import Whisper
 from livi_tasks.core.config import LiviConfig, TranscribeConfig
 from livi_tasks.core.metrics_text import normalise_text
 from livi_tasks.core.store import Artifact, ArtifactStore
-from livi_tasks.models.encoder import encode_frames
+from livi_tasks.models.encoder import encode_frames, resolve_device
 from livi_tasks.models.whisper_weights import cached_whisper
 from livi_tasks.stages.lineage import run_shard_stage
 
@@ -231,12 +231,16 @@ def decode_segments(
 ) -> list[Decoded]:
     """Decode a batch of 30 s windows (n, samples) with the temperature fallback; one result per row."""
     features = encode_frames(model, audio)
+    # Half precision on CUDA, as openai-whisper itself decodes there (its layers cast weights to the input).
+    fp16 = features.device.type == "cuda"
+    if fp16:
+        features = features.half()
     language = cfg.language if model.is_multilingual else "en"
     attempts: list[list[DecodingResult]] = [[] for _ in range(len(audio))]
     chosen: dict[int, DecodingResult] = {}
     pending = list(range(len(audio)))
     for temperature in cfg.temperatures:
-        options = DecodingOptions(task="transcribe", language=language, temperature=temperature, fp16=False)
+        options = DecodingOptions(task="transcribe", language=language, temperature=temperature, fp16=fp16)
         with torch.random.fork_rng():
             torch.manual_seed(_sampling_seed([segment_ids[i] for i in pending], temperature))
             results = whisper.decode(model, features[pending], options)
@@ -332,7 +336,7 @@ def transcribe_segments(cfg: LiviConfig, catalogue: str, shard: str, store: Arti
         if len(segments) and audio.shape[1] / SAMPLE_RATE > 30.0:
             log.warning("segments are %.1f s long: Whisper reads only the first 30 s", audio.shape[1] / SAMPLE_RATE)
         if len(segments):
-            model = cached_whisper(cfg.transcribe.whisper_model, cfg.models_dir)
+            model = cached_whisper(cfg.transcribe.whisper_model, cfg.models_dir, resolve_device(cfg.encoder.device))
             transcripts = transcribe_audio(model, segments, audio, cfg.transcribe)
         else:
             transcripts = pd.DataFrame(columns=TRANSCRIPT_COLUMNS).astype({"kept": bool})

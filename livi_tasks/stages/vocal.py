@@ -82,7 +82,7 @@ def window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> tuple[np.ndarray
 
 def probe_window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> np.ndarray:
     """Mean of the vocal probe's frame vocalness over each 3 s window (Whisper's encoder over 30 s chunks)."""
-    from livi_tasks.models.encoder import encode_frames, inference_encoder
+    from livi_tasks.models.encoder import encode_frames, inference_encoder, resolve_device
     from livi_tasks.models.identity import whisper_identity
     from livi_tasks.models.vocal_probe import load_probe, whole_track_chunks, window_scores
     from livi_tasks.models.whisper_weights import cached_whisper
@@ -90,8 +90,9 @@ def probe_window_vocalness(audio_16k: np.ndarray, cfg: LiviConfig) -> np.ndarray
     name = cfg.transcribe.whisper_model
     probe = load_probe(name, whisper_identity(name, cfg.models_dir)["id"])
     chunks, audio_frames = whole_track_chunks(audio_16k)
-    encoder = inference_encoder(cached_whisper(name, cfg.models_dir), cfg.encoder.inference_precision, "cpu")
-    frames = probe.frame_vocalness(encode_frames(encoder, chunks).numpy())
+    device = resolve_device(cfg.encoder.device)
+    encoder = inference_encoder(cached_whisper(name, cfg.models_dir, device), cfg.encoder.inference_precision, device)
+    frames = probe.frame_vocalness(encode_frames(encoder, chunks).cpu().numpy())
     return window_scores(frames, audio_frames, window_count(len(audio_16k)), WINDOW_SECONDS)
 
 

@@ -56,6 +56,26 @@ def _pairs(n: int = 40, seed: int = 0) -> FramePairs:
     return FramePairs([(states, texts.astype(np.float32))], rows, [f"w{i // 2}" for i in range(n)])
 
 
+def test_a_batch_holds_the_pairs_each_read_alone_gives():
+    rng = np.random.default_rng(1)
+    float16_states = rng.standard_normal((5, FRAMES, WIDTH)).astype(np.float16)
+    float32_states = rng.standard_normal((4, FRAMES, WIDTH)).astype(np.float32)
+    hidden = rng.random((4, FRAMES)) < 0.3
+    sources = [
+        (float16_states, rng.standard_normal((3, TEXT_DIM)).astype(np.float32)),
+        (float32_states, rng.standard_normal((4, TEXT_DIM)).astype(np.float32), hidden),
+    ]
+    rows = np.array([[0, 4, 2], [1, 3, 0], [0, 0, 1], [1, 1, 3], [0, 4, 0]])
+    pairs = FramePairs(sources, rows, ["w"] * len(rows))
+    order = np.array([3, 0, 4, 1])
+    states, texts, masks = pairs.batch(order, "cpu")
+    for position, index in enumerate(order):
+        alone = pairs[int(index)]
+        assert torch.equal(states[position], alone[0]) and states.dtype == torch.float32
+        assert torch.equal(texts[position], alone[1])
+        assert torch.equal(masks[position], alone[2])
+
+
 def test_a_teacher_text_shared_across_unrelated_works_is_dropped():
     pairs = _pairs(12)
     texts = pairs.sources[0][1].copy()
