@@ -200,11 +200,36 @@ def build_vocal_probe(
     works: int = typer.Option(40, min=5, help="Works of the randomised-family training corpus (2 versions each)."),
     seed: int = typer.Option(300, min=0, help="Corpus seed; keep it apart from the evaluation catalogues' seeds."),
     work_dir: Path = typer.Option(Path("data/vocal-probe"), "--work-dir", help="Where the corpus is made and kept."),
+    song_family: str = typer.Option(
+        "broad", "--song-family", help="Song family of the second corpus (with --song-works): a training family."
+    ),
+    song_works: int = typer.Option(
+        0,
+        min=0,
+        help="Works of a second, song-family corpus (1 version each, as many instrumentals whose lead plays "
+        "the sung tune); 0: the randomised corpus alone.",
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir", help="Where to write the probe (default: the shipped folder of the Whisper model)."
+    ),
 ) -> None:
     """Train the shipped vocal probe on frozen Whisper frame states (the one-pass path's singing detector)."""
     from livi_tasks.build.vocal_probe import build_vocal_probe as build
 
-    _print_json(build(_state(ctx), whisper_model, work_dir, works=works, seed=seed))
+    try:
+        probe = build(
+            _state(ctx),
+            whisper_model,
+            work_dir,
+            works=works,
+            seed=seed,
+            song_family=song_family,
+            song_works=song_works,
+            out_dir=out_dir,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    _print_json(probe)
 
 
 @app.command("train-vocal-head")

@@ -1,6 +1,7 @@
-"""Build the shipped vocal probe (``livi build-vocal-probe``): a randomised-family corpus, the
-frozen encoder's frame states of each track in 30 s chunks, labels from the generator's sung
-lines, logistic regression; the probe and its card go to ``models/shipped/<whisper>/``."""
+"""Build the shipped vocal probe (``livi build-vocal-probe``): a randomised-family corpus (and, on
+request, a song-family one with lead-instrument instrumentals), the frozen encoder's frame states
+of each track in 30 s chunks, labels from the generator's sung lines, logistic regression; the
+probe and its card go to ``models/shipped/<whisper>/``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pandas as pd
 
 from livi_tasks.build.chunk_data import encoder_states_of
 from livi_tasks.build.synth.corpus import make_corpus
+from livi_tasks.build.synth.lyrics import EVALUATION_FAMILIES
+from livi_tasks.build.synth.songs import SONG_FAMILIES
 from livi_tasks.core.audio import load_audio
 from livi_tasks.core.commit import code_commit
 from livi_tasks.models.identity import whisper_identity
@@ -86,23 +89,60 @@ def frame_scores(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def build_vocal_probe(
-    cfg, whisper_model: str, work_dir: str | Path, works: int = 40, seed: int = 300, every: int = 5
+    cfg,
+    whisper_model: str,
+    work_dir: str | Path,
+    works: int = 40,
+    seed: int = 300,
+    every: int = 5,
+    song_family: str = "",
+    song_works: int = 0,
+    out_dir: str | Path | None = None,
 ) -> dict:
-    """Train the shipped probe of one Whisper model on a randomised-family corpus; write it and its card.
+    """Train the probe of one Whisper model on a randomised-family corpus; write it and its card.
 
     The corpus (``works`` x 2 versions + ``works // 4`` instrumentals, ``seed``) is made under
-    ``work_dir`` and kept; a fifth of the works is held out to score the probe's frames.
+    ``work_dir`` and kept; a fifth of the works is held out to score the probe's frames. With
+    ``song_works``, a ``song_family`` corpus (that many works x 1 version + as many instrumentals,
+    whose lead instrument plays the sung tune where a voice would sing) joins it, so the probe
+    also learns that a saxophone or a flute carrying a melody is not singing. The probe goes to
+    ``out_dir`` (default: the shipped folder of ``whisper_model``).
     """
+    if song_works and (song_family not in SONG_FAMILIES or song_family in EVALUATION_FAMILIES):
+        training = sorted(set(SONG_FAMILIES) - set(EVALUATION_FAMILIES))
+        raise ValueError(f"song_family: expected a training song family {training}, got {song_family!r}")
     work_dir = Path(work_dir)
     instrumentals = max(1, works // 4)
-    manifest = make_corpus(
-        work_dir / f"probe-corpus-{seed}", "randomised", works, versions=2, seed=seed, instrumentals=instrumentals
-    )
+    # Work ids are prefixed by their corpus, as both number their works from 1; the randomised
+    # corpus keeps bare ids, so its held-out fifth (and a probe built without songs) stays as it was.
+    corpora = {
+        "": make_corpus(
+            work_dir / f"probe-corpus-{seed}", "randomised", works, versions=2, seed=seed, instrumentals=instrumentals
+        )
+    }
+    if song_works:
+        corpora[f"{song_family}/"] = make_corpus(
+            work_dir / f"probe-corpus-{song_family}-{seed}",
+            song_family,
+            song_works,
+            versions=1,
+            seed=seed,
+            instrumentals=song_works,
+        )
     whisper = whisper_identity(whisper_model, cfg.models_dir)
-    states, labels, audio_frames, track_ids = corpus_frames(encoder_states_of(whisper_model, cfg.models_dir), manifest)
-    works_of = pd.read_csv(manifest).set_index("track_id")["work_id"].fillna("")
+    encoder_states = encoder_states_of(whisper_model, cfg.models_dir)
+    states, labels, audio_frames, track_works = [], [], [], []
+    for prefix, manifest in corpora.items():
+        family_states, family_labels, family_frames, track_ids = corpus_frames(encoder_states, manifest)
+        works_of = pd.read_csv(manifest).set_index("track_id")["work_id"].fillna("")
+        states += family_states
+        labels += family_labels
+        audio_frames += family_frames
+        track_works += [prefix + works_of[track] if works_of[track] else "" for track in track_ids]
     held_out = {
-        work for work in sorted(set(works_of)) if work and int(hashlib.sha256(work.encode()).hexdigest(), 16) % 5 == 0
+        work
+        for work in sorted(set(track_works))
+        if work and int(hashlib.sha256(work.encode()).hexdigest(), 16) % 5 == 0
     }
 
     def stacked(selected: list[int], stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +153,8 @@ def build_vocal_probe(
             y.append(labels[i][:, ::stride][in_audio[:, ::stride]])
         return np.concatenate(x).astype(np.float32), np.concatenate(y)
 
-    train = [i for i, track in enumerate(track_ids) if works_of[track] not in held_out]
-    validation = [i for i, track in enumerate(track_ids) if works_of[track] in held_out]
+    train = [i for i, work in enumerate(track_works) if work not in held_out]
+    validation = [i for i, work in enumerate(track_works) if work in held_out]
     x, y = stacked(train, every)
     probe = fit_probe(x, y, whisper, seed=seed)
     predicted, truth = [], []
@@ -123,15 +163,21 @@ def build_vocal_probe(
         predicted.append((probe.frame_vocalness(states[i]) >= probe.threshold)[in_audio])
         truth.append(labels[i][in_audio])
     scores = frame_scores(np.concatenate(predicted), np.concatenate(truth)) if validation else {}
+    command = f"livi build-vocal-probe --whisper-model {whisper_model} --works {works} --seed {seed}"
     card = {
-        "command": f"livi build-vocal-probe --whisper-model {whisper_model} --works {works} --seed {seed}",
+        "command": command + (f" --song-family {song_family} --song-works {song_works}" if song_works else ""),
         "data": {
             "family": "randomised",
             "works": works,
             "versions": 2,
             "instrumentals": instrumentals,
+            **(
+                {"song_family": song_family, "song_works": song_works, "song_instrumentals": song_works}
+                if song_works
+                else {}
+            ),
             "seed": seed,
-            "tracks": len(track_ids),
+            "tracks": len(track_works),
             "training_frames": int(len(y)),
             "every_nth_frame": every,
             "held_out_works": sorted(held_out),
@@ -141,6 +187,7 @@ def build_vocal_probe(
         "commit": code_commit(),
     }
     probe = VocalProbe(**{**probe.__dict__, "card": card})
-    probe.save(shipped_probe_dir(whisper_model))
+    folder = Path(out_dir) if out_dir is not None else shipped_probe_dir(whisper_model)
+    probe.save(folder)
     log.info("vocal probe for %s: held-out frames %s", whisper_model, scores)
-    return {"whisper": whisper, "validation_frames": scores, "folder": str(shipped_probe_dir(whisper_model))}
+    return {"whisper": whisper, "validation_frames": scores, "folder": str(folder)}

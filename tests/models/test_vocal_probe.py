@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from livi_tasks.build.vocal_probe import fit_probe, frame_labels
+from livi_tasks.build.vocal_probe import build_vocal_probe, fit_probe, frame_labels
+from livi_tasks.core.config import load_config
 from livi_tasks.models.vocal_probe import (
     FRAMES_PER_SECOND,
     PROBE_FILES,
@@ -52,3 +53,10 @@ def test_a_missing_probe_or_one_for_another_checkpoint_says_how_to_rebuild(tmp_p
     if (shipped_probe_dir("tiny.en") / PROBE_FILES[0]).exists():
         with pytest.raises(ProbeMissing, match="livi build-vocal-probe"):
             load_probe("tiny.en", "not-the-checkpoint")
+
+
+@pytest.mark.parametrize("family", ["foreign2", "folk"])
+def test_the_probe_never_trains_on_an_evaluation_family_and_says_which_it_can(tmp_path, family):
+    with pytest.raises(ValueError, match=r"song_family: expected a training song family \['broad'\]"):
+        build_vocal_probe(load_config(), "tiny.en", tmp_path, song_family=family, song_works=3)
+    assert not any(tmp_path.iterdir())  # refused before any corpus is made
