@@ -61,7 +61,7 @@ from livi_tasks.build.synth.corpus import FAMILIES, make_corpus
 from livi_tasks.build.synth.songs import SONG_FAMILIES
 from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
 from livi_tasks.models.identity import whisper_identity
-from livi_tasks.models.vocal_probe import load_probe
+from livi_tasks.models.vocal_probe import load_probe, probe_digest, shipped_probe_dir
 
 EVALUATION_SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
 DEMO_SHAPE = {"works": 6, "versions": 2, "instrumentals": 1, "hard_negatives": 1, "seed": 0}  # make demo's
@@ -84,7 +84,9 @@ def evaluation_sets(
     sets = {}
     for family in families:
         corpus = evaluation_corpus(work_dir, family)
-        folder = work_dir / "eval" / family / (whisper + ("-layers" if all_layers else ""))
+        # The cache holds the probe's vocalness: a new probe gets a new folder.
+        name = f"{whisper}{'-layers' if all_layers else ''}-probe{probe_digest(shipped_probe_dir(whisper))[:8]}"
+        folder = work_dir / "eval" / family / name
         data = evaluation_dataset(corpus, folder, states, probe, family)
         sets[family] = (data, pd.read_csv(corpus / "tracks.csv").set_index("track_id")["kind"])
     return sets, probe.threshold

@@ -204,7 +204,7 @@ def build_vocal_probe(
         "broad", "--song-family", help="Song family of the second corpus (with --song-works): a training family."
     ),
     song_works: int = typer.Option(
-        0,
+        12,
         min=0,
         help="Works of a second, song-family corpus (1 version each, as many instrumentals whose lead plays "
         "the sung tune); 0: the randomised corpus alone.",

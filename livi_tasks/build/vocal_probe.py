@@ -95,18 +95,19 @@ def build_vocal_probe(
     works: int = 40,
     seed: int = 300,
     every: int = 5,
-    song_family: str = "",
-    song_works: int = 0,
+    song_family: str = "broad",
+    song_works: int = 12,
     out_dir: str | Path | None = None,
 ) -> dict:
-    """Train the probe of one Whisper model on a randomised-family corpus; write it and its card.
+    """Train the probe of one Whisper model; write it and its card (the defaults: the shipped recipe).
 
-    The corpus (``works`` x 2 versions + ``works // 4`` instrumentals, ``seed``) is made under
-    ``work_dir`` and kept; a fifth of the works is held out to score the probe's frames. With
-    ``song_works``, a ``song_family`` corpus (that many works x 1 version + as many instrumentals,
-    whose lead instrument plays the sung tune where a voice would sing) joins it, so the probe
-    also learns that a saxophone or a flute carrying a melody is not singing. The probe goes to
-    ``out_dir`` (default: the shipped folder of ``whisper_model``).
+    A randomised-family corpus (``works`` x 2 versions + ``works // 4`` instrumentals, ``seed``)
+    and a ``song_family`` corpus (``song_works`` works x 1 version + as many instrumentals, whose
+    lead instrument plays the sung tune where a voice would sing; 0: none) are made under
+    ``work_dir`` and kept; a fifth of the works is held out to score the probe's frames. Trained
+    on the randomised corpus alone, the probe took a saxophone, an oboe or a recorder carrying the
+    tune for singing (BENCHMARKS.md). The probe goes to ``out_dir`` (default: the shipped folder
+    of ``whisper_model``).
     """
     if song_works and (song_family not in SONG_FAMILIES or song_family in EVALUATION_FAMILIES):
         training = sorted(set(SONG_FAMILIES) - set(EVALUATION_FAMILIES))

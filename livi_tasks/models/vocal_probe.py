@@ -4,8 +4,9 @@ The ASR-free path runs Whisper's encoder anyway. A linear probe on its frame sta
 second) says which frames hold singing, so the vocal filter, the frames the head pools and the
 embedding all come from one encoder pass per 30 s of track: Musicnn, most of the ASR-free path's
 time (BENCHMARKS.md), is not needed. The probe is logistic regression on standardised frame
-states, trained on the randomised song family against the generator's ground-truth sung lines
-(``vocals.csv``), its output smoothed over ``smooth_frames``. It is stored as arrays and JSON
+states, trained on the randomised family and on `broad` instrumentals whose lead instrument plays
+the sung tune, against the generator's ground-truth sung lines (``vocals.csv``), its output
+smoothed over ``smooth_frames``. It is stored as arrays and JSON
 (``vocal_probe.npz`` + ``vocal_probe.json``), never pickled.
 """
 
