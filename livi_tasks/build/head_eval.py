@@ -4,7 +4,9 @@ Each track of an evaluation catalogue (``chunk_data.evaluation_dataset``) is poo
 ``stages.audio_embed.pool_sung_frames`` from its cached frame states and probe vocalness, and
 kept or excluded by the vocal stage's rule (``one_pass_decision``); an excluded track stays in
 the ranking as a zero vector, as in ``benchmarks/bench_generalisation.py``. MAP comes with the 95%
-bootstrap interval over queries, so learning curves and ablations show their noise.
+bootstrap interval over queries, so learning curves and ablations show their noise. Tracks are
+compared as the evaluation stage compares them: centred on the catalogue's mean when
+``index.centre`` is on (the result says which).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from livi_tasks.build.chunk_data import ChunkArrays
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
+from livi_tasks.core.vectors import catalogue_centre, centred
 from livi_tasks.models.encoder import LiviHead
 from livi_tasks.stages.audio_embed import one_pass_decision, pool_sung_frames
 
@@ -47,6 +50,7 @@ def evaluate_head(
     with ``kinds`` (track_id -> the generator's kind), the vocal filter's sung tracks kept and
     instrumentals excluded."""
     vectors, tracks = track_vectors(head, data, cfg, threshold)
+    vectors = centred(vectors, catalogue_centre(vectors) if cfg.index.centre else None)
     metrics = metrics_from_similarity(vectors @ vectors.T, tracks["work_id"])
     filter_scores = {}
     if kinds is not None:
@@ -63,6 +67,7 @@ def evaluate_head(
         "HR@1": metrics.hr_at_1,
         "HR@10": metrics.hr_at_10,
         "queries": metrics.n_queries,
+        "centred": cfg.index.centre,
         "excluded_tracks": int((~tracks["kept"]).sum()),
         **filter_scores,
     }

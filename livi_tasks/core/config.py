@@ -184,6 +184,11 @@ class IndexConfig(Section):
         ge=1,
         description="ivfpq: re-rank k * this PQ candidates with 8-bit scalar-quantised vectors; 1: no re-rank.",
     )
+    centre: bool = Field(
+        True,
+        description="Subtract the indexed tracks' mean embedding (learned when the index is built) from every "
+        "vector and query before cosine similarity; the evaluation centres each catalogue on its own mean.",
+    )
 
 
 MIN_TOKEN_CHARS = 16

@@ -330,8 +330,7 @@ def create_app(cfg: LiviConfig, store: ArtifactStore | None = None, start: bool 
                 raise _not_found(f"unknown track {track_id!r} in catalogue {catalogue!r}")
 
             def search():
-                vector = state.published.index.vector(catalogue, track_id)
-                return state.published.search(vector[None, :], k, leave_out=[position])
+                return state.published.versions_of(catalogue, track_id, position, k)
 
             searched = time.perf_counter()
             if state.published.index.backend == "faiss":

@@ -4,7 +4,9 @@ Methods: ``lyrics_asr`` (Whisper transcripts -> text embeddings, the teacher), `
 ASR-free distilled audio encoder) and ``chroma_2dftm`` (audio-only baseline). All methods are scored
 on the same universe, every ingested track: a track a method could not embed (no vocal segment, no
 kept transcript) keeps a zero vector, so it ties with everything and, under the pessimistic tie
-policy, earns nothing. The coverage column says how often that happened.
+policy, earns nothing. The coverage column says how often that happened. With ``index.centre``
+(the default) each method's vectors are centred on the catalogue's own mean before cosine
+similarity, as an index of the catalogue would hold them (``core.vectors.catalogue_centre``).
 
 Writes ``metrics.json``, per-query tables and a self-contained ``report.html`` (PNG plots inline).
 """
@@ -24,6 +26,7 @@ from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.metrics import metrics_from_similarity
 from livi_tasks.core.runner import produce_artifact
 from livi_tasks.core.store import Artifact, ArtifactStore
+from livi_tasks.core.vectors import catalogue_centre, centred
 from livi_tasks.models.registry import current_model
 from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for, fingerprint, shard_ids
 
@@ -183,6 +186,8 @@ def evaluate_catalogue(
     model = current_model(cfg, store, model, required=False)
     available = method_artifacts(cfg, store, catalogue, model)
     inputs = sorted(f"{m}:{a.key.fingerprint}" for m, arts in available.items() for a in arts)
+    if cfg.index.centre:  # only then: an uncentred evaluation keeps the key it always had
+        inputs.append("centred")
     output = store.artifact(
         catalogue,
         STAGE,
@@ -202,11 +207,17 @@ def _evaluate(
     universe = artifact_for(cfg, store, catalogue, "ingest", INGEST_SHARD).read_table("tracks")[["track_id", "work_id"]]
     results, summary = (
         {},
-        {"tracks": len(universe), "labelled": int((universe.work_id.fillna("") != "").sum()), "methods": {}},
+        {
+            "tracks": len(universe),
+            "labelled": int((universe.work_id.fillna("") != "").sum()),
+            "centred": cfg.index.centre,
+            "methods": {},
+        },
     )
     summary["missing"] = sorted(set(METHOD_LABELS) - set(available))
     for method, artifacts in available.items():
         matrix, coverage = _embedding_matrix(universe, artifacts)
+        matrix = centred(matrix, catalogue_centre(matrix) if cfg.index.centre else None)
         similarity = matrix @ matrix.T
         metrics = metrics_from_similarity(similarity, universe["work_id"])
         per_query = metrics.per_query()

@@ -6,6 +6,8 @@
   ``removed``) and ``index.json`` (backend, kind, dim, model, count, collection, uri); with
   milvus-lite also ``lite/``, the database folder, which each reader opens as a private copy
   (milvus-lite locks its folder to one process). On a Milvus server the collection is the data.
+- Both: ``centre.npy`` when the index is centred (``index.centre``): the mean the stored vectors
+  had taken out, which every query embedding must have taken out too (``read_centre``).
 
 ``open_index`` gives either as an object with the ``TrackIndex`` surface; ``close_index`` lets a
 milvus-lite copy go.
@@ -47,6 +49,19 @@ def collection_name(backend_cfg: IndexBackendConfig, fingerprint: str) -> str:
 
 def _secret(value) -> str | None:
     return value.get_secret_value() if value is not None else None
+
+
+CENTRE_ARRAY = "centre"
+
+
+def save_centre(artifact: Artifact, centre: np.ndarray | None) -> None:
+    if centre is not None:
+        artifact.write_array(CENTRE_ARRAY, np.asarray(centre, np.float32))
+
+
+def read_centre(artifact: Artifact) -> np.ndarray | None:
+    """The mean an index's vectors were centred on; None for an uncentred index."""
+    return artifact.read_array(CENTRE_ARRAY) if artifact.exists(f"{CENTRE_ARRAY}.npy") else None
 
 
 # -- Faiss --------------------------------------------------------------------------------------

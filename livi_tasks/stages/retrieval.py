@@ -7,9 +7,12 @@ tracks of those catalogues that are taken down (``core.takedowns``). The pointer
 (same model, same backend), adds the new vectors and saves a new artifact: nothing is rebuilt; a
 takedown deletes the track from it and a restore puts it back the same way. A changed member
 (re-embedded catalogue), another model or another backend means a rebuild from the members'
-embeddings, taken-down tracks left out. The backend (``index_backend.name``): Faiss files in the
-store (the default) or a Milvus collection (milvus-lite inside the artifact, or a server by URI);
-``stages.index_artifacts`` writes and opens both.
+embeddings, taken-down tracks left out. With ``index.centre`` (the default) a rebuild learns the
+members' mean embedding and stores every vector with it taken out; catalogues added later and
+every query are centred on that same mean (``core.vectors.centred``). The backend
+(``index_backend.name``): Faiss files in the store (the default) or a Milvus collection
+(milvus-lite inside the artifact, or a server by URI); ``stages.index_artifacts`` writes and opens
+both.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from livi_tasks.core.milvus_index import MilvusTrackIndex
 from livi_tasks.core.runner import produce_artifact, store_lock
 from livi_tasks.core.store import Artifact, ArtifactMissing, ArtifactStore
 from livi_tasks.core.takedowns import active_takedowns, keys_text
+from livi_tasks.core.vectors import catalogue_centre, centred
 from livi_tasks.models.registry import current_model
 from livi_tasks.stages.catalogue import AUDIO_SUFFIXES
 from livi_tasks.stages.index_artifacts import (
@@ -41,7 +45,9 @@ from livi_tasks.stages.index_artifacts import (
     new_milvus_index,
     open_index,
     open_milvus,
+    read_centre,
     retire_collections,
+    save_centre,
     save_faiss,
     save_milvus,
 )
@@ -127,6 +133,7 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
         and pointer["model"] == model
         and pointer.get("backend", "faiss") == backend
         and pointer.get("uri") == (cfg.index_backend.milvus_uri if backend == "milvus" else None)
+        and pointer.get("centre", False) == cfg.index.centre  # switching centring on or off rebuilds
     )
     members = dict(pointer["members"]) if same_kind else {}
     members.update({catalogue: signature for catalogue, (_, signature) in wanted.items()})
@@ -142,9 +149,10 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
             pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items()
         )
         if unchanged:
-            index, result = _update(cfg, store, model, pointer, current, wanted, set(taken), fingerprint)
+            index, centre, result = _update(cfg, store, model, pointer, current, wanted, set(taken))
         else:
-            index, result = _rebuild(cfg, store, model, members, wanted, set(taken), fingerprint)
+            index, centre, result = _rebuild(cfg, store, model, members, wanted, set(taken), fingerprint)
+        save_centre(target, centre)
         try:
             if backend == "milvus":
                 save_milvus(index, target, cfg.index_backend.milvus_uri)
@@ -162,6 +170,8 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
             "takedowns": taken,
             "index": target.url,
             "kind": index.kind,
+            "centre": cfg.index.centre,
+            "centred": centre is not None,  # false with centring on when too few tracks to learn a mean
             "tracks": index.live_count,
         }
 
@@ -180,30 +190,42 @@ def _rebuild(cfg, store, model, members, wanted, taken: set[str], fingerprint: s
     }
     parts = [_read_embeddings(c, artifacts, leave_out=taken) for c, artifacts in sorted(everything.items())]
     vectors, rows = np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True)
+    centre = catalogue_centre(vectors) if cfg.index.centre else None
+    vectors = centred(vectors, centre)
     if cfg.index_backend.name == "milvus":
         index, _ = new_milvus_index(cfg.index_backend, fingerprint, vectors.shape[1], model)
         index.add(vectors, rows)
     else:
         index = TrackIndex.build(vectors, rows, cfg.index, model)
-    log.info("built a %s %s index of %d tracks from %s", index.backend, index.kind, index.count, sorted(everything))
-    return index, {"added": sorted(everything), "rebuilt": True, "deleted": [], "restored": []}
+    log.info(
+        "built a %s %s index of %d tracks from %s (%s)",
+        index.backend,
+        index.kind,
+        index.count,
+        sorted(everything),
+        "centred on their mean" if centre is not None else "uncentred",
+    )
+    return index, centre, {"added": sorted(everything), "rebuilt": True, "deleted": [], "restored": []}
 
 
-def _update(cfg, store, model, pointer, current, wanted, taken: set[str], fingerprint: str):
-    """The published index plus the new catalogues, less newly taken-down tracks, plus restored ones."""
+def _update(cfg, store, model, pointer, current, wanted, taken: set[str]):
+    """The published index plus the new catalogues, less newly taken-down tracks, plus restored ones;
+    the new vectors are centred on the mean the index learned when it was built."""
     if cfg.index_backend.name == "milvus":
         index = open_milvus(current, cfg.index_backend, model)
     else:
         index = load_faiss(current, expected_model=model)
+    centre = read_centre(current)
     new = [catalogue for catalogue in wanted if catalogue not in pointer["members"]]
     for catalogue in new:
-        index.add(*_read_embeddings(catalogue, wanted[catalogue][0], leave_out=taken))
+        vectors, rows = _read_embeddings(catalogue, wanted[catalogue][0], leave_out=taken)
+        index.add(centred(vectors, centre), rows)
     before = set(pointer.get("takedowns", []))
     deleted = sorted(taken - before)
     index.delete([tuple(key.split("/", 1)) for key in deleted])
     restored = sorted(before - taken)
     if restored:
-        _restore(cfg, store, model, index, restored)
+        _restore(cfg, store, model, index, restored, centre)
     log.info(
         "added %s to the index of %s; %d taken down, %d restored",
         new,
@@ -211,15 +233,16 @@ def _update(cfg, store, model, pointer, current, wanted, taken: set[str], finger
         len(deleted),
         len(restored),
     )
-    return index, {"added": new, "rebuilt": False, "deleted": deleted, "restored": restored}
+    return index, centre, {"added": new, "rebuilt": False, "deleted": deleted, "restored": restored}
 
 
-def _restore(cfg, store, model, index, restored: list[str]) -> None:
+def _restore(cfg, store, model, index, restored: list[str], centre: np.ndarray | None) -> None:
     by_catalogue: dict[str, set[str]] = {}
     for key in restored:
         by_catalogue.setdefault(key.split("/", 1)[0], set()).add(key)
     for catalogue, keys in by_catalogue.items():
         vectors, rows = _read_embeddings(catalogue, _catalogue_embeddings(cfg, store, catalogue, model)[0], only=keys)
+        vectors = centred(vectors, centre)
         pairs = list(zip(rows["catalogue"], rows["track_id"]))
         held = np.array([index.position(*pair) is not None for pair in pairs], bool)
         index.restore([p for p, h in zip(pairs, held) if h], vectors[held])
@@ -229,13 +252,15 @@ def _restore(cfg, store, model, index, restored: list[str]) -> None:
 
 @dataclass(frozen=True)
 class PublishedIndex:
-    """An opened index, the pointer that named it, and the tracks taken down since it was built
-    (``excluded``: their row positions), which every search leaves out."""
+    """An opened index, the pointer that named it, the mean its vectors were centred on (None:
+    uncentred) and the tracks taken down since it was built (``excluded``: their row positions),
+    which every search leaves out."""
 
     pointer: dict
     index: TrackIndex | MilvusTrackIndex
     takedowns: frozenset[str] = frozenset()  # catalogue/track_id of every active takedown
     excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    centre: np.ndarray | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -252,9 +277,17 @@ class PublishedIndex:
         live = [p for p in positions if p is not None and not self.index.removed[p]]
         return replace(self, takedowns=keys, excluded=np.array(sorted(live), np.int64))
 
-    def search(self, vectors: np.ndarray, k: int, leave_out: Iterable[int] = ()) -> SearchResult:
-        """The top k of each query vector, the takedowns and ``leave_out`` (row positions) excluded;
-        the result's ``rows`` (built on first use) names the hits."""
+    def search(self, embeddings: np.ndarray, k: int, leave_out: Iterable[int] = ()) -> SearchResult:
+        """The top k of each query embedding (as the encoder gives it: centred here like the stored
+        vectors), the takedowns and ``leave_out`` (row positions) excluded; the result's ``rows``
+        (built on first use) names the hits."""
+        return self._search_stored(centred(embeddings, self.centre), k, leave_out)
+
+    def versions_of(self, catalogue: str, track_id: str, position: int, k: int) -> SearchResult:
+        """The top k of an indexed track (at row ``position``), from its stored vector, itself left out."""
+        return self._search_stored(self.index.vector(catalogue, track_id)[None, :], k, [position])
+
+    def _search_stored(self, vectors: np.ndarray, k: int, leave_out: Iterable[int]) -> SearchResult:
         extra = np.asarray(list(leave_out), np.int64)
         excluded = np.union1d(self.excluded, extra) if len(extra) else self.excluded
         k = max(1, min(k, self.index.live_count - len(excluded)))
@@ -265,7 +298,7 @@ def open_published_index(cfg: LiviConfig, store: ArtifactStore, expected_model: 
     """The index the pointer names now, with the takedowns recorded since it was built."""
     pointer, artifact = current_index(store)
     index = open_index(artifact, cfg.index_backend, expected_model=expected_model)
-    published = PublishedIndex(pointer, index)
+    published = PublishedIndex(pointer, index, centre=read_centre(artifact))
     return published.with_takedowns(keys_text(active_takedowns(store, pointer["members"])))
 
 

@@ -141,3 +141,24 @@ def test_a_takedown_republishes_in_the_published_backend_whatever_the_config(dem
     take_down(cfg, "demo", gone, "dmca", "ops", store=store)  # cfg says faiss: the index stays in Milvus
     pointer, _ = current_index(store)
     assert pointer["backend"] == "milvus" and not pointer["rebuilt"] and pointer["takedowns"] == [f"demo/{gone}"]
+
+
+def test_the_index_is_centred_on_its_tracks_mean_and_queries_meet_the_stored_vectors_there(
+    demo_indexed, demo_catalogue, tmp_path
+):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
+    store = ArtifactStore(cfg.store.root)
+    published = open_published_index(cfg, store)
+    assert demo_indexed["index"]["centred"] and published.centre is not None
+    assert demo_indexed["evaluation"]["centred"]
+    manifest = pd.read_csv(demo_catalogue)
+    track = next(row for row in manifest.itertuples() if published.index.position("demo", row.track_id) is not None)
+    # The query embedding is centred on the stored mean: the file finds its own stored vector, exactly.
+    answer = QuerySession(cfg, store).query(demo_catalogue.parent / track.path, top_k=5)
+    assert answer.hits["track_id"].iloc[0] == track.track_id and answer.hits["score"].iloc[0] > 0.999
+    versions = published.versions_of("demo", track.track_id, published.index.position("demo", track.track_id), 4)
+    assert list(versions.rows["track_id"]) == list(answer.hits["track_id"].iloc[1:])
+
+    uncentred = cfg.model_copy(update={"index": cfg.index.model_copy(update={"centre": False})})
+    rebuilt = build_catalogue_index(uncentred, ["demo"], store=store)
+    assert rebuilt["rebuilt"] and not rebuilt["centred"] and open_published_index(uncentred, store).centre is None
