@@ -26,8 +26,8 @@ from livi_tasks.stages.audio_embed import one_pass_decision, pool_sung_frames
 def track_vectors(
     head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """(track embeddings in catalogue order, tracks: track_id, work_id, kept); a track the vocal
-    rule excludes is zeros."""
+    """(track embeddings in catalogue order, tracks: track_id, work_id, kept, chunks: the unit
+    embeddings of the chunks pooled); a track the vocal rule excludes is zeros, with no chunks."""
     head = head.eval()
     table = data.table
     vectors, tracks = [], []
@@ -39,7 +39,8 @@ def track_vectors(
         result = pool_sung_frames(head, states, audio_frames, vocalness, threshold)
         _, _, reason = one_pass_decision(cfg, result, int(rows["samples"].iloc[0]))
         vectors.append(np.zeros_like(result.embedding) if reason else result.embedding)
-        tracks.append({"track_id": track_id, "work_id": rows["work_id"].iloc[0], "kept": not reason})
+        chunks = result.chunk_embeddings[:0] if reason else result.chunk_embeddings
+        tracks.append({"track_id": track_id, "work_id": rows["work_id"].iloc[0], "kept": not reason, "chunks": chunks})
     return np.stack(vectors), pd.DataFrame(tracks)
 
 

@@ -24,6 +24,7 @@ PARAM_FIELDS = {
     "text_model": "text.model",
     "alpha": "encoder.alpha",
     "epochs": "encoder.epochs",
+    "centred_retrieval": "index.centre",
 }
 WHISPER_MODELS = ["base", "tiny.en"]
 
@@ -137,6 +138,15 @@ def config_params() -> dict[str, Param]:
             maximum=1000,
             title="Training epochs",
             description="Training only (1-1000): passes over the training segments; early stopping may end sooner.",
+        ),
+        "centred_retrieval": Param(
+            cfg.index.centre,
+            type="boolean",
+            title="Centred retrieval",
+            description=(
+                "Compare tracks after taking out the mean embedding of the indexed tracks (the evaluation: of the "
+                "catalogue); switching it rebuilds the index and re-scores the evaluation."
+            ),
         ),
     }
 

@@ -57,7 +57,9 @@ def test_pipeline_params_are_validated(dagbag):
         "alpha",
         "epochs",
         "data_root",
+        "centred_retrieval",
     } <= set(params.keys())
+    assert params["centred_retrieval"] is True
     good = {
         "catalogue_source": "/data/covers80",
         "shard_size": 8,
@@ -78,6 +80,7 @@ def test_pipeline_params_are_validated(dagbag):
         {"epochs": 0},
         {"catalogue_name": "../escape"},
         {"retrain": "yes"},
+        {"centred_retrieval": "no"},
     ):
         candidate = copy.deepcopy(params)
         with pytest.raises(ParamValidationError):

@@ -1,0 +1,132 @@
+"""Retrieval-side comparisons of the shipped heads' track vectors: does the cosine need centring?
+
+The track vectors of a shipped head share a common direction (the head mimics a sentence
+embedding space, which has one), so every pair of tracks looks alike before the works differ.
+This scores, on the cached evaluation catalogues of ``bench_learning_curves.py`` (seed 1 of each
+family, 84 tracks; the demo's catalogue), the same vectors compared in several ways:
+
+- ``uncentred``: the cosine of the track vectors (the pipeline before ``index.centre``);
+- ``centred``: each catalogue centred on its own mean (``core.vectors``: the pipeline's default);
+- ``centred-on-randomised`` / ``centred-on-all``: on the mean of another catalogue (the training
+  family's sound) or of all five together (an index that holds several catalogues);
+- ``centred+dba``: database-side augmentation after centring (each vector plus its nearest
+  neighbour weighted by similarity cubed, renormalised);
+- ``centred-top-pc-removed-N``: also the catalogue's first N principal directions projected out;
+- ``chunk-match`` / ``centred-chunk-match``: tracks compared chunk by chunk (each 30 s chunk's
+  best match in the other track, averaged both ways) instead of by their pooled vectors.
+
+Every variant keeps an excluded track a zero vector. MAP with its 95% bootstrap interval.
+
+    .venv/bin/python benchmarks/bench_centring.py --work-dir data/default-heads --whisper base
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench_learning_curves import evaluation_sets
+from flop_bound import machine_facts
+
+from livi_tasks.build.head_eval import track_vectors
+from livi_tasks.core.config import load_config
+from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
+from livi_tasks.core.vectors import catalogue_centre, centred
+from livi_tasks.models.encoder import head_from_bytes
+from livi_tasks.models.registry import shipped_head
+
+FAMILIES = ["randomised", "foreign", "foreign2", "broad", "demo"]
+
+
+def mean_of(vectors: np.ndarray) -> np.ndarray:
+    """The mean of the rows with a direction (as ``catalogue_centre``, whatever their number)."""
+    return vectors[np.linalg.norm(vectors, axis=1) > 0].mean(axis=0)
+
+
+def augmented(vectors: np.ndarray, alpha: float = 3.0) -> np.ndarray:
+    """Database-side augmentation with the nearest neighbour (itself left out)."""
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = similarity.argmax(axis=1)
+    weight = np.clip(similarity[np.arange(len(vectors)), nearest], 0, None) ** alpha
+    return centred(vectors + weight[:, None] * vectors[nearest], None) * (np.linalg.norm(vectors, axis=1) > 0)[:, None]
+
+
+def top_directions_removed(vectors: np.ndarray, count: int) -> np.ndarray:
+    live = np.linalg.norm(vectors, axis=1) > 0
+    _, _, directions = np.linalg.svd(vectors[live], full_matrices=False)
+    top = directions[:count].T
+    return centred(vectors - vectors @ top @ top.T, None)
+
+
+def chunk_match(chunks: list[np.ndarray]) -> np.ndarray:
+    """Each chunk's best match in the other track, averaged over both tracks' chunks."""
+    similarity = np.zeros((len(chunks), len(chunks)))
+    for i, own in enumerate(chunks):
+        for j, other in enumerate(chunks):
+            if len(own) and len(other):
+                pairs = own @ other.T
+                similarity[i, j] = 0.5 * (pairs.max(axis=1).mean() + pairs.max(axis=0).mean())
+    return similarity
+
+
+def scores(similarity: np.ndarray, work_ids) -> dict:
+    metrics = metrics_from_similarity(similarity, work_ids)
+    return {"MAP": metrics.map, "MAP_ci95": bootstrap_interval(metrics.average_precision), "HR@1": metrics.hr_at_1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Cached evaluation sets.")
+    parser.add_argument("--whisper", action="append", help="Shipped head(s) to score (default base and tiny.en).")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "centring.json"))
+    args = parser.parse_args()
+    cfg = load_config(environ={})
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.exists() else {}
+    load_before = os.getloadavg()
+    for whisper in args.whisper or ["base", "tiny.en"]:
+        started = time.perf_counter()
+        sets, threshold = evaluation_sets(cfg, Path(args.work_dir), whisper, FAMILIES)
+        weights, config, _ = shipped_head(whisper)
+        head = head_from_bytes(weights, config)
+        embedded = {family: track_vectors(head, data, cfg, threshold) for family, (data, _) in sets.items()}
+        training_sound = mean_of(embedded["randomised"][0])
+        everything = mean_of(np.concatenate([vectors for vectors, _ in embedded.values()]))
+        variants = {}
+        for family, (vectors, tracks) in embedded.items():
+            own = centred(vectors, catalogue_centre(vectors))
+            compared = {
+                "uncentred": vectors @ vectors.T,
+                "centred": own @ own.T,
+                "centred-on-randomised": (v := centred(vectors, training_sound)) @ v.T,
+                "centred-on-all": (v := centred(vectors, everything)) @ v.T,
+                "centred+dba": (v := augmented(own)) @ v.T,
+                **{f"centred-top-pc-removed-{n}": (v := top_directions_removed(own, n)) @ v.T for n in (1, 2, 4)},
+                "chunk-match": chunk_match(list(tracks["chunks"])),
+                "centred-chunk-match": chunk_match(
+                    [centred(c, catalogue_centre(vectors)) if len(c) else c for c in tracks["chunks"]]
+                ),
+            }
+            for name, similarity in compared.items():
+                variants.setdefault(name, {})[family] = scores(similarity, tracks["work_id"])
+        result[whisper] = {"variants": variants, "seconds": round(time.perf_counter() - started, 1)}
+        for name, by_family in variants.items():
+            print(whisper, f"{name:<28}", " ".join(f"{f} {s['MAP']:.3f}" for f, s in by_family.items()))
+    result.update(machine_facts(load_before))
+    result["measured"] = time.strftime("%Y-%m-%d")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
