@@ -40,16 +40,11 @@ from flop_bound import machine_facts
 from livi_tasks.build.head_eval import track_vectors
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
-from livi_tasks.core.vectors import catalogue_centre, centred
+from livi_tasks.core.vectors import catalogue_centre, centred, centred_on_own_mean, l2_normalise
 from livi_tasks.models.encoder import head_from_bytes
 from livi_tasks.models.registry import shipped_head
 
 FAMILIES = ["randomised", "foreign", "foreign2", "broad", "demo"]
-
-
-def mean_of(vectors: np.ndarray) -> np.ndarray:
-    """The mean of the rows with a direction (as ``catalogue_centre``, whatever their number)."""
-    return vectors[np.linalg.norm(vectors, axis=1) > 0].mean(axis=0)
 
 
 def augmented(vectors: np.ndarray, alpha: float = 3.0) -> np.ndarray:
@@ -58,14 +53,14 @@ def augmented(vectors: np.ndarray, alpha: float = 3.0) -> np.ndarray:
     np.fill_diagonal(similarity, -np.inf)
     nearest = similarity.argmax(axis=1)
     weight = np.clip(similarity[np.arange(len(vectors)), nearest], 0, None) ** alpha
-    return centred(vectors + weight[:, None] * vectors[nearest], None) * (np.linalg.norm(vectors, axis=1) > 0)[:, None]
+    return l2_normalise(vectors + weight[:, None] * vectors[nearest]) * (np.linalg.norm(vectors, axis=1) > 0)[:, None]
 
 
 def top_directions_removed(vectors: np.ndarray, count: int) -> np.ndarray:
     live = np.linalg.norm(vectors, axis=1) > 0
     _, _, directions = np.linalg.svd(vectors[live], full_matrices=False)
     top = directions[:count].T
-    return centred(vectors - vectors @ top @ top.T, None)
+    return l2_normalise(vectors - vectors @ top @ top.T)
 
 
 def chunk_match(chunks: list[np.ndarray]) -> np.ndarray:
@@ -100,11 +95,11 @@ def main() -> None:
         weights, config, _ = shipped_head(whisper)
         head = head_from_bytes(weights, config)
         embedded = {family: track_vectors(head, data, cfg, threshold) for family, (data, _) in sets.items()}
-        training_sound = mean_of(embedded["randomised"][0])
-        everything = mean_of(np.concatenate([vectors for vectors, _ in embedded.values()]))
+        training_sound = catalogue_centre(embedded["randomised"][0])
+        everything = catalogue_centre(np.concatenate([vectors for vectors, _ in embedded.values()]))
         variants = {}
         for family, (vectors, tracks) in embedded.items():
-            own = centred(vectors, catalogue_centre(vectors))
+            own = centred_on_own_mean(vectors)
             compared = {
                 "uncentred": vectors @ vectors.T,
                 "centred": own @ own.T,

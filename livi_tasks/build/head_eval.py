@@ -18,7 +18,7 @@ import torch
 from livi_tasks.build.chunk_data import ChunkArrays
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
-from livi_tasks.core.vectors import catalogue_centre, centred
+from livi_tasks.core.vectors import centred_on_own_mean
 from livi_tasks.models.encoder import LiviHead
 from livi_tasks.stages.audio_embed import one_pass_decision, pool_sung_frames
 
@@ -51,7 +51,7 @@ def evaluate_head(
     with ``kinds`` (track_id -> the generator's kind), the vocal filter's sung tracks kept and
     instrumentals excluded."""
     vectors, tracks = track_vectors(head, data, cfg, threshold)
-    vectors = centred(vectors, catalogue_centre(vectors) if cfg.index.centre else None)
+    vectors = centred_on_own_mean(vectors, cfg.index.centre)
     metrics = metrics_from_similarity(vectors @ vectors.T, tracks["work_id"])
     filter_scores = {}
     if kinds is not None:

@@ -42,11 +42,11 @@ def catalogue_centre(vectors: np.ndarray) -> np.ndarray | None:
     embedding space it mimics), which inflates every cosine similarity alike; subtracting the
     catalogue's mean before comparing leaves the directions that tell works apart
     (BENCHMARKS.md, "Centring")."""
-    vectors = np.asarray(vectors, np.float64)
+    vectors = np.asarray(vectors)
     live = np.linalg.norm(vectors, axis=1) > NORM_EPSILON
     if live.sum() < MIN_CENTRE_TRACKS:
         return None
-    return l2_normalise(vectors[live]).astype(np.float64).mean(axis=0).astype(np.float32)
+    return l2_normalise(vectors[live]).mean(axis=0, dtype=np.float64).astype(np.float32)
 
 
 def centred(vectors: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
@@ -59,3 +59,9 @@ def centred(vectors: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
     moved = units - np.asarray(centre, np.float32)
     usable = np.linalg.norm(moved, axis=1, keepdims=True) > 1e-6
     return l2_normalise(np.where(live & usable, moved, units))
+
+
+def centred_on_own_mean(vectors: np.ndarray, enabled: bool = True) -> np.ndarray:
+    """A catalogue's vectors centred on their own mean, as an index of that catalogue holds them
+    (``enabled`` False, or too few tracks: the unit rows alone)."""
+    return centred(vectors, catalogue_centre(vectors) if enabled else None)

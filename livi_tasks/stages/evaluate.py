@@ -26,7 +26,7 @@ from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.metrics import metrics_from_similarity
 from livi_tasks.core.runner import produce_artifact
 from livi_tasks.core.store import Artifact, ArtifactStore
-from livi_tasks.core.vectors import catalogue_centre, centred
+from livi_tasks.core.vectors import centred_on_own_mean
 from livi_tasks.models.registry import current_model
 from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for, fingerprint, shard_ids
 
@@ -217,7 +217,7 @@ def _evaluate(
     summary["missing"] = sorted(set(METHOD_LABELS) - set(available))
     for method, artifacts in available.items():
         matrix, coverage = _embedding_matrix(universe, artifacts)
-        matrix = centred(matrix, catalogue_centre(matrix) if cfg.index.centre else None)
+        matrix = centred_on_own_mean(matrix, cfg.index.centre)
         similarity = matrix @ matrix.T
         metrics = metrics_from_similarity(similarity, universe["work_id"])
         per_query = metrics.per_query()
