@@ -13,7 +13,10 @@ family, 84 tracks; the demo's catalogue), the same vectors compared in several w
   neighbour weighted by similarity cubed, renormalised);
 - ``centred-top-pc-removed-N``: also the catalogue's first N principal directions projected out;
 - ``chunk-match`` / ``centred-chunk-match``: tracks compared chunk by chunk (each 30 s chunk's
-  best match in the other track, averaged both ways) instead of by their pooled vectors.
+  best match in the other track, averaged both ways: ``core.chunk_match``) instead of by their
+  pooled vectors;
+- ``centred-rerank-wW-depthD``: each query's top D tracks by the centred cosine re-ranked by
+  ``(1 - W) * cosine + W * centred chunk match`` (``core.chunk_match.reranked_similarity``).
 
 Every variant keeps an excluded track a zero vector. MAP with its 95% bootstrap interval.
 
@@ -38,6 +41,7 @@ from bench_learning_curves import evaluation_sets
 from flop_bound import machine_facts
 
 from livi_tasks.build.head_eval import track_vectors
+from livi_tasks.core.chunk_match import TrackChunks, chunk_match_matrix, reranked_similarity
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
 from livi_tasks.core.vectors import catalogue_centre, centred, centred_on_own_mean, l2_normalise
@@ -45,6 +49,8 @@ from livi_tasks.models.encoder import head_from_bytes
 from livi_tasks.models.registry import shipped_head
 
 FAMILIES = ["randomised", "foreign", "foreign2", "broad", "demo"]
+# (chunk weight, candidates re-ranked): depth 100 re-ranks every track of an 84-track catalogue.
+RERANKS = [(0.25, 100), (0.5, 100), (0.75, 100), (0.5, 10)]
 
 
 def augmented(vectors: np.ndarray, alpha: float = 3.0) -> np.ndarray:
@@ -63,15 +69,8 @@ def top_directions_removed(vectors: np.ndarray, count: int) -> np.ndarray:
     return l2_normalise(vectors - vectors @ top @ top.T)
 
 
-def chunk_match(chunks: list[np.ndarray]) -> np.ndarray:
-    """Each chunk's best match in the other track, averaged over both tracks' chunks."""
-    similarity = np.zeros((len(chunks), len(chunks)))
-    for i, own in enumerate(chunks):
-        for j, other in enumerate(chunks):
-            if len(own) and len(other):
-                pairs = own @ other.T
-                similarity[i, j] = 0.5 * (pairs.max(axis=1).mean() + pairs.max(axis=0).mean())
-    return similarity
+def chunk_similarity(chunks: list[np.ndarray], centre: np.ndarray | None, dim: int) -> np.ndarray:
+    return chunk_match_matrix(TrackChunks.from_lists([centred(c, centre) if len(c) else c for c in chunks], dim))
 
 
 def scores(similarity: np.ndarray, work_ids) -> dict:
@@ -107,10 +106,14 @@ def main() -> None:
                 "centred-on-all": (v := centred(vectors, everything)) @ v.T,
                 "centred+dba": (v := augmented(own)) @ v.T,
                 **{f"centred-top-pc-removed-{n}": (v := top_directions_removed(own, n)) @ v.T for n in (1, 2, 4)},
-                "chunk-match": chunk_match(list(tracks["chunks"])),
-                "centred-chunk-match": chunk_match(
-                    [centred(c, catalogue_centre(vectors)) if len(c) else c for c in tracks["chunks"]]
+                "chunk-match": chunk_similarity(list(tracks["chunks"]), None, vectors.shape[1]),
+                "centred-chunk-match": (
+                    chunks := chunk_similarity(list(tracks["chunks"]), catalogue_centre(vectors), vectors.shape[1])
                 ),
+                **{
+                    f"centred-rerank-w{weight}-depth{depth}": reranked_similarity(own @ own.T, chunks, weight, depth)
+                    for weight, depth in RERANKS
+                },
             }
             for name, similarity in compared.items():
                 variants.setdefault(name, {})[family] = scores(similarity, tracks["work_id"])

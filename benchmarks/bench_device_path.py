@@ -154,8 +154,8 @@ def time_queries(cfg, device: str, files: pd.DataFrame, store: ArtifactStore, mo
     embed_file(cfg, files["uri"].iloc[0], store, model)  # warm-up
     embeddings, embed_s = [], []
     for uri in files["uri"]:
-        embedding, seconds = synchronised_seconds(device, embed_file, cfg, uri, store, model)
-        embeddings.append(embedding)
+        embedded, seconds = synchronised_seconds(device, embed_file, cfg, uri, store, model)
+        embeddings.append(embedded.embedding)
         embed_s.append(seconds)
     rows = files.assign(catalogue="demo", track_id=files["track_id"].astype(str), work_id=files["work_id"])
     index = TrackIndex.build(np.stack(embeddings), rows, cfg.index, model)

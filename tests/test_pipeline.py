@@ -3,12 +3,13 @@ ingest -> lyrics path -> training -> ASR-free embeddings -> index -> evaluation 
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from livi_tasks.core.store import ArtifactStore
 from livi_tasks.pipeline import run_pipeline
-from livi_tasks.stages.retrieval import build_catalogue_index, query_file
+from livi_tasks.stages.retrieval import build_catalogue_index, open_published_index, query_file
 
 ENCODER = {"epochs": 4, "batch_size": 8, "hidden_dim": 64, "attention_heads": 2, "patience": 2, "device": "cpu"}
 
@@ -80,6 +81,11 @@ def test_indexing_another_catalogue_adds_without_rebuilding(pipeline_cfg, pipeli
     result = build_catalogue_index(pipeline_cfg, ["second"])
     assert not result["rebuilt"] and result["added"] == ["second"]
     assert result["tracks"] == pipeline_run["stages"]["index"]["tracks"] + 3
+    # The added tracks' vocal segments join the chunks their queries are re-ranked by.
+    store = ArtifactStore(pipeline_cfg.store.root)
+    index = open_published_index(pipeline_cfg, store)
+    added = [index.index.position("second", t) for t in pd.read_csv(second)["track_id"]]
+    assert all(len(index.chunks.of_rows(np.array([p])).vectors) for p in added if p is not None)
     assert sorted(ArtifactStore(pipeline_cfg.store.root).read_pointer("_index/CURRENT.json")["members"]) == [
         "demo",
         "second",

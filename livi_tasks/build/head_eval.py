@@ -5,8 +5,9 @@ Each track of an evaluation catalogue (``chunk_data.evaluation_dataset``) is poo
 kept or excluded by the vocal stage's rule (``one_pass_decision``); an excluded track stays in
 the ranking as a zero vector, as in ``benchmarks/bench_generalisation.py``. MAP comes with the 95%
 bootstrap interval over queries, so learning curves and ablations show their noise. Tracks are
-compared as the evaluation stage compares them: centred on the catalogue's mean when
-``index.centre`` is on (the result says which).
+ranked as the evaluation stage ranks them (``core.chunk_match.catalogue_similarity``): centred on
+the catalogue's mean when ``index.centre`` is on, each query's top candidates re-ranked chunk by
+chunk when ``index.chunk_weight`` is above 0 (the result says which).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import pandas as pd
 import torch
 
 from livi_tasks.build.chunk_data import ChunkArrays
+from livi_tasks.core.chunk_match import catalogue_similarity
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
-from livi_tasks.core.vectors import centred_on_own_mean
 from livi_tasks.models.encoder import LiviHead
 from livi_tasks.stages.audio_embed import one_pass_decision, pool_sung_frames
 
@@ -51,8 +52,10 @@ def evaluate_head(
     with ``kinds`` (track_id -> the generator's kind), the vocal filter's sung tracks kept and
     instrumentals excluded."""
     vectors, tracks = track_vectors(head, data, cfg, threshold)
-    vectors = centred_on_own_mean(vectors, cfg.index.centre)
-    metrics = metrics_from_similarity(vectors @ vectors.T, tracks["work_id"])
+    ranking, _ = catalogue_similarity(
+        vectors, list(tracks["chunks"]), cfg.index.centre, cfg.index.chunk_weight, cfg.index.rerank_depth
+    )
+    metrics = metrics_from_similarity(ranking, tracks["work_id"])
     filter_scores = {}
     if kinds is not None:
         instrumental = (tracks["track_id"].map(kinds) == "instrumental").to_numpy()
@@ -69,6 +72,7 @@ def evaluate_head(
         "HR@10": metrics.hr_at_10,
         "queries": metrics.n_queries,
         "centred": cfg.index.centre,
+        "chunk_weight": cfg.index.chunk_weight,
         "excluded_tracks": int((~tracks["kept"]).sum()),
         **filter_scores,
     }

@@ -189,6 +189,16 @@ class IndexConfig(Section):
         description="Subtract the indexed tracks' mean embedding (learned when the index is built) from every "
         "vector and query before cosine similarity; the evaluation centres each catalogue on its own mean.",
     )
+    chunk_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Re-rank each query's top candidates by (1 - w) * track cosine + w * chunk match (each 30 s "
+        "chunk's best match in the other track, averaged both ways); 0: track vectors alone, no chunks kept.",
+    )
+    rerank_depth: int = Field(
+        100, ge=1, le=10_000, description="Candidates per query (found by the track vectors) re-ranked chunk by chunk."
+    )
 
 
 MIN_TOKEN_CHARS = 16

@@ -146,9 +146,9 @@ def answer_query(cfg: LiviConfig, store: ArtifactStore, state, path: str, k: int
     started = time.perf_counter()
     decoded = decode_query(cfg, path)
     decoded_at = time.perf_counter()
-    embedding = embed_samples(cfg, decoded.audio, store, model=state.model, name="upload")
+    embedded = embed_samples(cfg, decoded.audio, store, model=state.model, name="upload")
     embedded_at = time.perf_counter()
-    result = state.published.search(embedding[None, :], k)
+    result = state.published.search(embedded.embedding[None, :], k, query_chunks=[embedded.chunks])
     searched_at = time.perf_counter()
     return {
         "duration_s": decoded.duration_s,

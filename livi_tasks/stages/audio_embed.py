@@ -258,28 +258,39 @@ def file_segments(cfg: LiviConfig, audio: np.ndarray, name: str = "audio") -> np
     return padded.reshape(chunks, segment_samples)
 
 
+@dataclass
+class FileEmbedding:
+    """One file's track embedding and the chunk (or vocal segment) embeddings it pools, which a
+    query's candidates are re-ranked by (``core.chunk_match``)."""
+
+    embedding: np.ndarray  # (text_dim,) unit length
+    chunks: np.ndarray  # (chunks, text_dim) unit rows
+
+
 def embed_file(
     cfg: LiviConfig, path: str | Path, store: ArtifactStore | None = None, model: str | None = None
-) -> np.ndarray:
-    """Track embedding (text_dim,) of one audio file: decode -> vocal windows -> segments -> encoder;
-    with ``vocal.method: encoder_probe``, one encoder pass per 30 s chunk (``embed_one_pass``)."""
+) -> FileEmbedding:
+    """Embeddings of one audio file: decode -> vocal windows -> segments -> encoder; with
+    ``vocal.method: encoder_probe``, one encoder pass per 30 s chunk (``embed_one_pass``)."""
     audio = load_audio(str(path), max_duration_s=cfg.ingest.max_duration_s)
     return embed_samples(cfg, audio, store, model, name=str(path))
 
 
 def embed_samples(
     cfg: LiviConfig, audio: np.ndarray, store: ArtifactStore | None = None, model: str | None = None, name: str = ""
-) -> np.ndarray:
-    """Track embedding (text_dim,) of decoded audio (mono float32, 16 kHz), as ``embed_file``."""
+) -> FileEmbedding:
+    """Embeddings of decoded audio (mono float32, 16 kHz), as ``embed_file``."""
     store = store or ArtifactStore(cfg.store.root)
     loaded = load_encoder(cfg, store, model)
     if cfg.vocal.method == "encoder_probe":
         from livi_tasks.models.vocal_probe import load_probe
 
         probe = load_probe(loaded.info["whisper"]["name"], loaded.info["whisper"]["id"])
-        return embed_one_pass(loaded, probe, audio).embedding
+        result = embed_one_pass(loaded, probe, audio)
+        return FileEmbedding(result.embedding, result.chunk_embeddings)
     clips = file_segments(cfg, audio, name=name or "audio")
-    return l2_normalise(embed_clips(loaded, clips, description=Path(name).name or "audio").mean(axis=0))
+    segments = embed_clips(loaded, clips, description=Path(name).name or "audio")
+    return FileEmbedding(l2_normalise(segments.mean(axis=0)), segments)
 
 
 @dataclass

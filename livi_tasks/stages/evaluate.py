@@ -4,9 +4,12 @@ Methods: ``lyrics_asr`` (Whisper transcripts -> text embeddings, the teacher), `
 ASR-free distilled audio encoder) and ``chroma_2dftm`` (audio-only baseline). All methods are scored
 on the same universe, every ingested track: a track a method could not embed (no vocal segment, no
 kept transcript) keeps a zero vector, so it ties with everything and, under the pessimistic tie
-policy, earns nothing. The coverage column says how often that happened. With ``index.centre``
-(the default) each method's vectors are centred on the catalogue's own mean before cosine
-similarity, as an index of the catalogue would hold them (``core.vectors.catalogue_centre``).
+policy, earns nothing. The coverage column says how often that happened. Each catalogue is ranked
+as an index of it answers (``core.chunk_match.catalogue_similarity``): with ``index.centre`` (the
+default) each method's vectors are centred on the catalogue's own mean before cosine similarity,
+and with ``index.chunk_weight`` above 0 each query's top ``index.rerank_depth`` tracks are
+re-ranked chunk by chunk, for every method with chunk embeddings (the ASR-free encoder's 30 s
+chunks, the transcripts' segments; not the chroma baseline).
 
 Writes ``metrics.json``, per-query tables and a self-contained ``report.html`` (PNG plots inline).
 """
@@ -22,13 +25,13 @@ import logging
 import numpy as np
 import pandas as pd
 
+from livi_tasks.core.chunk_match import catalogue_similarity
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.metrics import metrics_from_similarity
 from livi_tasks.core.runner import produce_artifact
 from livi_tasks.core.store import Artifact, ArtifactStore
-from livi_tasks.core.vectors import centred_on_own_mean
 from livi_tasks.models.registry import current_model
-from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for, fingerprint, shard_ids
+from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for, fingerprint, shard_ids, track_segment_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ def _plots(results: dict, universe: pd.DataFrame) -> dict[str, str]:
         similarity = result["similarity"]
         axis.hist(similarity[same & off_diagonal], bins=40, alpha=0.6, density=True, label="covers")
         axis.hist(similarity[~same & off_diagonal], bins=40, alpha=0.6, density=True, label="non-covers")
-        axis.set(title=method, xlabel="cosine similarity")
+        axis.set(title=method, xlabel="similarity (cosine, or fused when re-ranked)")
         axis.legend()
     plots["scores"] = _png(figure)
     plt.close(figure)
@@ -118,9 +121,10 @@ def _worst_queries(result: dict, universe: pd.DataFrame, count: int) -> list[dic
     )
     worst = []
     for row in per_query.itertuples():
-        scores = result["similarity"][row.query_index].copy()
-        scores[row.query_index] = -np.inf
-        top = np.argsort(-scores, kind="stable")[:5]
+        ranking = result["ranking"][row.query_index].copy()
+        ranking[row.query_index] = -np.inf
+        top = np.argsort(-ranking, kind="stable")[:5]
+        scores = result["similarity"][row.query_index]
         worst.append(
             {
                 "track_id": universe.track_id.iloc[row.query_index],
@@ -131,6 +135,19 @@ def _worst_queries(result: dict, universe: pd.DataFrame, count: int) -> list[dic
             }
         )
     return worst
+
+
+def _ranking_note(summary: dict) -> str:
+    """How the catalogue was ranked, as the index answers it."""
+    parts = ["Vectors centred on the catalogue's mean." if summary.get("centred") else "Vectors uncentred."]
+    rerank = summary.get("chunk_rerank")
+    if rerank:
+        methods = ", ".join(html.escape(m) for m, v in summary["methods"].items() if v.get("reranked")) or "none"
+        parts.append(
+            f"Each query's top {rerank['depth']} re-ranked by {1 - rerank['weight']:g} x track cosine + "
+            f"{rerank['weight']:g} x chunk match (methods: {methods})."
+        )
+    return " ".join(parts)
 
 
 def render_report(catalogue: str, summary: dict, plots: dict[str, str], worst: dict[str, list[dict]]) -> str:
@@ -168,7 +185,8 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 td:first-child{{text-align:left}}.hit{{color:#070}}.miss{{color:#a00}}img{{max-width:100%}}</style></head>
 <body><h1>Cover retrieval on <code>{html.escape(catalogue)}</code></h1>
 <p>{summary["tracks"]} tracks, {summary["labelled"]} labelled. Queries are tracks with at least one other version;
-ties are broken pessimistically; a track a method could not embed keeps a zero vector (see coverage).</p>
+ties are broken pessimistically; a track a method could not embed keeps a zero vector (see coverage).
+{_ranking_note(summary)}</p>
 <h2>Metrics</h2><table><tr>{header}</tr>{"".join(rows)}</table>
 {"<ul>" + missing + "</ul>" if missing else ""}
 <h2>Rank of the first cover</h2><img alt="rank histogram" src="data:image/png;base64,{plots.get("ranks", "")}">
@@ -188,6 +206,8 @@ def evaluate_catalogue(
     inputs = sorted(f"{m}:{a.key.fingerprint}" for m, arts in available.items() for a in arts)
     if cfg.index.centre:  # only then: an uncentred evaluation keeps the key it always had
         inputs.append("centred")
+    if cfg.index.chunk_weight > 0:  # likewise for one without re-ranking
+        inputs.append(f"reranked:{cfg.index.chunk_weight}:{cfg.index.rerank_depth}")
     output = store.artifact(
         catalogue,
         STAGE,
@@ -211,19 +231,26 @@ def _evaluate(
             "tracks": len(universe),
             "labelled": int((universe.work_id.fillna("") != "").sum()),
             "centred": cfg.index.centre,
+            "chunk_rerank": {"weight": cfg.index.chunk_weight, "depth": cfg.index.rerank_depth}
+            if cfg.index.chunk_weight > 0
+            else None,
             "methods": {},
         },
     )
     summary["missing"] = sorted(set(METHOD_LABELS) - set(available))
     for method, artifacts in available.items():
         matrix, coverage = _embedding_matrix(universe, artifacts)
-        matrix = centred_on_own_mean(matrix, cfg.index.centre)
-        similarity = matrix @ matrix.T
-        metrics = metrics_from_similarity(similarity, universe["work_id"])
+        has_chunks = all(a.exists("segment_embeddings.npy") for a in artifacts)
+        chunks = track_segment_embeddings(artifacts, universe["track_id"]) if has_chunks else None
+        ranking, similarity = catalogue_similarity(
+            matrix, chunks, cfg.index.centre, cfg.index.chunk_weight, cfg.index.rerank_depth
+        )
+        metrics = metrics_from_similarity(ranking, universe["work_id"])
         per_query = metrics.per_query()
         per_query["track_id"] = universe.track_id.to_numpy()[per_query.query_index]
-        results[method] = {"similarity": similarity, "per_query": per_query}
-        summary["methods"][method] = {**metrics.as_dict(), "coverage": coverage}
+        results[method] = {"ranking": ranking, "similarity": similarity, "per_query": per_query}
+        reranked = has_chunks and cfg.index.chunk_weight > 0
+        summary["methods"][method] = {**metrics.as_dict(), "coverage": coverage, "reranked": reranked}
         output.write_table(f"per_query_{method}", per_query)
         log.info(
             "evaluate %s %s: %s",

@@ -7,7 +7,9 @@
   milvus-lite also ``lite/``, the database folder, which each reader opens as a private copy
   (milvus-lite locks its folder to one process). On a Milvus server the collection is the data.
 - Both: ``centre.npy`` when the index is centred (``index.centre``): the mean the stored vectors
-  had taken out, which every query embedding must have taken out too (``read_centre``).
+  had taken out, which every query embedding must have taken out too (``read_centre``); and, when
+  queries are re-ranked chunk by chunk (``index.chunk_weight`` > 0), ``chunk_vectors.npy``
+  (float16, centred like the tracks) and ``chunk_owners.npy`` (each chunk's row position).
 
 ``open_index`` gives either as an object with the ``TrackIndex`` surface; ``close_index`` lets a
 milvus-lite copy go.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livi_tasks.core.chunk_match import IndexedChunks
 from livi_tasks.core.config import IndexBackendConfig
 from livi_tasks.core.index import IDS_FILE, INDEX_FILE, ROW_COLUMNS, SIDECAR_FILE, IndexMismatch, TrackIndex
 from livi_tasks.core.milvus_index import MilvusTrackIndex, connect, disconnect
@@ -62,6 +65,23 @@ def save_centre(artifact: Artifact, centre: np.ndarray | None) -> None:
 def read_centre(artifact: Artifact) -> np.ndarray | None:
     """The mean an index's vectors were centred on; None for an uncentred index."""
     return artifact.read_array(CENTRE_ARRAY) if artifact.exists(f"{CENTRE_ARRAY}.npy") else None
+
+
+CHUNK_VECTORS, CHUNK_OWNERS = "chunk_vectors", "chunk_owners"
+
+
+def save_chunks(artifact: Artifact, chunks: IndexedChunks | None) -> None:
+    if chunks is not None:
+        # Half precision: re-ranking compares unit vectors, 1e-3 apart at most, and halves the file.
+        artifact.write_array(CHUNK_VECTORS, np.asarray(chunks.vectors, np.float16))
+        artifact.write_array(CHUNK_OWNERS, chunks.owners)
+
+
+def read_chunks(artifact: Artifact) -> IndexedChunks | None:
+    """The chunk vectors kept for re-ranking (memory-mapped on a local store); None when the index has none."""
+    if not artifact.exists(f"{CHUNK_OWNERS}.npy"):
+        return None
+    return IndexedChunks(artifact.read_array(CHUNK_VECTORS, mmap=True), artifact.read_array(CHUNK_OWNERS))
 
 
 # -- Faiss --------------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import pandas as pd
+
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.runner import produce_artifact
 from livi_tasks.core.stage_table import shard_stage
@@ -145,3 +148,15 @@ def run_shard_stage(
     output = artifact_for(cfg, store, catalogue, stage, shard, extra)
     # The parent is looked up only when there is work: a committed output needs no input.
     return produce_artifact(output, lambda target: work(input_of(cfg, store, catalogue, stage, shard), target))
+
+
+def track_segment_embeddings(artifacts: list[Artifact], track_ids) -> list[np.ndarray]:
+    """Each track's ``segment_embeddings`` rows (its chunks or vocal segments) from a method's
+    per-shard artifacts (embed or text), in the order of ``track_ids``; none for a track without."""
+    vectors = [a.read_array("segment_embeddings") for a in artifacts]
+    owners = pd.concat([a.read_table("segments")["track_id"] for a in artifacts], ignore_index=True)
+    dim = next((v.shape[1] for v in vectors if v.ndim == 2), 0)
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)
+    by_track = pd.Series(np.arange(len(owners))).groupby(owners.astype(str).to_numpy()).indices
+    none = np.zeros(0, np.int64)
+    return [matrix[by_track.get(str(track_id), none)] for track_id in track_ids]

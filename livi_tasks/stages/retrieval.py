@@ -9,7 +9,10 @@ takedown deletes the track from it and a restore puts it back the same way. A ch
 (re-embedded catalogue), another model or another backend means a rebuild from the members'
 embeddings, taken-down tracks left out. With ``index.centre`` (the default) a rebuild learns the
 members' mean embedding and stores every vector with it taken out; catalogues added later and
-every query are centred on that same mean (``core.vectors.centred``). The backend
+every query are centred on that same mean (``core.vectors.centred``). With ``index.chunk_weight``
+above 0 (the default) the index also keeps every track's chunk embeddings (its 30 s chunks, or
+vocal segments, centred alike), and each query's top ``index.rerank_depth`` candidates are
+re-ranked chunk by chunk (``core.chunk_match``). The backend
 (``index_backend.name``): Faiss files in the store (the default) or a Milvus collection
 (milvus-lite inside the artifact, or a server by URI); ``stages.index_artifacts`` writes and opens
 both.
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from livi_tasks.core.audio import SAMPLE_RATE, AudioError
+from livi_tasks.core.chunk_match import IndexedChunks, chunk_match, fused_scores
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.index import IndexMismatch, SearchResult, TrackIndex
 from livi_tasks.core.milvus_index import MilvusTrackIndex
@@ -46,12 +50,14 @@ from livi_tasks.stages.index_artifacts import (
     open_index,
     open_milvus,
     read_centre,
+    read_chunks,
     retire_collections,
     save_centre,
+    save_chunks,
     save_faiss,
     save_milvus,
 )
-from livi_tasks.stages.lineage import artifact_for, shard_ids
+from livi_tasks.stages.lineage import artifact_for, shard_ids, track_segment_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +94,13 @@ def _read_embeddings(
     if leave_out:
         keep &= ~np.isin(keys, list(leave_out))
     return matrix[keep], rows.loc[keep, ["catalogue", "track_id", "work_id"]].reset_index(drop=True)
+
+
+def _indexed_chunks(per_track: list[np.ndarray], positions, centre: np.ndarray | None, dim: int) -> IndexedChunks:
+    """The chunks of tracks at these row positions, centred as the tracks are."""
+    counts = [len(chunks) for chunks in per_track]
+    vectors = np.concatenate(per_track) if sum(counts) else np.zeros((0, dim), np.float32)
+    return IndexedChunks(centred(vectors, centre), np.repeat(np.asarray(positions, np.int64), counts))
 
 
 def current_index(store: ArtifactStore) -> tuple[dict, Artifact]:
@@ -134,6 +147,7 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
         and pointer.get("backend", "faiss") == backend
         and pointer.get("uri") == (cfg.index_backend.milvus_uri if backend == "milvus" else None)
         and pointer.get("centre", False) == cfg.index.centre  # switching centring on or off rebuilds
+        and pointer.get("chunks", False) == (cfg.index.chunk_weight > 0)  # so does keeping chunks or not
     )
     members = dict(pointer["members"]) if same_kind else {}
     members.update({catalogue: signature for catalogue, (_, signature) in wanted.items()})
@@ -149,10 +163,11 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
             pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items()
         )
         if unchanged:
-            index, centre, result = _update(cfg, store, model, pointer, current, wanted, set(taken))
+            index, centre, chunks, result = _update(cfg, store, model, pointer, current, wanted, set(taken))
         else:
-            index, centre, result = _rebuild(cfg, store, model, members, wanted, set(taken), fingerprint)
+            index, centre, chunks, result = _rebuild(cfg, store, model, members, wanted, set(taken), fingerprint)
         save_centre(target, centre)
+        save_chunks(target, chunks)
         try:
             if backend == "milvus":
                 save_milvus(index, target, cfg.index_backend.milvus_uri)
@@ -172,6 +187,7 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
             "kind": index.kind,
             "centre": cfg.index.centre,
             "centred": centre is not None,  # false with centring on when too few tracks to learn a mean
+            "chunks": chunks is not None,
             "tracks": index.live_count,
         }
 
@@ -192,6 +208,14 @@ def _rebuild(cfg, store, model, members, wanted, taken: set[str], fingerprint: s
     vectors, rows = np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True)
     centre = catalogue_centre(vectors) if cfg.index.centre else None
     vectors = centred(vectors, centre)
+    chunks = None
+    if cfg.index.chunk_weight > 0:  # rows are numbered in this order by the new index
+        per_track = [
+            track_chunks
+            for (_, artifacts), (_, part_rows) in zip(sorted(everything.items()), parts)
+            for track_chunks in track_segment_embeddings(artifacts, part_rows["track_id"])
+        ]
+        chunks = _indexed_chunks(per_track, np.arange(len(rows)), centre, vectors.shape[1])
     if cfg.index_backend.name == "milvus":
         index, _ = new_milvus_index(cfg.index_backend, fingerprint, vectors.shape[1], model)
         index.add(vectors, rows)
@@ -205,7 +229,7 @@ def _rebuild(cfg, store, model, members, wanted, taken: set[str], fingerprint: s
         sorted(everything),
         "centred on their mean" if centre is not None else "uncentred",
     )
-    return index, centre, {"added": sorted(everything), "rebuilt": True, "deleted": [], "restored": []}
+    return index, centre, chunks, {"added": sorted(everything), "rebuilt": True, "deleted": [], "restored": []}
 
 
 def _update(cfg, store, model, pointer, current, wanted, taken: set[str]):
@@ -215,17 +239,23 @@ def _update(cfg, store, model, pointer, current, wanted, taken: set[str]):
         index = open_milvus(current, cfg.index_backend, model)
     else:
         index = load_faiss(current, expected_model=model)
-    centre = read_centre(current)
+    centre, chunks = read_centre(current), read_chunks(current)
     new = [catalogue for catalogue in wanted if catalogue not in pointer["members"]]
     for catalogue in new:
         vectors, rows = _read_embeddings(catalogue, wanted[catalogue][0], leave_out=taken)
         index.add(centred(vectors, centre), rows)
+        if chunks is not None:
+            per_track = track_segment_embeddings(wanted[catalogue][0], rows["track_id"])
+            chunks = chunks.added(*_chunk_arrays(index, rows, per_track, centre))
     before = set(pointer.get("takedowns", []))
     deleted = sorted(taken - before)
-    index.delete([tuple(key.split("/", 1)) for key in deleted])
+    keys = [tuple(key.split("/", 1)) for key in deleted]
+    if chunks is not None:
+        chunks = chunks.without(p for p in (index.position(*key) for key in keys) if p is not None)
+    index.delete(keys)
     restored = sorted(before - taken)
     if restored:
-        _restore(cfg, store, model, index, restored, centre)
+        chunks = _restore(cfg, store, model, index, restored, centre, chunks)
     log.info(
         "added %s to the index of %s; %d taken down, %d restored",
         new,
@@ -233,34 +263,51 @@ def _update(cfg, store, model, pointer, current, wanted, taken: set[str]):
         len(deleted),
         len(restored),
     )
-    return index, centre, {"added": new, "rebuilt": False, "deleted": deleted, "restored": restored}
+    return index, centre, chunks, {"added": new, "rebuilt": False, "deleted": deleted, "restored": restored}
 
 
-def _restore(cfg, store, model, index, restored: list[str], centre: np.ndarray | None) -> None:
+def _chunk_arrays(index, rows: pd.DataFrame, per_track: list[np.ndarray], centre) -> tuple[np.ndarray, np.ndarray]:
+    """(centred chunk vectors, their row positions) of tracks the index holds."""
+    positions = [index.position(c, t) for c, t in zip(rows["catalogue"], rows["track_id"])]
+    chunks = _indexed_chunks(per_track, positions, centre, index.dim)
+    return chunks.vectors, chunks.owners
+
+
+def _restore(cfg, store, model, index, restored: list[str], centre, chunks: IndexedChunks | None):
+    """Put the restored tracks back (and their chunks, when the index keeps them); returns the chunks."""
     by_catalogue: dict[str, set[str]] = {}
     for key in restored:
         by_catalogue.setdefault(key.split("/", 1)[0], set()).add(key)
     for catalogue, keys in by_catalogue.items():
-        vectors, rows = _read_embeddings(catalogue, _catalogue_embeddings(cfg, store, catalogue, model)[0], only=keys)
+        artifacts = _catalogue_embeddings(cfg, store, catalogue, model)[0]
+        vectors, rows = _read_embeddings(catalogue, artifacts, only=keys)
         vectors = centred(vectors, centre)
         pairs = list(zip(rows["catalogue"], rows["track_id"]))
         held = np.array([index.position(*pair) is not None for pair in pairs], bool)
         index.restore([p for p, h in zip(pairs, held) if h], vectors[held])
         if (~held).any():
             index.add(vectors[~held], rows[~held].reset_index(drop=True))
+        if chunks is not None:
+            chunks = chunks.added(
+                *_chunk_arrays(index, rows, track_segment_embeddings(artifacts, rows["track_id"]), centre)
+            )
+    return chunks
 
 
 @dataclass(frozen=True)
 class PublishedIndex:
     """An opened index, the pointer that named it, the mean its vectors were centred on (None:
-    uncentred) and the tracks taken down since it was built (``excluded``: their row positions),
-    which every search leaves out."""
+    uncentred), the tracks taken down since it was built (``excluded``: their row positions), which
+    every search leaves out, and the chunks its candidates are re-ranked by (None: not re-ranked)."""
 
     pointer: dict
     index: TrackIndex | MilvusTrackIndex
     takedowns: frozenset[str] = frozenset()  # catalogue/track_id of every active takedown
     excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     centre: np.ndarray | None = None
+    chunks: IndexedChunks | None = None
+    chunk_weight: float = 0.0
+    rerank_depth: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -277,28 +324,64 @@ class PublishedIndex:
         live = [p for p in positions if p is not None and not self.index.removed[p]]
         return replace(self, takedowns=keys, excluded=np.array(sorted(live), np.int64))
 
-    def search(self, embeddings: np.ndarray, k: int, leave_out: Iterable[int] = ()) -> SearchResult:
+    def search(
+        self,
+        embeddings: np.ndarray,
+        k: int,
+        leave_out: Iterable[int] = (),
+        query_chunks: list[np.ndarray] | None = None,
+    ) -> SearchResult:
         """The top k of each query embedding (as the encoder gives it: centred here like the stored
-        vectors), the takedowns and ``leave_out`` (row positions) excluded; the result's ``rows``
-        (built on first use) names the hits."""
-        return self._search_stored(centred(embeddings, self.centre), k, leave_out)
+        vectors), the takedowns and ``leave_out`` (row positions) excluded; with ``query_chunks``
+        (each query's chunk embeddings) re-ranked chunk by chunk when the index keeps chunks. The
+        result's ``rows`` (built on first use) names the hits."""
+        chunks = None if query_chunks is None else [centred(c, self.centre) for c in query_chunks]
+        return self._search_stored(centred(embeddings, self.centre), k, leave_out, chunks)
 
     def versions_of(self, catalogue: str, track_id: str, position: int, k: int) -> SearchResult:
-        """The top k of an indexed track (at row ``position``), from its stored vector, itself left out."""
-        return self._search_stored(self.index.vector(catalogue, track_id)[None, :], k, [position])
+        """The top k of an indexed track (at row ``position``), from its stored vector (and chunks),
+        itself left out."""
+        chunks = None if self.chunks is None else [self.chunks.of_rows(np.array([position])).vectors]
+        return self._search_stored(self.index.vector(catalogue, track_id)[None, :], k, [position], chunks)
 
-    def _search_stored(self, vectors: np.ndarray, k: int, leave_out: Iterable[int]) -> SearchResult:
+    def _search_stored(
+        self, vectors: np.ndarray, k: int, leave_out: Iterable[int], query_chunks: list[np.ndarray] | None = None
+    ) -> SearchResult:
         extra = np.asarray(list(leave_out), np.int64)
         excluded = np.union1d(self.excluded, extra) if len(extra) else self.excluded
-        k = max(1, min(k, self.index.live_count - len(excluded)))
-        return self.index.search(vectors, k, exclude=excluded)
+        live = self.index.live_count - len(excluded)
+        k = max(1, min(k, live))
+        if self.chunks is None or query_chunks is None or self.chunk_weight <= 0:
+            return self.index.search(vectors, k, exclude=excluded)
+        found = self.index.search(vectors, max(k, min(self.rerank_depth, live)), exclude=excluded)
+        return self._reranked(found, query_chunks, k)
+
+    def _reranked(self, found: SearchResult, query_chunks: list[np.ndarray], k: int) -> SearchResult:
+        """Each query's candidates ordered by the fused score (``core.chunk_match.fused_scores``), top k kept."""
+        ids = np.full((len(found.ids), k), -1, np.int64)
+        scores = np.zeros((len(found.ids), k), np.float32)
+        for query, (candidates, cosines) in enumerate(zip(found.ids, found.scores)):
+            held = candidates >= 0
+            candidates, cosines = candidates[held], cosines[held]
+            matched = chunk_match(query_chunks[query], self.chunks.of_rows(candidates))
+            fused = fused_scores(cosines, matched, self.chunk_weight)
+            order = np.argsort(-fused, kind="stable")[:k]
+            ids[query, : len(order)], scores[query, : len(order)] = candidates[order], fused[order]
+        return SearchResult(ids, scores, found.id_table)
 
 
 def open_published_index(cfg: LiviConfig, store: ArtifactStore, expected_model: str | None = None) -> PublishedIndex:
     """The index the pointer names now, with the takedowns recorded since it was built."""
     pointer, artifact = current_index(store)
     index = open_index(artifact, cfg.index_backend, expected_model=expected_model)
-    published = PublishedIndex(pointer, index, centre=read_centre(artifact))
+    published = PublishedIndex(
+        pointer,
+        index,
+        centre=read_centre(artifact),
+        chunks=read_chunks(artifact) if cfg.index.chunk_weight > 0 else None,
+        chunk_weight=cfg.index.chunk_weight,
+        rerank_depth=cfg.index.rerank_depth,
+    )
     return published.with_takedowns(keys_text(active_takedowns(store, pointer["members"])))
 
 
@@ -351,11 +434,11 @@ class QuerySession:
             return QueryAnswer(name, NO_HITS, error=f"{name}: missing file")
         started = time.perf_counter()
         try:
-            embedding = embed_file(self.cfg, audio_file, self.store, model=self.model)
+            embedded = embed_file(self.cfg, audio_file, self.store, model=self.model)
         except AudioError as exc:
             return QueryAnswer(name, NO_HITS, error=str(exc))
         searched = time.perf_counter()
-        result = self.published.search(embedding[None, :], top_k)
+        result = self.published.search(embedded.embedding[None, :], top_k, query_chunks=[embedded.chunks])
         done = time.perf_counter()
         # The hits table is built after the clock stops: formatting is not the index's latency.
         hits = result.rows[HIT_COLUMNS].reset_index(drop=True)

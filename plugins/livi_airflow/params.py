@@ -25,6 +25,7 @@ PARAM_FIELDS = {
     "alpha": "encoder.alpha",
     "epochs": "encoder.epochs",
     "centred_retrieval": "index.centre",
+    "chunk_rerank_weight": "index.chunk_weight",
 }
 WHISPER_MODELS = ["base", "tiny.en"]
 
@@ -146,6 +147,17 @@ def config_params() -> dict[str, Param]:
             description=(
                 "Compare tracks after taking out the mean embedding of the indexed tracks (the evaluation: of the "
                 "catalogue); switching it rebuilds the index and re-scores the evaluation."
+            ),
+        ),
+        "chunk_rerank_weight": Param(
+            cfg.index.chunk_weight,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Chunk re-ranking weight",
+            description=(
+                "0-1: each query's top candidates are re-ranked by (1 - w) x track cosine + w x chunk match (each 30 s "
+                "chunk's best match in the other track); 0 answers by track vectors alone and keeps no chunks."
             ),
         ),
     }

@@ -58,8 +58,9 @@ def test_pipeline_params_are_validated(dagbag):
         "epochs",
         "data_root",
         "centred_retrieval",
+        "chunk_rerank_weight",
     } <= set(params.keys())
-    assert params["centred_retrieval"] is True
+    assert params["centred_retrieval"] is True and params["chunk_rerank_weight"] == 0.5
     good = {
         "catalogue_source": "/data/covers80",
         "shard_size": 8,
@@ -81,6 +82,7 @@ def test_pipeline_params_are_validated(dagbag):
         {"catalogue_name": "../escape"},
         {"retrain": "yes"},
         {"centred_retrieval": "no"},
+        {"chunk_rerank_weight": 1.5},
     ):
         candidate = copy.deepcopy(params)
         with pytest.raises(ParamValidationError):

@@ -126,7 +126,13 @@ def test_features_train_embed_end_to_end(pipeline, demo_catalogue):
     assert decisions["status"].to_dict() == vocal["status"].to_dict()
     assert np.allclose(decisions["vocal_s"], vocal.loc[decisions.index, "vocal_s"])
     assert set(tracks["track_id"]) == set(decisions.index[decisions["status"] == "kept"])
-    assert float(embed_file(cfg, ingested.loc[track_id, "uri"], store) @ track_vectors[0]) > 0.999
+    from_file = embed_file(cfg, ingested.loc[track_id, "uri"], store)
+    assert float(from_file.embedding @ track_vectors[0]) > 0.999
+    # The chunks a query is re-ranked by are the ones the embed stage stored for the track.
+    stored_chunks = output.read_array("segment_embeddings")[
+        (output.read_table("segments")["track_id"] == track_id).to_numpy()
+    ]
+    np.testing.assert_allclose(from_file.chunks, stored_chunks, atol=1e-4)
     musicnn = cfg.model_copy(update={"vocal": cfg.vocal.model_copy(update={"method": "zero_shot"})})
     detect_vocals(musicnn, "demo", shard, store)
     extract_vocal_segments(musicnn, "demo", shard, store)
@@ -136,7 +142,7 @@ def test_features_train_embed_end_to_end(pipeline, demo_catalogue):
     assert musicnn_output.read_table("segments")["segment_id"].str.match(r".*#\d{3}$").all()
     first = musicnn_tracks["track_id"].iloc[0]
     from_file = embed_file(musicnn, ingested.loc[first, "uri"], store)
-    assert float(from_file @ musicnn_output.read_array("track_embeddings")[0]) > 0.999
+    assert float(from_file.embedding @ musicnn_output.read_array("track_embeddings")[0]) > 0.999
 
 
 def test_file_without_vocals_falls_back_to_whole_file_chunks(pipeline, caplog):

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 from livi_testing import copy_served_store
 
+from livi_tasks.core.chunk_match import chunk_match, fused_scores
 from livi_tasks.core.config import IndexBackendConfig, LiviConfig
 from livi_tasks.core.store import ArtifactStore
 from livi_tasks.core.takedowns import active_takedowns
 from livi_tasks.stages.catalogue import ingest_catalogue
-from livi_tasks.stages.index_artifacts import close_index, open_index
-from livi_tasks.stages.lineage import current_ingest
+from livi_tasks.stages.index_artifacts import close_index, open_index, read_chunks
+from livi_tasks.stages.lineage import artifact_for, current_ingest, shard_ids, track_segment_embeddings
 from livi_tasks.stages.retrieval import QuerySession, build_catalogue_index, current_index, open_published_index
 from livi_tasks.stages.takedown import restore, take_down
 
@@ -162,3 +163,47 @@ def test_the_index_is_centred_on_its_tracks_mean_and_queries_meet_the_stored_vec
     uncentred = cfg.model_copy(update={"index": cfg.index.model_copy(update={"centre": False})})
     rebuilt = build_catalogue_index(uncentred, ["demo"], store=store)
     assert rebuilt["rebuilt"] and not rebuilt["centred"] and open_published_index(uncentred, store).centre is None
+
+
+def test_the_index_keeps_each_tracks_chunks_and_reranks_its_candidates_by_them(demo_indexed, tmp_path):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
+    store = ArtifactStore(cfg.store.root)
+    assert demo_indexed["index"]["chunks"] and cfg.index.chunk_weight > 0
+    assert demo_indexed["evaluation"]["methods"]["livi_audio"]["reranked"]
+    published = open_published_index(cfg, store)
+    rows = published.index.live_rows()
+    embedded = [
+        artifact_for(cfg, store, "demo", "embed", shard, (published.pointer["model"],))
+        for shard in shard_ids(store, "demo")
+    ]
+    stored = track_segment_embeddings(embedded, rows["track_id"])
+    assert len(published.chunks.vectors) == sum(len(c) for c in stored) and all(len(c) for c in stored)
+
+    # A track's versions are its top candidates by cosine, ordered by the fused score.
+    catalogue, track_id = rows["catalogue"].iloc[0], rows["track_id"].iloc[0]
+    position = published.index.position(catalogue, track_id)
+    versions = published.versions_of(catalogue, track_id, position, 5)
+    candidates = versions.ids[0]
+    cosines = (
+        published.index.vector(catalogue, track_id)
+        @ np.stack(
+            [published.index.vector(*published.index.rows.iloc[p][["catalogue", "track_id"]]) for p in candidates]
+        ).T
+    )
+    own = published.chunks.of_rows(np.array([position])).vectors
+    matched = chunk_match(own, published.chunks.of_rows(candidates))
+    np.testing.assert_allclose(versions.scores[0], fused_scores(cosines, matched, cfg.index.chunk_weight), atol=1e-5)
+    assert (np.diff(versions.scores[0]) <= 1e-6).all()
+
+    # A takedown drops the track's chunks with its vector; the restore puts them back.
+    take_down(cfg, catalogue, track_id, "dmca", "ops", store=store)
+    without = read_chunks(current_index(store)[1])
+    assert position not in set(without.owners) and len(without.owners) == len(published.chunks.owners) - len(own)
+    restore(cfg, catalogue, track_id, "error", "ops", store=store)
+    assert position in set(read_chunks(current_index(store)[1]).owners)
+
+    # Without re-ranking the index keeps no chunks (a rebuild) and answers by the track vectors alone.
+    plain = cfg.model_copy(update={"index": cfg.index.model_copy(update={"chunk_weight": 0.0})})
+    rebuilt = build_catalogue_index(plain, ["demo"], store=store)
+    assert rebuilt["rebuilt"] and not rebuilt["chunks"] and read_chunks(current_index(store)[1]) is None
+    assert open_published_index(plain, store).chunks is None

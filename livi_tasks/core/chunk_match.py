@@ -1,0 +1,174 @@
+"""Tracks compared chunk by chunk: a second opinion on the candidates the track vectors find.
+
+A track's vector is the mean of its 30 s chunk embeddings. For a whole song, the chunks that two
+versions share (the chorus sung again, the verses in another order) are averaged with the ones
+they do not (a live intro, a solo, a bridge left out), so the means drift apart. Matching chunks
+keeps what is shared: each chunk's best match in the other track, averaged over both tracks'
+chunks (``chunk_match``). The search still runs on the track vectors; the top candidates are
+then re-ranked by ``(1 - weight) * track cosine + weight * chunk match`` (``rerank_scores``), the
+weight being ``index.chunk_weight`` (BENCHMARKS.md, "Chunk re-ranking").
+
+Chunks are compared as the index stores tracks: unit vectors centred on the index's mean
+(``core.vectors.centred``). A track without chunks (the vocal filter excluded it) scores 0
+against everything, as its zero track vector does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from livi_tasks.core.vectors import catalogue_centre, centred
+
+# Query tracks scored at once by ``chunk_match_matrix``: bounds the (query chunks x all chunks) block.
+QUERY_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class TrackChunks:
+    """The chunk vectors of a list of tracks, track after track: track ``t`` owns the rows
+    ``starts[t]:starts[t + 1]`` of ``vectors`` (none when the two are equal)."""
+
+    vectors: np.ndarray  # (chunks, dim)
+    starts: np.ndarray  # (tracks + 1,) int64, non-decreasing, starts[0] == 0, starts[-1] == chunks
+
+    @classmethod
+    def from_lists(cls, chunks: list[np.ndarray], dim: int) -> "TrackChunks":
+        counts = np.array([len(c) for c in chunks], np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        present = [np.asarray(c, np.float32).reshape(-1, dim) for c in chunks if len(c)]
+        vectors = np.concatenate(present) if present else np.zeros((0, dim), np.float32)
+        return cls(vectors, starts)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def of(self, track: int) -> np.ndarray:
+        return self.vectors[self.starts[track] : self.starts[track + 1]]
+
+
+def _block_scores(query: TrackChunks, candidates: TrackChunks) -> np.ndarray:
+    """(query tracks, candidate tracks) symmetric best-match means; 0 where either has no chunks."""
+    scores = np.zeros((len(query), len(candidates)), np.float32)
+    rows, columns = np.flatnonzero(query.counts), np.flatnonzero(candidates.counts)
+    if not len(rows) or not len(columns):
+        return scores
+    similarity = query.vectors @ candidates.vectors.T
+    # reduceat needs the start of every non-empty group (an empty one would read its neighbour's).
+    row_starts, column_starts = query.starts[rows], candidates.starts[columns]
+    row_counts, column_counts = query.counts[rows], candidates.counts[columns]
+    best_in_candidate = np.maximum.reduceat(similarity, column_starts, axis=1)  # each query chunk's best per track
+    forward = np.add.reduceat(best_in_candidate, row_starts, axis=0) / row_counts[:, None]
+    best_in_query = np.maximum.reduceat(similarity, row_starts, axis=0)  # each candidate chunk's best per query
+    backward = np.add.reduceat(best_in_query, column_starts, axis=1) / column_counts[None, :]
+    scores[np.ix_(rows, columns)] = 0.5 * (forward + backward)
+    return scores
+
+
+def chunk_match(query: np.ndarray, candidates: TrackChunks) -> np.ndarray:
+    """(candidates,) how well one track's chunks (rows of ``query``) and each candidate's match:
+    each chunk's best cosine in the other track, averaged over both tracks' chunks."""
+    query = np.asarray(query, np.float32).reshape(-1, candidates.vectors.shape[1])
+    own = TrackChunks(query, np.array([0, len(query)], np.int64))
+    return _block_scores(own, candidates)[0]
+
+
+def chunk_match_matrix(tracks: TrackChunks) -> np.ndarray:
+    """(tracks, tracks) ``chunk_match`` of every pair, computed a block of query tracks at a time."""
+    scores = np.zeros((len(tracks), len(tracks)), np.float32)
+    for first in range(0, len(tracks), QUERY_BLOCK):
+        last = min(first + QUERY_BLOCK, len(tracks))
+        starts = tracks.starts[first : last + 1]
+        block = TrackChunks(tracks.vectors[starts[0] : starts[-1]], starts - starts[0])
+        scores[first:last] = _block_scores(block, tracks)
+    return scores
+
+
+def fused_scores(track_scores: np.ndarray, chunk_scores: np.ndarray, weight: float) -> np.ndarray:
+    """The re-ranking score: ``(1 - weight) * track cosine + weight * chunk match``."""
+    return (1.0 - weight) * np.asarray(track_scores, np.float32) + weight * np.asarray(chunk_scores, np.float32)
+
+
+def reranked_similarity(
+    track_similarity: np.ndarray, chunk_similarity: np.ndarray, weight: float, depth: int
+) -> np.ndarray:
+    """A catalogue's similarity matrix as re-ranked queries rank it: for each query (row) its top
+    ``depth`` other tracks by track cosine are ordered by the fused score and placed above the rest,
+    which keep their track-cosine order. Scores of the re-ranked candidates are the fused ones plus
+    an offset that keeps them on top, so only the order is meaningful."""
+    similarity = np.asarray(track_similarity, np.float32).copy()
+    depth = min(depth, len(similarity) - 1)
+    if weight == 0 or depth <= 0:
+        return similarity
+    fused = fused_scores(track_similarity, chunk_similarity, weight)
+    others = similarity.copy()
+    np.fill_diagonal(others, -np.inf)
+    top = np.argpartition(-others, depth - 1, axis=1)[:, :depth]
+    rows = np.arange(len(similarity))[:, None]
+    # Fused and track scores are cosines in [-1, 1]: +4 lifts every re-ranked candidate above the rest.
+    similarity[rows, top] = fused[rows, top] + 4.0
+    return similarity
+
+
+@dataclass(frozen=True)
+class IndexedChunks:
+    """The chunk vectors an index keeps beside its track vectors for re-ranking: ``owners[i]`` is
+    the row position, in the index, of the track that chunk ``i`` belongs to. Rows are added,
+    dropped (takedowns) and put back as the index's rows are. Kept sorted by owner (a track's
+    chunks in their order), so a query's candidates are found by binary search."""
+
+    vectors: np.ndarray  # (chunks, dim), centred unit vectors as the index stores tracks
+    owners: np.ndarray  # (chunks,) int64 row positions, non-decreasing
+
+    def __post_init__(self) -> None:
+        owners = np.asarray(self.owners, np.int64)
+        if len(owners) > 1 and (np.diff(owners) < 0).any():
+            order = np.argsort(owners, kind="stable")
+            object.__setattr__(self, "vectors", self.vectors[order])
+            owners = owners[order]
+        object.__setattr__(self, "owners", owners)
+
+    @classmethod
+    def empty(cls, dim: int) -> "IndexedChunks":
+        return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+
+    def added(self, vectors: np.ndarray, owners: np.ndarray) -> "IndexedChunks":
+        return IndexedChunks(
+            np.concatenate([self.vectors, np.asarray(vectors, self.vectors.dtype)]),
+            np.concatenate([self.owners, np.asarray(owners, np.int64)]),
+        )
+
+    def without(self, positions) -> "IndexedChunks":
+        keep = ~np.isin(self.owners, np.asarray(list(positions), np.int64))
+        return IndexedChunks(self.vectors[keep], self.owners[keep])
+
+    def of_rows(self, positions: np.ndarray) -> TrackChunks:
+        """The chunks of the tracks at these row positions, in that order (none for a row without)."""
+        positions = np.asarray(positions, np.int64)
+        first = np.searchsorted(self.owners, positions, side="left")
+        last = np.searchsorted(self.owners, positions, side="right")
+        counts = last - first
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        picked = np.arange(starts[-1]) + np.repeat(first - starts[:-1], counts)
+        return TrackChunks(np.asarray(self.vectors[picked], np.float32), starts)
+
+
+def catalogue_similarity(
+    vectors: np.ndarray, chunks: list[np.ndarray] | None, centre: bool, weight: float, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ranking, scores) of every pair of a catalogue as an index of it answers: track vectors
+    centred on their own mean (``centre``), each query's top ``depth`` re-ranked with its chunks
+    (``chunks``: each track's, None or ``weight`` 0 for track vectors alone). ``scores`` are the
+    fused scores (cosines when not re-ranked); ``ranking`` orders as the answers do."""
+    mean = catalogue_centre(vectors) if centre else None
+    units = centred(vectors, mean)
+    cosines = units @ units.T
+    if chunks is None or weight <= 0:
+        return cosines, cosines
+    matched = chunk_match_matrix(TrackChunks.from_lists([centred(c, mean) for c in chunks], units.shape[1]))
+    return reranked_similarity(cosines, matched, weight, depth), fused_scores(cosines, matched, weight)

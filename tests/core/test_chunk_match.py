@@ -1,0 +1,100 @@
+"""Tracks compared chunk by chunk, and the re-ranking of a query's candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from livi_tasks.core import chunk_match as chunk_match_module
+from livi_tasks.core.chunk_match import (
+    IndexedChunks,
+    TrackChunks,
+    chunk_match,
+    chunk_match_matrix,
+    fused_scores,
+    reranked_similarity,
+)
+from livi_tasks.core.vectors import l2_normalise
+
+
+def pairwise_best_match(own: np.ndarray, other: np.ndarray) -> float:
+    if not len(own) or not len(other):
+        return 0.0
+    pairs = own @ other.T
+    return 0.5 * (pairs.max(axis=1).mean() + pairs.max(axis=0).mean())
+
+
+def random_tracks(seed: int = 0, dim: int = 16) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    counts = [3, 0, 1, 5, 2, 0, 4]  # tracks the vocal filter excluded have no chunks
+    return [l2_normalise(rng.standard_normal((n, dim))) if n else np.zeros((0, dim), np.float32) for n in counts]
+
+
+def test_every_pair_scores_its_chunks_best_matches_averaged_both_ways(monkeypatch):
+    monkeypatch.setattr(chunk_match_module, "QUERY_BLOCK", 3)  # blocks that split the catalogue unevenly
+    chunks = random_tracks()
+    tracks = TrackChunks.from_lists(chunks, 16)
+    expected = np.array([[pairwise_best_match(a, b) for b in chunks] for a in chunks])
+    np.testing.assert_allclose(chunk_match_matrix(tracks), expected, atol=1e-6)
+    np.testing.assert_allclose(chunk_match(chunks[3], tracks), expected[3], atol=1e-6)
+    assert not chunk_match_matrix(tracks)[[1, 5]].any()  # no chunks: 0 against everything
+
+
+def test_a_cover_that_shares_the_chorus_but_not_the_intro_matches_better_by_chunks_than_by_its_mean():
+    rng = np.random.default_rng(1)
+    verse, chorus, intro, solo = l2_normalise(rng.standard_normal((4, 32)))
+    original = np.stack([verse, chorus, chorus])
+    live = np.stack([intro, solo, chorus, verse, intro])  # long intro and a solo, same song
+    other_song = l2_normalise(rng.standard_normal((3, 32)))
+    tracks = TrackChunks.from_lists([original, live, other_song], 32)
+    means = l2_normalise(np.stack([c.mean(axis=0) for c in (original, live, other_song)]))
+    by_mean, by_chunks = means @ means.T, chunk_match_matrix(tracks)
+    assert by_chunks[0, 1] > by_mean[0, 1]
+    assert by_chunks[0, 1] > by_chunks[0, 2]
+
+
+def test_reranking_reorders_only_each_querys_top_candidates():
+    track = np.array(
+        [
+            [1.0, 0.9, 0.8, 0.1],
+            [0.9, 1.0, 0.7, 0.2],
+            [0.8, 0.7, 1.0, 0.3],
+            [0.1, 0.2, 0.3, 1.0],
+        ]
+    )
+    chunks = np.array(
+        [
+            [1.0, 0.0, 0.9, 0.9],
+            [0.0, 1.0, 0.5, 0.1],
+            [0.9, 0.5, 1.0, 0.2],
+            [0.9, 0.1, 0.2, 1.0],
+        ]
+    )
+    reranked = reranked_similarity(track, chunks, weight=0.5, depth=2)
+    # Query 0: candidates 1 and 2 re-ranked (2 now first); 3 stays below both although its chunks match.
+    ranking = [i for i in np.argsort(-reranked[0], kind="stable") if i != 0]
+    assert ranking == [2, 1, 3]
+    np.testing.assert_allclose(
+        reranked[0, 2] - reranked[0, 1], fused_scores(0.8, 0.9, 0.5) - fused_scores(0.9, 0.0, 0.5), rtol=1e-5
+    )
+    np.testing.assert_allclose(reranked_similarity(track, chunks, weight=0.0, depth=2), track)
+
+
+def test_indexed_chunks_find_a_tracks_chunks_by_row_after_adds_and_removals():
+    chunks = random_tracks()
+    counts = [len(c) for c in chunks]
+    vectors = np.concatenate([c for c in chunks if len(c)])
+    # Stored in another order than the rows (a restore appends a track's chunks at the end): lookups
+    # still find each row's chunks, in their order.
+    owners = np.repeat(np.arange(len(chunks)), counts)
+    last = np.isin(owners, [3, 0])
+    stored = IndexedChunks(
+        np.concatenate([vectors[~last], vectors[last]]), np.concatenate([owners[~last], owners[last]])
+    )
+    for row, own in enumerate(chunks):
+        np.testing.assert_array_equal(stored.of_rows(np.array([row])).vectors, own)
+    picked = stored.of_rows(np.array([4, 1, 0]))
+    assert list(picked.counts) == [2, 0, 3]
+    without = stored.without([3, 0])
+    assert len(without.vectors) == len(vectors) - 8 and not without.of_rows(np.array([3])).counts.any()
+    back = without.added(chunks[3], [3] * 5)
+    np.testing.assert_array_equal(back.of_rows(np.array([3])).vectors, chunks[3])
