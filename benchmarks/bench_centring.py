@@ -16,7 +16,8 @@ family, 84 tracks; the demo's catalogue), the same vectors compared in several w
   best match in the other track, averaged both ways: ``core.chunk_match``) instead of by their
   pooled vectors;
 - ``centred-rerank-wW-depthD``: each query's top D tracks by the centred cosine re-ranked by
-  ``(1 - W) * cosine + W * centred chunk match`` (``core.chunk_match.reranked_similarity``).
+  ``(1 - W) * cosine + W * centred chunk match`` (``core.chunk_match.catalogue_similarity``, as the
+  evaluation stage ranks).
 
 Every variant keeps an excluded track a zero vector. MAP with its 95% bootstrap interval.
 
@@ -41,7 +42,7 @@ from bench_learning_curves import evaluation_sets
 from flop_bound import machine_facts
 
 from livi_tasks.build.head_eval import track_vectors
-from livi_tasks.core.chunk_match import TrackChunks, chunk_match_matrix, reranked_similarity
+from livi_tasks.core.chunk_match import TrackChunks, catalogue_similarity, chunk_match_matrix
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
 from livi_tasks.core.vectors import catalogue_centre, centred, centred_on_own_mean, l2_normalise
@@ -107,11 +108,13 @@ def main() -> None:
                 "centred+dba": (v := augmented(own)) @ v.T,
                 **{f"centred-top-pc-removed-{n}": (v := top_directions_removed(own, n)) @ v.T for n in (1, 2, 4)},
                 "chunk-match": chunk_similarity(list(tracks["chunks"]), None, vectors.shape[1]),
-                "centred-chunk-match": (
-                    chunks := chunk_similarity(list(tracks["chunks"]), catalogue_centre(vectors), vectors.shape[1])
+                "centred-chunk-match": chunk_similarity(
+                    list(tracks["chunks"]), catalogue_centre(vectors), vectors.shape[1]
                 ),
                 **{
-                    f"centred-rerank-w{weight}-depth{depth}": reranked_similarity(own @ own.T, chunks, weight, depth)
+                    f"centred-rerank-w{weight}-depth{depth}": catalogue_similarity(
+                        vectors, list(tracks["chunks"]), True, weight, depth
+                    )[0]
                     for weight, depth in RERANKS
                 },
             }

@@ -94,25 +94,27 @@ def fused_scores(track_scores: np.ndarray, chunk_scores: np.ndarray, weight: flo
     return (1.0 - weight) * np.asarray(track_scores, np.float32) + weight * np.asarray(chunk_scores, np.float32)
 
 
-def reranked_similarity(
-    track_similarity: np.ndarray, chunk_similarity: np.ndarray, weight: float, depth: int
-) -> np.ndarray:
-    """A catalogue's similarity matrix as re-ranked queries rank it: for each query (row) its top
-    ``depth`` other tracks by track cosine are ordered by the fused score and placed above the rest,
-    which keep their track-cosine order. Scores of the re-ranked candidates are the fused ones plus
-    an offset that keeps them on top, so only the order is meaningful."""
-    similarity = np.asarray(track_similarity, np.float32).copy()
-    depth = min(depth, len(similarity) - 1)
-    if weight == 0 or depth <= 0:
-        return similarity
-    fused = fused_scores(track_similarity, chunk_similarity, weight)
-    others = similarity.copy()
+def top_candidates(similarity: np.ndarray, depth: int) -> np.ndarray:
+    """(queries, depth) the positions of each row's ``depth`` most similar other tracks (itself left out)."""
+    others = np.asarray(similarity, np.float32).copy()
     np.fill_diagonal(others, -np.inf)
-    top = np.argpartition(-others, depth - 1, axis=1)[:, :depth]
-    rows = np.arange(len(similarity))[:, None]
-    # Fused and track scores are cosines in [-1, 1]: +4 lifts every re-ranked candidate above the rest.
-    similarity[rows, top] = fused[rows, top] + 4.0
-    return similarity
+    depth = min(depth, len(others) - 1)
+    return np.argpartition(-others, depth - 1, axis=1)[:, :depth] if depth > 0 else np.zeros((len(others), 0), int)
+
+
+def reranked_similarity(
+    cosines: np.ndarray, candidates: np.ndarray, matched: np.ndarray, weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ranking, scores) of a catalogue whose queries re-rank their ``candidates`` (queries, depth)
+    by the fused score, ``matched`` being the candidates' chunk match. ``scores`` is each answer's
+    score (fused for a re-ranked candidate, the cosine below them); ``ranking`` orders as the
+    answers do: the re-ranked candidates first (lifted by 4, above any cosine), then the rest."""
+    rows = np.arange(len(cosines))[:, None]
+    scores = np.asarray(cosines, np.float32).copy()
+    scores[rows, candidates] = fused_scores(scores[rows, candidates], matched, weight)
+    ranking = scores.copy()
+    ranking[rows, candidates] += 4.0
+    return ranking, scores
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,6 @@ class IndexedChunks:
             object.__setattr__(self, "vectors", self.vectors[order])
             owners = owners[order]
         object.__setattr__(self, "owners", owners)
-
-    @classmethod
-    def empty(cls, dim: int) -> "IndexedChunks":
-        return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
 
     def added(self, vectors: np.ndarray, owners: np.ndarray) -> "IndexedChunks":
         return IndexedChunks(
@@ -161,14 +159,24 @@ class IndexedChunks:
 def catalogue_similarity(
     vectors: np.ndarray, chunks: list[np.ndarray] | None, centre: bool, weight: float, depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ranking, scores) of every pair of a catalogue as an index of it answers: track vectors
-    centred on their own mean (``centre``), each query's top ``depth`` re-ranked with its chunks
-    (``chunks``: each track's, None or ``weight`` 0 for track vectors alone). ``scores`` are the
-    fused scores (cosines when not re-ranked); ``ranking`` orders as the answers do."""
+    """(ranking, scores) of every pair of a catalogue as an index of it answers (see
+    ``reranked_similarity``): track vectors centred on their own mean (``centre``), each query's top
+    ``depth`` re-ranked with its chunks (``chunks``: each track's; None or ``weight`` 0: track
+    vectors alone, and both matrices are the cosines)."""
     mean = catalogue_centre(vectors) if centre else None
     units = centred(vectors, mean)
     cosines = units @ units.T
     if chunks is None or weight <= 0:
         return cosines, cosines
-    matched = chunk_match_matrix(TrackChunks.from_lists([centred(c, mean) for c in chunks], units.shape[1]))
-    return reranked_similarity(cosines, matched, weight, depth), fused_scores(cosines, matched, weight)
+    counts = [len(c) for c in chunks]
+    if not sum(counts):
+        return cosines, cosines
+    stored = IndexedChunks(centred(np.concatenate(chunks), mean), np.repeat(np.arange(len(chunks)), counts))
+    candidates = top_candidates(cosines, depth)
+    matched = np.stack(
+        [
+            chunk_match(stored.of_rows(np.array([query])).vectors, stored.of_rows(row))
+            for query, row in enumerate(candidates)
+        ]
+    )
+    return reranked_similarity(cosines, candidates, matched, weight)

@@ -142,10 +142,9 @@ def _ranking_note(summary: dict) -> str:
     parts = ["Vectors centred on the catalogue's mean." if summary.get("centred") else "Vectors uncentred."]
     rerank = summary.get("chunk_rerank")
     if rerank:
-        methods = ", ".join(html.escape(m) for m, v in summary["methods"].items() if v.get("reranked")) or "none"
         parts.append(
             f"Each query's top {rerank['depth']} re-ranked by {1 - rerank['weight']:g} x track cosine + "
-            f"{rerank['weight']:g} x chunk match (methods: {methods})."
+            f"{rerank['weight']:g} x chunk match, for every method with chunk embeddings (not chroma)."
         )
     return " ".join(parts)
 

@@ -8,10 +8,11 @@ from livi_tasks.core import chunk_match as chunk_match_module
 from livi_tasks.core.chunk_match import (
     IndexedChunks,
     TrackChunks,
+    catalogue_similarity,
     chunk_match,
     chunk_match_matrix,
-    fused_scores,
     reranked_similarity,
+    top_candidates,
 )
 from livi_tasks.core.vectors import l2_normalise
 
@@ -53,7 +54,7 @@ def test_a_cover_that_shares_the_chorus_but_not_the_intro_matches_better_by_chun
 
 
 def test_reranking_reorders_only_each_querys_top_candidates():
-    track = np.array(
+    cosines = np.array(
         [
             [1.0, 0.9, 0.8, 0.1],
             [0.9, 1.0, 0.7, 0.2],
@@ -61,22 +62,27 @@ def test_reranking_reorders_only_each_querys_top_candidates():
             [0.1, 0.2, 0.3, 1.0],
         ]
     )
-    chunks = np.array(
-        [
-            [1.0, 0.0, 0.9, 0.9],
-            [0.0, 1.0, 0.5, 0.1],
-            [0.9, 0.5, 1.0, 0.2],
-            [0.9, 0.1, 0.2, 1.0],
-        ]
-    )
-    reranked = reranked_similarity(track, chunks, weight=0.5, depth=2)
-    # Query 0: candidates 1 and 2 re-ranked (2 now first); 3 stays below both although its chunks match.
-    ranking = [i for i in np.argsort(-reranked[0], kind="stable") if i != 0]
-    assert ranking == [2, 1, 3]
-    np.testing.assert_allclose(
-        reranked[0, 2] - reranked[0, 1], fused_scores(0.8, 0.9, 0.5) - fused_scores(0.9, 0.0, 0.5), rtol=1e-5
-    )
-    np.testing.assert_allclose(reranked_similarity(track, chunks, weight=0.0, depth=2), track)
+    candidates = top_candidates(cosines, depth=2)
+    assert sorted(candidates[0]) == [1, 2] and sorted(candidates[3]) == [1, 2]
+    # Query 0's chunks match track 2 and not track 1; its cosine prefers track 1.
+    matched = np.array([[0.0 if c == 1 else 0.9 for c in row] for row in candidates])
+    ranking, scores = reranked_similarity(cosines, candidates, matched, weight=0.5)
+    order = [i for i in np.argsort(-ranking[0], kind="stable") if i != 0]
+    assert order == [2, 1, 3]  # 3 stays below the re-ranked candidates
+    np.testing.assert_allclose(scores[0, [1, 2, 3]], [0.45, 0.85, 0.1], rtol=1e-6)
+    assert top_candidates(cosines, depth=10).shape == (4, 3)
+
+
+def test_a_catalogue_without_chunk_weight_is_ranked_by_its_centred_cosines():
+    chunks = [c for c in random_tracks() if len(c)] * 2
+    vectors = l2_normalise(np.stack([c.mean(axis=0) for c in chunks]))
+    ranking, scores = catalogue_similarity(vectors, chunks, centre=False, weight=0.0, depth=5)
+    np.testing.assert_allclose(ranking, vectors @ vectors.T, rtol=1e-6)
+    ranking, scores = catalogue_similarity(vectors, chunks, centre=False, weight=1.0, depth=len(chunks))
+    # Weight 1 and every track a candidate: scores are the chunk matches themselves.
+    expected = chunk_match_matrix(TrackChunks.from_lists(chunks, 16))
+    off_diagonal = ~np.eye(len(chunks), dtype=bool)
+    np.testing.assert_allclose(scores[off_diagonal], expected[off_diagonal], atol=1e-5)
 
 
 def test_indexed_chunks_find_a_tracks_chunks_by_row_after_adds_and_removals():
