@@ -9,7 +9,8 @@ takedown deletes the track from it and a restore puts it back the same way. A ch
 (re-embedded catalogue), another model or another backend means a rebuild from the members'
 embeddings, taken-down tracks left out. With ``index.centre`` (the default) a rebuild learns the
 members' mean embedding and stores every vector with it taken out; catalogues added later and
-every query are centred on that same mean (``core.vectors.centred``). With ``index.chunk_weight``
+every query are centred on that same mean (``core.vectors.centred``), until catalogues that bring
+more tracks than the index holds are added: then it is rebuilt and learns the mean again. With ``index.chunk_weight``
 above 0 (the default) the index also keeps every track's chunk embeddings (its 30 s chunks, or
 vocal segments, centred alike), and each query's top ``index.rerank_depth`` candidates are
 re-ranked chunk by chunk (``core.chunk_match``). The backend
@@ -159,8 +160,10 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
     output = index_artifact(store, backend, fingerprint)
 
     def build(target: Artifact) -> dict:
-        unchanged = same_kind and all(
-            pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items()
+        unchanged = (
+            same_kind
+            and all(pointer["members"].get(c) in (None, signature) for c, (_, signature) in wanted.items())
+            and not (cfg.index.centre and _outgrown(pointer, wanted))
         )
         if unchanged:
             index, centre, chunks, result = _update(cfg, store, model, pointer, current, wanted, set(taken))
@@ -197,6 +200,14 @@ def _build_catalogue_index(cfg: LiviConfig, catalogues: list[str], store: Artifa
         keep = {result["collection"], *([previous] if previous else [])}
         retire_collections(cfg.index_backend, keep)
     return result
+
+
+def _outgrown(pointer: dict, wanted: dict) -> bool:
+    """The new catalogues bring more tracks than the index holds: the mean it learned would be a
+    minority's (or it had too few tracks to learn one), so the index is rebuilt and learns it again."""
+    new = [artifacts for catalogue, (artifacts, _) in wanted.items() if catalogue not in pointer["members"]]
+    added = sum(len(artifact.read_table("tracks")) for artifacts in new for artifact in artifacts)
+    return added > pointer.get("tracks", 0)
 
 
 def _rebuild(cfg, store, model, members, wanted, taken: set[str], fingerprint: str):

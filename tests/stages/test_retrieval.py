@@ -15,6 +15,7 @@ from livi_tasks.core.chunk_match import chunk_match, fused_scores
 from livi_tasks.core.config import IndexBackendConfig, LiviConfig
 from livi_tasks.core.store import ArtifactStore
 from livi_tasks.core.takedowns import active_takedowns
+from livi_tasks.pipeline import run_stage_over_shards
 from livi_tasks.stages.catalogue import ingest_catalogue
 from livi_tasks.stages.index_artifacts import close_index, open_index, read_chunks
 from livi_tasks.stages.lineage import artifact_for, current_ingest, shard_ids, track_segment_embeddings
@@ -207,3 +208,27 @@ def test_the_index_keeps_each_tracks_chunks_and_reranks_its_candidates_by_them(d
     rebuilt = build_catalogue_index(plain, ["demo"], store=store)
     assert rebuilt["rebuilt"] and not rebuilt["chunks"] and read_chunks(current_index(store)[1]) is None
     assert open_published_index(plain, store).chunks is None
+
+
+def test_an_index_outgrown_by_a_new_catalogue_is_rebuilt_and_learns_its_mean_again(
+    demo_indexed, demo_catalogue, tmp_path
+):
+    cfg = copy_served_store(demo_indexed["cfg"], tmp_path / "data")
+    store = ArtifactStore(cfg.store.root)
+    small = demo_catalogue.parent / "small.csv"
+    manifest = pd.read_csv(demo_catalogue)
+    manifest[manifest["track_id"].str.startswith("work")].head(3).to_csv(small, index=False)
+    ingest_catalogue(cfg, small, "small", store=store)
+    run_stage_over_shards(cfg, "embed", "small")
+    store.fs.rm(f"{cfg.store.root}/_index/CURRENT.json")  # start over: an index of the small catalogue alone
+    first = build_catalogue_index(cfg, ["small"], store=store)
+    assert first["rebuilt"] and first["tracks"] == 3 and not first["centred"]  # too few tracks for a mean
+    grown = build_catalogue_index(cfg, ["demo"], store=store)
+    assert (
+        grown["rebuilt"] and grown["centred"] and grown["tracks"] == first["tracks"] + demo_indexed["index"]["tracks"]
+    )
+    # A catalogue smaller than the index is added to it, on the mean it has.
+    ingest_catalogue(cfg, small, "again", store=store)
+    run_stage_over_shards(cfg, "embed", "again")
+    added = build_catalogue_index(cfg, ["again"], store=store)
+    assert not added["rebuilt"] and added["added"] == ["again"]
