@@ -5,7 +5,7 @@ versions share (the chorus sung again, the verses in another order) are averaged
 they do not (a live intro, a solo, a bridge left out), so the means drift apart. Matching chunks
 keeps what is shared: each chunk's best match in the other track, averaged over both tracks'
 chunks (``chunk_match``). The search still runs on the track vectors; the top candidates are
-then re-ranked by ``(1 - weight) * track cosine + weight * chunk match`` (``rerank_scores``), the
+then re-ranked by ``(1 - weight) * track cosine + weight * chunk match`` (``fused_scores``), the
 weight being ``index.chunk_weight`` (BENCHMARKS.md, "Chunk re-ranking").
 
 Chunks are compared as the index stores tracks: unit vectors centred on the index's mean
@@ -47,9 +47,6 @@ class TrackChunks:
 
     def __len__(self) -> int:
         return len(self.starts) - 1
-
-    def of(self, track: int) -> np.ndarray:
-        return self.vectors[self.starts[track] : self.starts[track + 1]]
 
 
 def _block_scores(query: TrackChunks, candidates: TrackChunks) -> np.ndarray:
