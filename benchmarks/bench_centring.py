@@ -42,10 +42,10 @@ from bench_learning_curves import evaluation_sets
 from flop_bound import machine_facts
 
 from livi_tasks.build.head_eval import track_vectors
-from livi_tasks.core.chunk_match import TrackChunks, catalogue_similarity, chunk_match_matrix
+from livi_tasks.core.chunk_match import catalogue_similarity
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
-from livi_tasks.core.vectors import catalogue_centre, centred, centred_on_own_mean, l2_normalise
+from livi_tasks.core.vectors import catalogue_centre, centred, l2_normalise
 from livi_tasks.models.encoder import head_from_bytes
 from livi_tasks.models.registry import shipped_head
 
@@ -70,8 +70,9 @@ def top_directions_removed(vectors: np.ndarray, count: int) -> np.ndarray:
     return l2_normalise(vectors - vectors @ top @ top.T)
 
 
-def chunk_similarity(chunks: list[np.ndarray], centre: np.ndarray | None, dim: int) -> np.ndarray:
-    return chunk_match_matrix(TrackChunks.from_lists([centred(c, centre) if len(c) else c for c in chunks], dim))
+def chunk_match_alone(vectors: np.ndarray, chunks: list[np.ndarray], centre: bool) -> np.ndarray:
+    """Every track ranked by the chunk match alone: weight 1, every other track a candidate."""
+    return catalogue_similarity(vectors, chunks, centre, 1.0, len(vectors))[0]
 
 
 def scores(similarity: np.ndarray, work_ids) -> dict:
@@ -99,7 +100,7 @@ def main() -> None:
         everything = catalogue_centre(np.concatenate([vectors for vectors, _ in embedded.values()]))
         variants = {}
         for family, (vectors, tracks) in embedded.items():
-            own = centred_on_own_mean(vectors)
+            own = centred(vectors, catalogue_centre(vectors))
             compared = {
                 "uncentred": vectors @ vectors.T,
                 "centred": own @ own.T,
@@ -107,10 +108,8 @@ def main() -> None:
                 "centred-on-all": (v := centred(vectors, everything)) @ v.T,
                 "centred+dba": (v := augmented(own)) @ v.T,
                 **{f"centred-top-pc-removed-{n}": (v := top_directions_removed(own, n)) @ v.T for n in (1, 2, 4)},
-                "chunk-match": chunk_similarity(list(tracks["chunks"]), None, vectors.shape[1]),
-                "centred-chunk-match": chunk_similarity(
-                    list(tracks["chunks"]), catalogue_centre(vectors), vectors.shape[1]
-                ),
+                "chunk-match": chunk_match_alone(vectors, list(tracks["chunks"]), False),
+                "centred-chunk-match": chunk_match_alone(vectors, list(tracks["chunks"]), True),
                 **{
                     f"centred-rerank-w{weight}-depth{depth}": catalogue_similarity(
                         vectors, list(tracks["chunks"]), True, weight, depth

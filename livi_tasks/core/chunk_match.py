@@ -21,9 +21,6 @@ import numpy as np
 
 from livi_tasks.core.vectors import catalogue_centre, centred
 
-# Query tracks scored at once by ``chunk_match_matrix``: bounds the (query chunks x all chunks) block.
-QUERY_BLOCK = 64
-
 
 @dataclass(frozen=True)
 class TrackChunks:
@@ -33,56 +30,26 @@ class TrackChunks:
     vectors: np.ndarray  # (chunks, dim)
     starts: np.ndarray  # (tracks + 1,) int64, non-decreasing, starts[0] == 0, starts[-1] == chunks
 
-    @classmethod
-    def from_lists(cls, chunks: list[np.ndarray], dim: int) -> "TrackChunks":
-        counts = np.array([len(c) for c in chunks], np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        present = [np.asarray(c, np.float32).reshape(-1, dim) for c in chunks if len(c)]
-        vectors = np.concatenate(present) if present else np.zeros((0, dim), np.float32)
-        return cls(vectors, starts)
-
     @property
     def counts(self) -> np.ndarray:
         return np.diff(self.starts)
 
-    def __len__(self) -> int:
-        return len(self.starts) - 1
-
-
-def _block_scores(query: TrackChunks, candidates: TrackChunks) -> np.ndarray:
-    """(query tracks, candidate tracks) symmetric best-match means; 0 where either has no chunks."""
-    scores = np.zeros((len(query), len(candidates)), np.float32)
-    rows, columns = np.flatnonzero(query.counts), np.flatnonzero(candidates.counts)
-    if not len(rows) or not len(columns):
-        return scores
-    similarity = query.vectors @ candidates.vectors.T
-    # reduceat needs the start of every non-empty group (an empty one would read its neighbour's).
-    row_starts, column_starts = query.starts[rows], candidates.starts[columns]
-    row_counts, column_counts = query.counts[rows], candidates.counts[columns]
-    best_in_candidate = np.maximum.reduceat(similarity, column_starts, axis=1)  # each query chunk's best per track
-    forward = np.add.reduceat(best_in_candidate, row_starts, axis=0) / row_counts[:, None]
-    best_in_query = np.maximum.reduceat(similarity, row_starts, axis=0)  # each candidate chunk's best per query
-    backward = np.add.reduceat(best_in_query, column_starts, axis=1) / column_counts[None, :]
-    scores[np.ix_(rows, columns)] = 0.5 * (forward + backward)
-    return scores
-
 
 def chunk_match(query: np.ndarray, candidates: TrackChunks) -> np.ndarray:
     """(candidates,) how well one track's chunks (rows of ``query``) and each candidate's match:
-    each chunk's best cosine in the other track, averaged over both tracks' chunks."""
+    each chunk's best cosine in the other track, averaged over both tracks' chunks; 0 where
+    either has none."""
     query = np.asarray(query, np.float32).reshape(-1, candidates.vectors.shape[1])
-    own = TrackChunks(query, np.array([0, len(query)], np.int64))
-    return _block_scores(own, candidates)[0]
-
-
-def chunk_match_matrix(tracks: TrackChunks) -> np.ndarray:
-    """(tracks, tracks) ``chunk_match`` of every pair, computed a block of query tracks at a time."""
-    scores = np.zeros((len(tracks), len(tracks)), np.float32)
-    for first in range(0, len(tracks), QUERY_BLOCK):
-        last = min(first + QUERY_BLOCK, len(tracks))
-        starts = tracks.starts[first : last + 1]
-        block = TrackChunks(tracks.vectors[starts[0] : starts[-1]], starts - starts[0])
-        scores[first:last] = _block_scores(block, tracks)
+    scores = np.zeros(len(candidates.counts), np.float32)
+    present = np.flatnonzero(candidates.counts)
+    if not len(query) or not len(present):
+        return scores
+    similarity = query @ candidates.vectors.T
+    # reduceat needs the start of every non-empty track (an empty one would read its neighbour's).
+    starts = candidates.starts[present]
+    forward = np.maximum.reduceat(similarity, starts, axis=1).mean(axis=0)  # each query chunk's best per track
+    backward = np.add.reduceat(similarity.max(axis=0), starts) / candidates.counts[present]  # and the other way
+    scores[present] = 0.5 * (forward + backward)
     return scores
 
 
@@ -132,10 +99,10 @@ class IndexedChunks:
             owners = owners[order]
         object.__setattr__(self, "owners", owners)
 
-    def added(self, vectors: np.ndarray, owners: np.ndarray) -> "IndexedChunks":
+    def added(self, other: "IndexedChunks") -> "IndexedChunks":
         return IndexedChunks(
-            np.concatenate([self.vectors, np.asarray(vectors, self.vectors.dtype)]),
-            np.concatenate([self.owners, np.asarray(owners, np.int64)]),
+            np.concatenate([self.vectors, np.asarray(other.vectors, self.vectors.dtype)]),
+            np.concatenate([self.owners, other.owners]),
         )
 
     def without(self, positions) -> "IndexedChunks":

@@ -59,9 +59,3 @@ def centred(vectors: np.ndarray, centre: np.ndarray | None) -> np.ndarray:
     moved = units - np.asarray(centre, np.float32)
     usable = np.linalg.norm(moved, axis=1, keepdims=True) > 1e-6
     return l2_normalise(np.where(live & usable, moved, units))
-
-
-def centred_on_own_mean(vectors: np.ndarray, enabled: bool = True) -> np.ndarray:
-    """A catalogue's vectors centred on their own mean, as an index of that catalogue holds them
-    (``enabled`` False, or too few tracks: the unit rows alone)."""
-    return centred(vectors, catalogue_centre(vectors) if enabled else None)

@@ -239,8 +239,8 @@ def _evaluate(
     summary["missing"] = sorted(set(METHOD_LABELS) - set(available))
     for method, artifacts in available.items():
         matrix, coverage = _embedding_matrix(universe, artifacts)
-        has_chunks = all(a.exists("segment_embeddings.npy") for a in artifacts)
-        chunks = track_segment_embeddings(artifacts, universe["track_id"]) if has_chunks else None
+        reranked = cfg.index.chunk_weight > 0 and all(a.exists("segment_embeddings.npy") for a in artifacts)
+        chunks = track_segment_embeddings(artifacts, universe["track_id"]) if reranked else None
         ranking, similarity = catalogue_similarity(
             matrix, chunks, cfg.index.centre, cfg.index.chunk_weight, cfg.index.rerank_depth
         )
@@ -248,7 +248,6 @@ def _evaluate(
         per_query = metrics.per_query()
         per_query["track_id"] = universe.track_id.to_numpy()[per_query.query_index]
         results[method] = {"ranking": ranking, "similarity": similarity, "per_query": per_query}
-        reranked = has_chunks and cfg.index.chunk_weight > 0
         summary["methods"][method] = {**metrics.as_dict(), "coverage": coverage, "reranked": reranked}
         output.write_table(f"per_query_{method}", per_query)
         log.info(

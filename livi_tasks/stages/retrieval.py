@@ -97,10 +97,15 @@ def _read_embeddings(
     return matrix[keep], rows.loc[keep, ["catalogue", "track_id", "work_id"]].reset_index(drop=True)
 
 
-def _indexed_chunks(per_track: list[np.ndarray], positions, centre: np.ndarray | None, dim: int) -> IndexedChunks:
-    """The chunks of tracks at these row positions, centred as the tracks are."""
+def _held_chunks(index, catalogues: list[tuple[pd.DataFrame, list[Artifact]]], centre) -> IndexedChunks:
+    """The chunks of tracks the index holds (each catalogue's rows and embed artifacts), at their
+    row positions, centred as the tracks are."""
+    per_track, positions = [], []
+    for rows, artifacts in catalogues:
+        per_track += track_segment_embeddings(artifacts, rows["track_id"])
+        positions += [index.position(c, t) for c, t in zip(rows["catalogue"], rows["track_id"])]
     counts = [len(chunks) for chunks in per_track]
-    vectors = np.concatenate(per_track) if sum(counts) else np.zeros((0, dim), np.float32)
+    vectors = np.concatenate(per_track) if sum(counts) else np.zeros((0, index.dim), np.float32)
     return IndexedChunks(centred(vectors, centre), np.repeat(np.asarray(positions, np.int64), counts))
 
 
@@ -219,19 +224,15 @@ def _rebuild(cfg, store, model, members, wanted, taken: set[str], fingerprint: s
     vectors, rows = np.concatenate([p[0] for p in parts]), pd.concat([p[1] for p in parts], ignore_index=True)
     centre = catalogue_centre(vectors) if cfg.index.centre else None
     vectors = centred(vectors, centre)
-    chunks = None
-    if cfg.index.chunk_weight > 0:  # rows are numbered in this order by the new index
-        per_track = [
-            track_chunks
-            for (_, artifacts), (_, part_rows) in zip(sorted(everything.items()), parts)
-            for track_chunks in track_segment_embeddings(artifacts, part_rows["track_id"])
-        ]
-        chunks = _indexed_chunks(per_track, np.arange(len(rows)), centre, vectors.shape[1])
     if cfg.index_backend.name == "milvus":
         index, _ = new_milvus_index(cfg.index_backend, fingerprint, vectors.shape[1], model)
         index.add(vectors, rows)
     else:
         index = TrackIndex.build(vectors, rows, cfg.index, model)
+    chunks = None
+    if cfg.index.chunk_weight > 0:
+        members_rows = [(part[1], artifacts) for (_, artifacts), part in zip(sorted(everything.items()), parts)]
+        chunks = _held_chunks(index, members_rows, centre)
     log.info(
         "built a %s %s index of %d tracks from %s (%s)",
         index.backend,
@@ -256,8 +257,7 @@ def _update(cfg, store, model, pointer, current, wanted, taken: set[str]):
         vectors, rows = _read_embeddings(catalogue, wanted[catalogue][0], leave_out=taken)
         index.add(centred(vectors, centre), rows)
         if chunks is not None:
-            per_track = track_segment_embeddings(wanted[catalogue][0], rows["track_id"])
-            chunks = chunks.added(*_chunk_arrays(index, rows, per_track, centre))
+            chunks = chunks.added(_held_chunks(index, [(rows, wanted[catalogue][0])], centre))
     before = set(pointer.get("takedowns", []))
     deleted = sorted(taken - before)
     keys = [tuple(key.split("/", 1)) for key in deleted]
@@ -277,13 +277,6 @@ def _update(cfg, store, model, pointer, current, wanted, taken: set[str]):
     return index, centre, chunks, {"added": new, "rebuilt": False, "deleted": deleted, "restored": restored}
 
 
-def _chunk_arrays(index, rows: pd.DataFrame, per_track: list[np.ndarray], centre) -> tuple[np.ndarray, np.ndarray]:
-    """(centred chunk vectors, their row positions) of tracks the index holds."""
-    positions = [index.position(c, t) for c, t in zip(rows["catalogue"], rows["track_id"])]
-    chunks = _indexed_chunks(per_track, positions, centre, index.dim)
-    return chunks.vectors, chunks.owners
-
-
 def _restore(cfg, store, model, index, restored: list[str], centre, chunks: IndexedChunks | None):
     """Put the restored tracks back (and their chunks, when the index keeps them); returns the chunks."""
     by_catalogue: dict[str, set[str]] = {}
@@ -299,9 +292,7 @@ def _restore(cfg, store, model, index, restored: list[str], centre, chunks: Inde
         if (~held).any():
             index.add(vectors[~held], rows[~held].reset_index(drop=True))
         if chunks is not None:
-            chunks = chunks.added(
-                *_chunk_arrays(index, rows, track_segment_embeddings(artifacts, rows["track_id"]), centre)
-            )
+            chunks = chunks.added(_held_chunks(index, [(rows, artifacts)], centre))
     return chunks
 
 

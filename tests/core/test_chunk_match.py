@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from livi_tasks.core import chunk_match as chunk_match_module
 from livi_tasks.core.chunk_match import (
     IndexedChunks,
-    TrackChunks,
     catalogue_similarity,
     chunk_match,
-    chunk_match_matrix,
     reranked_similarity,
     top_candidates,
 )
@@ -24,20 +21,28 @@ def pairwise_best_match(own: np.ndarray, other: np.ndarray) -> float:
     return 0.5 * (pairs.max(axis=1).mean() + pairs.max(axis=0).mean())
 
 
+def catalogue_chunks(chunks: list[np.ndarray]) -> IndexedChunks:
+    """Tracks as an index keeps them: row t owns the chunks of ``chunks[t]``."""
+    return IndexedChunks(np.concatenate(chunks), np.repeat(np.arange(len(chunks)), [len(c) for c in chunks]))
+
+
+def chunk_matches(chunks: list[np.ndarray]) -> np.ndarray:
+    """Every pair's chunk match: each track a query against all of them."""
+    tracks = catalogue_chunks(chunks).of_rows(np.arange(len(chunks)))
+    return np.stack([chunk_match(own, tracks) for own in chunks])
+
+
 def random_tracks(seed: int = 0, dim: int = 16) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     counts = [3, 0, 1, 5, 2, 0, 4]  # tracks the vocal filter excluded have no chunks
     return [l2_normalise(rng.standard_normal((n, dim))) if n else np.zeros((0, dim), np.float32) for n in counts]
 
 
-def test_every_pair_scores_its_chunks_best_matches_averaged_both_ways(monkeypatch):
-    monkeypatch.setattr(chunk_match_module, "QUERY_BLOCK", 3)  # blocks that split the catalogue unevenly
+def test_every_pair_scores_its_chunks_best_matches_averaged_both_ways():
     chunks = random_tracks()
-    tracks = TrackChunks.from_lists(chunks, 16)
     expected = np.array([[pairwise_best_match(a, b) for b in chunks] for a in chunks])
-    np.testing.assert_allclose(chunk_match_matrix(tracks), expected, atol=1e-6)
-    np.testing.assert_allclose(chunk_match(chunks[3], tracks), expected[3], atol=1e-6)
-    assert not chunk_match_matrix(tracks)[[1, 5]].any()  # no chunks: 0 against everything
+    np.testing.assert_allclose(chunk_matches(chunks), expected, atol=1e-6)
+    assert not chunk_matches(chunks)[[1, 5]].any()  # no chunks: 0 against everything
 
 
 def test_a_cover_that_shares_the_chorus_but_not_the_intro_matches_better_by_chunks_than_by_its_mean():
@@ -46,9 +51,8 @@ def test_a_cover_that_shares_the_chorus_but_not_the_intro_matches_better_by_chun
     original = np.stack([verse, chorus, chorus])
     live = np.stack([intro, solo, chorus, verse, intro])  # long intro and a solo, same song
     other_song = l2_normalise(rng.standard_normal((3, 32)))
-    tracks = TrackChunks.from_lists([original, live, other_song], 32)
     means = l2_normalise(np.stack([c.mean(axis=0) for c in (original, live, other_song)]))
-    by_mean, by_chunks = means @ means.T, chunk_match_matrix(tracks)
+    by_mean, by_chunks = means @ means.T, chunk_matches([original, live, other_song])
     assert by_chunks[0, 1] > by_mean[0, 1]
     assert by_chunks[0, 1] > by_chunks[0, 2]
 
@@ -80,7 +84,7 @@ def test_a_catalogue_without_chunk_weight_is_ranked_by_its_centred_cosines():
     np.testing.assert_allclose(ranking, vectors @ vectors.T, rtol=1e-6)
     ranking, scores = catalogue_similarity(vectors, chunks, centre=False, weight=1.0, depth=len(chunks))
     # Weight 1 and every track a candidate: scores are the chunk matches themselves.
-    expected = chunk_match_matrix(TrackChunks.from_lists(chunks, 16))
+    expected = np.array([[pairwise_best_match(a, b) for b in chunks] for a in chunks])
     off_diagonal = ~np.eye(len(chunks), dtype=bool)
     np.testing.assert_allclose(scores[off_diagonal], expected[off_diagonal], atol=1e-5)
 
@@ -102,5 +106,5 @@ def test_indexed_chunks_find_a_tracks_chunks_by_row_after_adds_and_removals():
     assert list(picked.counts) == [2, 0, 3]
     without = stored.without([3, 0])
     assert len(without.vectors) == len(vectors) - 8 and not without.of_rows(np.array([3])).counts.any()
-    back = without.added(chunks[3], [3] * 5)
+    back = without.added(IndexedChunks(chunks[3], np.full(5, 3)))
     np.testing.assert_array_equal(back.of_rows(np.array([3])).vectors, chunks[3])
