@@ -17,7 +17,9 @@ Modes (a results file collects them; a run already in it is skipped, so a killed
 
 - ``sizes``: heads trained on N works drawn from the pool of ``--chunk`` catalogues (both versions
   of each drawn work), for each N of ``--sizes`` and ``--repeats`` draws;
-- ``voices``: a fixed number of works whose tracks are sung by at most K distinct voices;
+- ``voices``: heads trained on the same number of examples (``--voice-examples``) sung by K distinct
+  voices (the first K of a random order; 0: all), by one engine's voices (``flite``) or by K of them
+  (``espeak-ng:24``), so that the number of voices and engines is the only thing that changes;
 - ``ablation``: one head per named variant of the recipe (``--variant NAME:section.field=value,...``);
 - ``reevaluate``: every head already measured, scored again on evaluation families it lacks (its
   best weights are in the run's checkpoint), so that a family added later covers earlier runs;
@@ -118,12 +120,14 @@ def voice_of(work_dir: Path, chunk: Chunk) -> pd.Series:
 
 
 def pool_works(work_dir: Path, chunks: list[Chunk], whisper: str) -> pd.DataFrame:
-    """One row per training example of the pool: its work (``<chunk>/<work>``) and voice."""
+    """One row per training example of the pool: its chunk, row in that chunk's table, work
+    (``<chunk>/<work>``) and voice."""
     rows = []
     for chunk in chunks:
         table = pd.read_parquet(chunk_cache(work_dir, chunk, whisper) / "chunks.parquet")
         work = chunk.name + "/" + table["work_id"].astype(str)
-        rows.append(pd.DataFrame({"work": work, "voice": table["track_id"].map(voice_of(work_dir, chunk))}))
+        voice = table["track_id"].map(voice_of(work_dir, chunk))
+        rows.append(pd.DataFrame({"chunk": chunk.name, "row": np.arange(len(table)), "work": work, "voice": voice}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -142,16 +146,35 @@ def segment_style_pairs(work_dir: Path, chunks: list[Chunk], whisper: str):
     return FramePairs(sources, np.concatenate(rows), works)
 
 
-def selection(work_dir: Path, works: set[str], voices: set[str] | None = None):
-    """``keep`` for ``training_pairs``: examples of the chosen works (sung by the allowed voices)."""
+def selection(works: set[str]):
+    """``keep`` for ``training_pairs``: examples of the chosen works."""
 
     def keep(chunk: Chunk, table: pd.DataFrame) -> np.ndarray:
-        chosen = (chunk.name + "/" + table["work_id"].astype(str)).isin(works)
-        if voices is not None:
-            chosen &= table["track_id"].map(voice_of(work_dir, chunk)).isin(voices)
-        return chosen.to_numpy()
+        return (chunk.name + "/" + table["work_id"].astype(str)).isin(works).to_numpy()
 
     return keep
+
+
+def rows_selection(examples: pd.DataFrame):
+    """``keep`` for ``training_pairs``: these rows of ``pool_works``."""
+
+    def keep(chunk: Chunk, table: pd.DataFrame) -> np.ndarray:
+        return np.isin(np.arange(len(table)), examples.loc[examples["chunk"] == chunk.name, "row"])
+
+    return keep
+
+
+def voice_set(spec: str, voices: np.ndarray) -> set[str]:
+    """The voices a ``--voices`` item allows, taken in the order of ``voices`` (a random order):
+    ``K`` the first K (0: all), ``ENGINE`` every voice of that engine, ``ENGINE:K`` its first K."""
+    engine, _, count = spec.rpartition(":") if ":" in spec or spec.isdigit() else (spec, "", "0")
+    if not count.isdigit():
+        raise SystemExit(f"--voices: {spec!r} is not K, ENGINE or ENGINE:K")
+    allowed = [voice for voice in voices if not engine or voice.split(":")[0] == engine]
+    if not allowed:
+        engines = sorted({voice.split(":")[0] for voice in voices})
+        raise SystemExit(f"--voices: no voice of engine {engine!r} in the pool ({', '.join(engines)})")
+    return set(allowed[: int(count)] if int(count) else allowed)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -259,6 +282,8 @@ def markdown(results: dict, families: list[str]) -> str:
             lines.append("|" + "---|" * (len(families) + 4))
             for label, run in runs.items():
                 name = label.split("/")[0] if mode == "ablation" else str(run.get(key, label))
+                if "voice_set" in run:
+                    name = f"{run['voice_set']} ({run['voices']} voices)"
                 row = [name, str(run["examples"]), *(cell(run, f) for f in families)]
                 lines.append("| " + " | ".join([*row, str(run["best_epoch"]), f"{run['train_seconds']:.0f}"]) + " |")
             lines.append("")
@@ -279,8 +304,16 @@ def main() -> None:
         "--eval", action="append", default=[], help="Evaluation family (default randomised, foreign, demo)."
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[250, 500, 1000, 2000], help="Works per head (sizes).")
-    parser.add_argument("--voices", type=int, nargs="+", default=[1, 4, 16, 0], help="Distinct voices (0: all).")
-    parser.add_argument("--voice-works", type=int, default=400, help="Works per head in the voices mode.")
+    parser.add_argument(
+        "--voices",
+        nargs="+",
+        default=["flite", "espeak-ng:24", "espeak-ng:48", "espeak-ng", "0"],
+        help="voices: the voices of each head: K (the first K of a random order, 0: all), ENGINE (all of its "
+        "voices) or ENGINE:K (K of them).",
+    )
+    parser.add_argument(
+        "--voice-examples", type=int, default=300, help="voices: training examples per head (the same for every point)."
+    )
     parser.add_argument("--repeats", type=int, default=1, help="Draws (and training seeds) per point.")
     parser.add_argument("--variant", action="append", default=[], help="NAME:section.field=value,... (ablation).")
     parser.add_argument(
@@ -360,21 +393,23 @@ def main() -> None:
                     logging.warning("sizes: %d works asked, the pool has %d", size, len(works))
                     continue
                 chosen = set(works[:size])
-                pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(work_dir, chosen))
+                pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(chosen))
                 folder = run_folder(work_dir, args.whisper, "sizes", f"{size}/r{repeat}")
                 record(f"{size}/r{repeat}", lambda: {"size": size, **score(seeded, pairs, folder, sets, threshold)})
         elif args.mode == "voices":
             voices = rng.permutation(sorted(pool["voice"].unique()))
-            for count in args.voices:
-                allowed = set(voices[:count]) if count else set(voices)
-                works = rng.permutation(sorted(pool.loc[pool["voice"].isin(allowed), "work"].unique()))
-                chosen = set(works[: args.voice_works])
-                pairs, _ = training_pairs(work_dir, chunks, args.whisper, selection(work_dir, chosen, allowed))
-                folder = run_folder(work_dir, args.whisper, "voices", f"{count or len(allowed)}/r{repeat}")
-                record(
-                    f"{count or len(allowed)}/r{repeat}",
-                    lambda: {"voices": len(allowed), **score(seeded, pairs, folder, sets, threshold)},
-                )
+            for spec in args.voices:
+                allowed = voice_set(spec, voices)
+                sung = pool[pool["voice"].isin(allowed)]
+                if len(sung) < args.voice_examples:
+                    logging.warning("voices %s: %d examples, %d asked", spec, len(sung), args.voice_examples)
+                    continue
+                examples = sung.sample(args.voice_examples, random_state=repeat)
+                pairs, _ = training_pairs(work_dir, chunks, args.whisper, rows_selection(examples))
+                label = f"{spec}/r{repeat}"
+                folder = run_folder(work_dir, args.whisper, "voices", label)
+                measured = {"voices": len(allowed), "voice_set": spec}
+                record(label, lambda: {**measured, **score(seeded, pairs, folder, sets, threshold)})
         else:
             for spec in args.variant:
                 name, _, settings = spec.partition(":")
