@@ -4,7 +4,10 @@
 published one plus a delete: nothing is rebuilt). Running services leave it out of answers as
 soon as they see the record (the service that took the DELETE at once, others within
 ``serve.refresh_s``) and swap in the new index when it is published. Later ingests of the
-catalogue quarantine the track and later index builds leave it out, until ``restore``.
+catalogue quarantine the track and later index builds leave it out, until ``restore``. A track
+the catalogue's current ingest does not hold (or a catalogue not ingested yet) can be taken down
+ahead of its ingest; the answer then carries a warning, since a mistyped name would otherwise be
+recorded without a word.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.store import ArtifactMissing, ArtifactStore
 from livi_tasks.core.takedowns import TakedownError, active_takedowns, check_track, record_action
+from livi_tasks.stages.lineage import INGEST_SHARD, current_ingest
 from livi_tasks.stages.retrieval import build_catalogue_index, current_index
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,19 @@ def reindex_published(cfg: LiviConfig, store: ArtifactStore) -> dict | None:
     )
     cfg = cfg.model_copy(update={"index_backend": backend})
     return build_catalogue_index(cfg, sorted(pointer["members"]), store=store, model=pointer["model"])
+
+
+def _not_ingested(store: ArtifactStore, catalogue: str, track_id: str) -> str:
+    """Why the track is not among the catalogue's current ingest (its tracks and its quarantine);
+    "" when it is."""
+    try:
+        pointer = current_ingest(store, catalogue)
+    except ArtifactMissing:
+        return f"catalogue {catalogue!r} has not been ingested into {store.root}"
+    ingest = store.artifact(catalogue, "ingest", INGEST_SHARD, pointer["fingerprint"])
+    if any((ingest.read_table(table)["track_id"] == track_id).any() for table in ("tracks", "quarantine")):
+        return ""
+    return f"track {track_id!r} is not in catalogue {catalogue!r} as last ingested"
 
 
 def _republish(cfg: LiviConfig, store: ArtifactStore) -> dict:
@@ -84,6 +101,10 @@ def _act(
         raise TakedownError(f"{catalogue}/{track_id} is not taken down")
     record = record_action(store, catalogue, track_id, action, reason, by, via)
     log.info("%s %s/%s (by %s: %s)", action, catalogue, track_id, record.by, record.reason)
+    unknown = _not_ingested(store, catalogue, track_id) if action == "remove" else ""
+    if unknown:
+        log.warning("%s: recorded all the same, it applies when the track is ingested (check the name)", unknown)
     pointer = _published_members(store)
     indexed = pointer is not None and catalogue in pointer["members"]
-    return {"record": record.as_dict(), "index": _republish(cfg, store) if reindex and indexed else None}
+    result = {"record": record.as_dict(), "index": _republish(cfg, store) if reindex and indexed else None}
+    return {**result, "warning": f"{unknown}: recorded; it applies when the track is ingested"} if unknown else result
