@@ -17,7 +17,12 @@ family, 84 tracks; the demo's catalogue), the same vectors compared in several w
   pooled vectors;
 - ``centred-rerank-wW-depthD``: each query's top D tracks by the centred cosine re-ranked by
   ``(1 - W) * cosine + W * centred chunk match`` (``core.chunk_match.catalogue_similarity``, as the
-  evaluation stage ranks).
+  evaluation stage ranks);
+- ``rerank+qe-kK``: average query expansion after that ranking (each query plus its top K answers
+  weighted by their fused score cubed, renormalised, then searched and re-ranked again with the
+  query's own chunks);
+- ``rerank+csls-kK``: that ranking with hub tracks pushed down (each answer's score less half the
+  mean of its own K best scores: cross-domain similarity local scaling).
 
 Every variant keeps an excluded track a zero vector. MAP with its 95% bootstrap interval.
 
@@ -42,7 +47,13 @@ from bench_learning_curves import evaluation_sets
 from flop_bound import machine_facts
 
 from livi_tasks.build.head_eval import track_vectors
-from livi_tasks.core.chunk_match import catalogue_similarity
+from livi_tasks.core.chunk_match import (
+    IndexedChunks,
+    catalogue_similarity,
+    chunk_match,
+    reranked_similarity,
+    top_candidates,
+)
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
 from livi_tasks.core.vectors import catalogue_centre, centred, l2_normalise
@@ -73,6 +84,41 @@ def top_directions_removed(vectors: np.ndarray, count: int) -> np.ndarray:
 def chunk_match_alone(vectors: np.ndarray, chunks: list[np.ndarray], centre: bool) -> np.ndarray:
     """Every track ranked by the chunk match alone: weight 1, every other track a candidate."""
     return catalogue_similarity(vectors, chunks, centre, 1.0, len(vectors))[0]
+
+
+def _reranked_queries(queries: np.ndarray, units: np.ndarray, stored: IndexedChunks, weight: float, depth: int):
+    """(ranking, scores) of the catalogue ``units`` for each track's query vector (row i: track i's),
+    re-ranked with track i's own chunks."""
+    cosines = queries @ units.T
+    candidates = top_candidates(cosines, depth)
+    matched = np.stack(
+        [chunk_match(stored.of_rows(np.array([q])).vectors, stored.of_rows(row)) for q, row in enumerate(candidates)]
+    )
+    return reranked_similarity(cosines, candidates, matched, weight)
+
+
+def query_expanded(vectors: np.ndarray, chunks: list[np.ndarray], neighbours: int, weight=0.5, depth=100):
+    """Average query expansion (alpha 3) after the pipeline's ranking, then that ranking again."""
+    mean = catalogue_centre(vectors)
+    units = centred(vectors, mean)
+    stored = IndexedChunks(
+        centred(np.concatenate(chunks), mean), np.repeat(np.arange(len(chunks)), list(map(len, chunks)))
+    )
+    ranking, fused = _reranked_queries(units, units, stored, weight, depth)
+    np.fill_diagonal(ranking, -np.inf)
+    nearest = np.argsort(-ranking, axis=1)[:, :neighbours]
+    weights = np.clip(np.take_along_axis(fused, nearest, axis=1), 0, None) ** 3
+    live = (np.linalg.norm(units, axis=1) > 0)[:, None]
+    queries = l2_normalise(units + (weights[:, :, None] * units[nearest]).sum(axis=1)) * live
+    return _reranked_queries(queries, units, stored, weight, depth)[0]
+
+
+def hubs_scaled(vectors: np.ndarray, chunks: list[np.ndarray], neighbours: int, weight=0.5, depth=100):
+    """The pipeline's ranking less half of each answer's mean score to its own nearest tracks (CSLS)."""
+    ranking, fused = catalogue_similarity(vectors, chunks, True, weight, depth)
+    others = fused.copy()
+    np.fill_diagonal(others, -np.inf)
+    return ranking - 0.5 * np.sort(others, axis=1)[:, -neighbours:].mean(axis=1)[None, :]
 
 
 def scores(similarity: np.ndarray, work_ids) -> dict:
@@ -116,6 +162,8 @@ def main() -> None:
                     )[0]
                     for weight, depth in RERANKS
                 },
+                **{f"rerank+qe-k{k}": query_expanded(vectors, list(tracks["chunks"]), k) for k in (1, 3)},
+                **{f"rerank+csls-k{k}": hubs_scaled(vectors, list(tracks["chunks"]), k) for k in (3, 10)},
             }
             for name, similarity in compared.items():
                 variants.setdefault(name, {})[family] = scores(similarity, tracks["work_id"])
