@@ -47,13 +47,7 @@ from bench_learning_curves import evaluation_sets
 from flop_bound import machine_facts
 
 from livi_tasks.build.head_eval import track_vectors
-from livi_tasks.core.chunk_match import (
-    IndexedChunks,
-    catalogue_similarity,
-    chunk_match,
-    reranked_similarity,
-    top_candidates,
-)
+from livi_tasks.core.chunk_match import IndexedChunks, catalogue_reranked, catalogue_similarity
 from livi_tasks.core.config import load_config
 from livi_tasks.core.metrics import bootstrap_interval, metrics_from_similarity
 from livi_tasks.core.vectors import catalogue_centre, centred, l2_normalise
@@ -86,17 +80,6 @@ def chunk_match_alone(vectors: np.ndarray, chunks: list[np.ndarray], centre: boo
     return catalogue_similarity(vectors, chunks, centre, 1.0, len(vectors))[0]
 
 
-def _reranked_queries(queries: np.ndarray, units: np.ndarray, stored: IndexedChunks, weight: float, depth: int):
-    """(ranking, scores) of the catalogue ``units`` for each track's query vector (row i: track i's),
-    re-ranked with track i's own chunks."""
-    cosines = queries @ units.T
-    candidates = top_candidates(cosines, depth)
-    matched = np.stack(
-        [chunk_match(stored.of_rows(np.array([q])).vectors, stored.of_rows(row)) for q, row in enumerate(candidates)]
-    )
-    return reranked_similarity(cosines, candidates, matched, weight)
-
-
 def query_expanded(vectors: np.ndarray, chunks: list[np.ndarray], neighbours: int, weight=0.5, depth=100):
     """Average query expansion (alpha 3) after the pipeline's ranking, then that ranking again."""
     mean = catalogue_centre(vectors)
@@ -104,13 +87,13 @@ def query_expanded(vectors: np.ndarray, chunks: list[np.ndarray], neighbours: in
     stored = IndexedChunks(
         centred(np.concatenate(chunks), mean), np.repeat(np.arange(len(chunks)), list(map(len, chunks)))
     )
-    ranking, fused = _reranked_queries(units, units, stored, weight, depth)
+    ranking, fused = catalogue_reranked(units @ units.T, stored, weight, depth)
     np.fill_diagonal(ranking, -np.inf)
     nearest = np.argsort(-ranking, axis=1)[:, :neighbours]
     weights = np.clip(np.take_along_axis(fused, nearest, axis=1), 0, None) ** 3
     live = (np.linalg.norm(units, axis=1) > 0)[:, None]
     queries = l2_normalise(units + (weights[:, :, None] * units[nearest]).sum(axis=1)) * live
-    return _reranked_queries(queries, units, stored, weight, depth)[0]
+    return catalogue_reranked(queries @ units.T, stored, weight, depth)[0]
 
 
 def hubs_scaled(vectors: np.ndarray, chunks: list[np.ndarray], neighbours: int, weight=0.5, depth=100):

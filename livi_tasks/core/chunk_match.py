@@ -136,6 +136,14 @@ def catalogue_similarity(
     if not sum(counts):
         return cosines, cosines
     stored = IndexedChunks(centred(np.concatenate(chunks), mean), np.repeat(np.arange(len(chunks)), counts))
+    return catalogue_reranked(cosines, stored, weight, depth)
+
+
+def catalogue_reranked(
+    cosines: np.ndarray, stored: IndexedChunks, weight: float, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ranking, scores) of ``reranked_similarity`` for a catalogue whose track ``i`` asked row ``i``
+    of ``cosines`` (its query vector against every track) and is re-ranked with its own chunks."""
     candidates = top_candidates(cosines, depth)
     matched = np.stack(
         [

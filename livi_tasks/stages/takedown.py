@@ -17,7 +17,7 @@ import logging
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.core.store import ArtifactMissing, ArtifactStore
 from livi_tasks.core.takedowns import TakedownError, active_takedowns, check_track, record_action
-from livi_tasks.stages.lineage import INGEST_SHARD, current_ingest
+from livi_tasks.stages.lineage import INGEST_SHARD, artifact_for
 from livi_tasks.stages.retrieval import build_catalogue_index, current_index
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,13 @@ def reindex_published(cfg: LiviConfig, store: ArtifactStore) -> dict | None:
     return build_catalogue_index(cfg, sorted(pointer["members"]), store=store, model=pointer["model"])
 
 
-def _not_ingested(store: ArtifactStore, catalogue: str, track_id: str) -> str:
+def _not_ingested(cfg: LiviConfig, store: ArtifactStore, catalogue: str, track_id: str) -> str:
     """Why the track is not among the catalogue's current ingest (its tracks and its quarantine);
     "" when it is."""
     try:
-        pointer = current_ingest(store, catalogue)
+        ingest = artifact_for(cfg, store, catalogue, "ingest", INGEST_SHARD)
     except ArtifactMissing:
         return f"catalogue {catalogue!r} has not been ingested into {store.root}"
-    ingest = store.artifact(catalogue, "ingest", INGEST_SHARD, pointer["fingerprint"])
     if any((ingest.read_table(table)["track_id"] == track_id).any() for table in ("tracks", "quarantine")):
         return ""
     return f"track {track_id!r} is not in catalogue {catalogue!r} as last ingested"
@@ -101,7 +100,7 @@ def _act(
         raise TakedownError(f"{catalogue}/{track_id} is not taken down")
     record = record_action(store, catalogue, track_id, action, reason, by, via)
     log.info("%s %s/%s (by %s: %s)", action, catalogue, track_id, record.by, record.reason)
-    unknown = _not_ingested(store, catalogue, track_id) if action == "remove" else ""
+    unknown = _not_ingested(cfg, store, catalogue, track_id) if action == "remove" else ""
     if unknown:
         log.warning("%s: recorded all the same, it applies when the track is ingested (check the name)", unknown)
     pointer = _published_members(store)
