@@ -75,9 +75,13 @@ serve: setup  ## start the search service on http://127.0.0.1:8000 (page, API, /
 benchmarks: setup  ## run every benchmark, writing benchmarks/results/*.json
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
+EVAL_FAMILIES := randomised broad foreign foreign2 demo
+
 default-heads: setup  ## rebuild the shipped LIVI heads from nothing (hours on 2 cores; cached, resumable)
 	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads
-	$(PY) benchmarks/bench_generalisation.py --work-dir data/default-heads
+	$(PY) benchmarks/bench_generalisation.py --work-dir data/default-heads --whisper base
+	for w in base tiny.en; do $(PY) benchmarks/bench_learning_curves.py shipped --work-dir data/default-heads \
+	  --whisper $$w $(EVAL_FAMILIES:%=--eval %) --card --asr-reference benchmarks/results/generalisation.json || exit 1; done
 
 clean:  ## remove generated data (keeps .venv)
 	rm -rf data $(DEMO_DIR) airflow_home

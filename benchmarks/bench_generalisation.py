@@ -19,7 +19,8 @@ against the generator's sung lines, for the configured rule and for the paper's 
 
     .venv/bin/python benchmarks/bench_generalisation.py [--work-dir data/default-heads] [--whisper base ...]
 
-Writes benchmarks/results/generalisation.json and each shipped head's card ``evaluation``.
+Writes benchmarks/results/generalisation.json; its ASR-lyrics figures go into a shipped head's card
+beside the head's own (``bench_learning_curves.py shipped --card --asr-reference``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
 from livi_tasks.core.metrics import metrics_from_similarity
 from livi_tasks.core.store import ArtifactStore
 from livi_tasks.core.vocal_labels import precision_recall, window_coverage, window_labels
-from livi_tasks.models.registry import SHIPPED_DIR, install_shipped_model
+from livi_tasks.models.registry import install_shipped_model
 from livi_tasks.pipeline import run_stage_over_shards
 from livi_tasks.stages.catalogue import ingest_catalogue
 from livi_tasks.stages.evaluate import evaluate_catalogue
@@ -173,7 +174,6 @@ def main() -> None:
         "--domain", action="append", choices=sorted(DOMAINS), help="Evaluation family (repeatable; default all)."
     )
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
-    parser.add_argument("--no-card", action="store_true", help="Do not write the figures into the shipped model cards.")
     parser.add_argument(
         "--out",
         default=str(REPO / "benchmarks" / "results" / "generalisation.json"),
@@ -200,23 +200,6 @@ def main() -> None:
         result["measured"] = time.strftime("%Y-%m-%d")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
-        card_path = SHIPPED_DIR / whisper / "card.json"
-        if not args.no_card and card_path.exists():
-            card = json.loads(card_path.read_text())
-            card["evaluation"] = {
-                family: {
-                    "methods": {m: v["MAP"] for m, v in d["methods"].items()},
-                    "asr_free_over_asr_lyrics": d["asr_free_over_asr_lyrics"],
-                    "vocal_sung_kept": d["vocal_filter"]["sung_kept"],
-                    "vocal_instrumentals_excluded": d["vocal_filter"]["instrumentals_excluded"],
-                }
-                for family, d in domains.items()
-            }
-            card["evaluation"]["metric"] = (
-                "MAP over every track of a 24-work x 3-version catalogue (+6 hard negatives, +6 instrumentals), "
-                "benchmarks/bench_generalisation.py"
-            )
-            card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -24,7 +24,9 @@ Modes (a results file collects them; a run already in it is skipped, so a killed
 - ``reevaluate``: every head already measured, scored again on evaluation families it lacks (its
   best weights are in the run's checkpoint), so that a family added later covers earlier runs;
 - ``shipped``: the head shipped for ``--whisper`` (``livi_tasks/models/shipped``), scored on the
-  same catalogues, so that every table has the reference it must beat.
+  same catalogues, so that every table has the reference it must beat; with ``--card`` the scores
+  become the head's card ``evaluation``, beside the ASR-lyrics MAP of ``--asr-reference`` (a
+  ``bench_generalisation.py`` result on the same catalogues: the ASR path does not use the head).
 
     .venv/bin/python benchmarks/bench_learning_curves.py sizes --work-dir data/default-heads \\
         --chunk 100:150 --chunk 101:150 --sizes 100 200 300 --repeats 2
@@ -61,8 +63,10 @@ from livi_tasks.build.demo import make_demo_catalogue
 from livi_tasks.build.head_eval import evaluate_head
 from livi_tasks.build.synth.corpus import FAMILIES, make_corpus
 from livi_tasks.build.synth.songs import SONG_FAMILIES
+from livi_tasks.core.atomic import write_bytes_atomic
 from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
 from livi_tasks.models.identity import whisper_identity
+from livi_tasks.models.registry import SHIPPED_DIR
 from livi_tasks.models.vocal_probe import load_probe, probe_digest, shipped_probe_dir
 
 EVALUATION_SHAPE = {"works": 24, "versions": 3, "instrumentals": 6, "hard_negatives": 6}
@@ -257,6 +261,35 @@ def shipped_scores(cfg: LiviConfig, whisper: str, sets: dict, threshold: float) 
     }
 
 
+def card_evaluation(shipped: dict, asr_reference: Path | None, whisper: str) -> dict:
+    """A model card's ``evaluation`` from ``shipped_scores``: per family the head's MAP (95%
+    interval) and vocal filter rates, and where ``asr_reference`` (bench_generalisation's JSON)
+    measured ``whisper``'s ASR lyrics on that family, their MAP and the ratio."""
+    reference = json.loads(asr_reference.read_text())["whisper"].get(whisper, {}) if asr_reference else {}
+    evaluation = {
+        "metric": (
+            "MAP over every track of a 24-work x 3-version catalogue (+6 hard negatives, +6 instrumentals; the demo: "
+            "make demo's catalogue), ranked as the pipeline ranks (centred, chunk re-ranking), "
+            "benchmarks/bench_learning_curves.py shipped --card"
+        ),
+        "measured": time.strftime("%Y-%m-%d"),
+    }
+    for family, scores in shipped["evaluation"].items():
+        entry = {
+            "methods": {"livi_audio": scores["MAP"]},
+            "livi_audio_ci95": scores["MAP_ci95"],
+            "vocal_sung_kept": scores["sung_kept"],
+            "vocal_instrumentals_excluded": scores["instrumentals_excluded"],
+        }
+        if family in reference:
+            asr = reference[family]["methods"]["lyrics_asr"]["MAP"]
+            entry["methods"]["lyrics_asr"] = asr
+            entry["asr_free_over_asr_lyrics"] = scores["MAP"] / asr
+            entry["lyrics_asr_source"] = asr_reference.name
+        evaluation[family] = entry
+    return evaluation
+
+
 def markdown(results: dict, families: list[str]) -> str:
     """The results as BENCHMARKS.md tables: MAP [95% interval] per evaluation family."""
 
@@ -334,6 +367,14 @@ def main() -> None:
         "pooled; caches of `cache/<chunk>/segments.parquet`) instead of one-pass chunks",
     )
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (all heads).")
+    parser.add_argument(
+        "--card", action="store_true", help="shipped: write the scores into the shipped head's card `evaluation`."
+    )
+    parser.add_argument(
+        "--asr-reference",
+        type=Path,
+        help="shipped --card: a bench_generalisation.py result whose ASR-lyrics MAP (same catalogues) goes beside.",
+    )
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "learning_curves.json"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -364,8 +405,16 @@ def main() -> None:
         plot(results, out.with_suffix(".png"))
         return
     if args.mode == "shipped":
-        results.setdefault("shipped", {})[args.whisper] = shipped_scores(cfg, args.whisper, sets, threshold)
+        shipped = {**shipped_scores(cfg, args.whisper, sets, threshold), **machine_facts(load_before)}
+        results.setdefault("shipped", {})[args.whisper] = shipped
         out.write_text(json.dumps(results, indent=2) + "\n")
+        if args.card:
+            card_path = SHIPPED_DIR / args.whisper / "card.json"
+            card = json.loads(card_path.read_text())
+            if card["head_sha256"] != shipped["head_sha256"]:
+                raise SystemExit(f"--card: {card_path} no longer describes the head just scored")
+            card["evaluation"] = card_evaluation(shipped, args.asr_reference, args.whisper)
+            write_bytes_atomic(card_path, (json.dumps(card, indent=2) + "\n").encode())
         return
     runs = results.setdefault(args.mode, {}).setdefault(args.whisper, {})
 

@@ -173,9 +173,16 @@ def build_default_heads(
         help="Encoder precision for the training chunks' frame states: fp32, or bf16 (1.7x faster on CPUs with "
         "bf16 arithmetic, states within a cosine of 0.9997; about 6x slower on CPUs without it).",
     ),
+    seed: list[int] = typer.Option(
+        [],
+        "--seed",
+        min=0,
+        help="Training seed to try (repeatable; default the shipped recipe's 0 and 1): each trains a head on the "
+        "same data and held-out works (split by the config's encoder.seed), and the lowest validation loss ships.",
+    ),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
-    from livi_tasks.build.default_heads import DEFAULT_CHUNKS
+    from livi_tasks.build.default_heads import DEFAULT_CHUNKS, DEFAULT_SEEDS
     from livi_tasks.build.default_heads import build_default_heads as build
 
     try:
@@ -187,7 +194,7 @@ def build_default_heads(
         raise UserError(f"--chunk: expected SEED:WORKS[:FAMILY], got {chunk}") from None
     if precision not in ("fp32", "bf16"):
         raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
-    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision)
+    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision, seeds=tuple(seed) or DEFAULT_SEEDS)
     _print_json(
         {name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()}
     )

@@ -69,7 +69,9 @@ def test_evaluation_chunks_score_a_head_like_the_embed_stage(tiny_corpus, tmp_pa
 
 def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     cfg = cfg.model_copy(update={"encoder": cfg.encoder.model_copy(update=FAST)})
-    cards = build_default_heads(cfg, tmp_path / "work", ("tiny.en",), chunks=((7, 3),), out_root=tmp_path / "shipped")
+    cards = build_default_heads(
+        cfg, tmp_path / "work", ("tiny.en",), chunks=((7, 3),), out_root=tmp_path / "shipped", seeds=(0, 1)
+    )
     card = cards["tiny.en"]
     weights, config, loaded_card = shipped_head("tiny.en", tmp_path / "shipped")
     assert loaded_card == card and head_digest(weights, config) == card["head_sha256"]
@@ -86,6 +88,9 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
         }
     ]
     assert card["training"]["epochs_run"] == 2 and card["encoder_settings"]["hidden_dim"] == 32
+    losses = card["training"]["seed_selection"]["best_val_loss_by_seed"]
+    assert set(losses) == {"0", "1"} and losses["0"] != losses["1"]  # the seed changes the run, not the split
+    assert losses[str(card["training"]["seed"])] == card["training"]["best_val_loss"] == min(losses.values())
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]
 
 
