@@ -194,7 +194,8 @@ def build_default_heads(
         raise UserError(f"--chunk: expected SEED:WORKS[:FAMILY], got {chunk}") from None
     if precision not in ("fp32", "bf16"):
         raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
-    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision, seeds=tuple(seed) or DEFAULT_SEEDS)
+    seeds = tuple(seed) or DEFAULT_SEEDS
+    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision, seeds=seeds)
     _print_json(
         {name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()}
     )
