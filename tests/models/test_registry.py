@@ -34,7 +34,13 @@ def test_shipped_head_matches_its_card(whisper):
     assert card["whisper"]["name"] == whisper and card["text_model"]["dim"] == 384
     for field in ("data", "training", "code_commit", "command", "teacher", "evaluation"):
         assert card[field], field
-    assert card["data"]["segments"] > 0 and card["training"]["seconds"] > 0 and card["training"]["machine"]["cpus"]
+    assert card["data"]["examples"] > 0 and card["training"]["seconds"] > 0 and card["training"]["machine"]["cpus"]
+    losses = card["training"]["seed_selection"]["best_val_loss_by_seed"]
+    assert losses[str(card["training"]["seed"])] == min(losses.values())  # chosen by validation loss alone
+    for family in ("randomised", "broad", "foreign", "foreign2", "demo"):  # every evaluation family, scored
+        scores = card["evaluation"][family]
+        low, high = scores["livi_audio_ci95"]
+        assert low <= scores["methods"]["livi_audio"] <= high and scores["vocal_sung_kept"] >= 0.97
 
 
 def test_shipped_heads_are_small():
