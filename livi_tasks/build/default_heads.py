@@ -222,8 +222,8 @@ def train_default_head(
         seed: train_head(cfg, pairs, work_dir / "training" / whisper_name / f"seed{seed}", seed)
         for seed in seeds or (settings.seed,)
     }
-    best_loss = {seed: _best_epoch(run[0].history).get("val_loss") for seed, run in trained.items()}
-    chosen = min(best_loss, key=lambda seed: (best_loss[seed] is None, best_loss[seed] or 0.0))
+    best_loss = {seed: run[0].best_loss for seed, run in trained.items()}
+    chosen = min(best_loss, key=best_loss.get)
     result, train_index, val_index, seconds, torch_threads = trained[chosen]
     weights, head_config = head_to_bytes(result.head)
     out_dir = out_root / whisper_name
@@ -298,10 +298,6 @@ def train_default_head(
         out_dir,
     )
     return card
-
-
-def _best_epoch(history: list[dict]) -> dict:
-    return min((row for row in history if row["val_loss"] is not None), key=lambda row: row["val_loss"], default={})
 
 
 def build_default_heads(

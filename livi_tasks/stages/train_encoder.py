@@ -201,6 +201,7 @@ class FitResult:
     head: LiviHead
     history: list[dict]
     best_epoch: int
+    best_loss: float  # the watched loss at best_epoch: validation, or training without a validation set
     stopped_early: bool
 
 
@@ -324,7 +325,13 @@ def fit_head(
                 best_epoch,
             )
     head.load_state_dict(best_state)
-    return FitResult(head=head.eval().cpu(), history=history, best_epoch=best_epoch, stopped_early=stopped_early)
+    return FitResult(
+        head=head.eval().cpu(),
+        history=history,
+        best_epoch=best_epoch,
+        best_loss=best_loss,
+        stopped_early=stopped_early,
+    )
 
 
 # --- pipeline data -------------------------------------------------------------------------------
