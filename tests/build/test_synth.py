@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from livi_tasks.build.synth import effects
+from livi_tasks.build.synth import effects, piper
 from livi_tasks.build.synth.corpus import FAMILIES, make_corpus, plan_corpus
 from livi_tasks.build.synth.instruments import pluck
 from livi_tasks.build.synth.lyrics import TEMPLATES, family_words
@@ -64,6 +64,32 @@ def test_families_share_no_part():
     assert not set(family_words("randomised")) & set(family_words("foreign"))
     assert len(family_words("foreign")) > 2000 and len(family_words("randomised")) > 4 * 2000
     assert not set(TEMPLATES["randomised"]) & set(TEMPLATES["foreign"])
+
+
+def test_piper_family_changes_only_the_singer():
+    """The Piper family is the training world with another synthesis method: the same works for a
+    seed as far as the singer draw allows, and an engine no evaluation-only family sings with."""
+    world, sung_by_piper = FAMILIES["randomised"], FAMILIES["piper"]
+    assert sung_by_piper.world == "randomised" and sung_by_piper.voices == (("piper", "joe"),)
+    for part in ("chord_instruments", "bass_instruments", "lead_instruments", "kits", "formats", "snr_db"):
+        assert getattr(sung_by_piper, part) == getattr(world, part), part
+    assert "piper" not in {engine for engine, _ in FAMILIES["foreign"].voices}
+    plan = plan_corpus("piper", works=2, versions=2, seed=4)
+    glue = {token.strip(",") for template in TEMPLATES["randomised"] for token in template.split()}
+    sung = {word.strip(",") for lines in plan.lyrics.values() for line in lines for word in line.split()} - glue
+    assert sung and sung <= set(family_words("randomised"))
+    assert {track.voice.engine for track in plan.tracks} == {"piper"}
+
+
+def test_piper_speaks_english_at_its_pace():
+    text = "hold the lantern and carry the river home"
+    speech, rate = speak(Voice("piper", "joe"), text)
+    slower, _ = speak(Voice("piper", "joe", stretch=1.4), text)
+    assert rate == piper.SAMPLE_RATE and 1.0 < len(speech) / rate < 5.0
+    assert 1.2 < len(slower) / len(speech) < 1.6
+    assert np.array_equal(piper.speak(text)[0], piper.speak(text)[0])  # noise off: one line, one rendering
+    with pytest.raises(ValueError, match="piper voice"):
+        piper.speak(text, "lessac")
 
 
 def test_versions_change_what_a_cover_changes():

@@ -48,9 +48,12 @@ ESPEAK_VARIANTS = ("", "+m1", "+m2", "+m3", "+m4", "+m6", "+m7", "+f1", "+f2", "
 @dataclass(frozen=True)
 class Family:
     """The parts a family draws from. ``randomised`` and ``foreign`` share none of their voices,
-    instruments, kits, templates, words, structures or effects chains."""
+    instruments, kits, templates, words, structures or effects chains. ``world`` names the family
+    whose words, templates, song structure and effects chains it follows (its own, or
+    ``randomised`` for a training family that changes only the singers)."""
 
     name: str
+    world: str
     voices: tuple[tuple[str, str], ...]  # (engine, voice)
     chord_instruments: tuple[str, ...]
     bass_instruments: tuple[str, ...]
@@ -65,6 +68,7 @@ class Family:
 FAMILIES = {
     "randomised": Family(
         name="randomised",
+        world="randomised",
         voices=tuple(("espeak-ng", accent + variant) for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS)
         + tuple(
             ("flite", voice) for voice in ("awb", "rms") for _ in range(12)
@@ -80,6 +84,7 @@ FAMILIES = {
     ),
     "foreign": Family(
         name="foreign",
+        world="foreign",
         voices=(("festival", "kal"), ("festival", "ked"), ("festival", "slt")),
         chord_instruments=("pluck", "electric_piano", "string_ensemble"),
         bass_instruments=("pluck", "electric_piano"),
@@ -91,6 +96,9 @@ FAMILIES = {
         duration_s=(45.0, 80.0),
     ),
 }
+# The training world sung by another synthesis method: Piper's neural voice, which neither
+# evaluation-only family uses (``synth.piper``).
+FAMILIES["piper"] = replace(FAMILIES["randomised"], name="piper", voices=(("piper", "joe"),))
 
 
 @dataclass(frozen=True)
@@ -132,7 +140,7 @@ def plan_corpus(
     rng = np.random.default_rng([seed, 0 if family == "randomised" else 1])
     work_ids = [f"work-{index:03d}" for index in range(1, works + 1)]
     negative_ids = [f"hardneg-{index:03d}" for index in range(1, hard_negatives + 1)]
-    lyrics = write_lyrics(rng, family, work_ids + negative_ids)
+    lyrics = write_lyrics(rng, spec.world, work_ids + negative_ids)
     melodies = {work: [_tune(rng) for _ in lines] for work, lines in lyrics.items()}
     tracks: list[TrackPlan] = []
     for work_id in work_ids:
@@ -215,7 +223,7 @@ def _draw_sung(
 ) -> TrackPlan:
     engine, name = _draw(rng, spec.voices)
     voice = Voice.drawn(rng, engine, name, max_stretch=1.5, max_gap=6)
-    lines, section_ends = _structure(rng, spec.name, line_count)
+    lines, section_ends = _structure(rng, spec.world, line_count)
     duration = backing.duration_s
     return TrackPlan(
         family=spec.name,
@@ -235,13 +243,13 @@ def _draw_sung(
     )
 
 
-def _structure(rng: np.random.Generator, family: str, count: int) -> tuple[list[int], list[int]]:
+def _structure(rng: np.random.Generator, world: str, count: int) -> tuple[list[int], list[int]]:
     """Line order of one version. randomised: two passes over the lyrics with lines dropped or
     doubled and the opening pair back as a chorus; foreign: verse, chorus x2, verse, chorus x2
     (AABA-like: the chorus is the lyrics' last two lines), with the second verse reordered."""
     order: list[int] = []
     ends: list[int] = []
-    if family == "randomised":
+    if world == "randomised":
         for _ in range(2):
             for index in range(count):
                 if rng.random() < 0.15:
@@ -298,17 +306,17 @@ def render_stems(
             cursor = (
                 sung[-1][1] + rng.uniform(0.3, 1.2) + (rng.uniform(1.5, 4.0) if position in plan.section_ends else 0.0)
             )
-    vocals = _vocal_chain(vocals, rate, rng, plan.family)
+    vocals = _vocal_chain(vocals, rate, rng, FAMILIES[plan.family].world)
     backing = _place(layers, plan.channels, rate)
     if sung:
         vocals = effects.level_over(vocals, backing.mean(axis=1), sung, rate, plan.snr_db)
     return vocals, backing, sung
 
 
-def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, family: str) -> np.ndarray:
+def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, world: str) -> np.ndarray:
     if not vocals.any():
         return vocals
-    if family == "randomised":
+    if world == "randomised":
         return effects.studio_vocal_chain(vocals, rate, rng, 0.6, (-20, -8), (2, 6), (0.2, 1.8), (0.05, 0.45))
     vocals = effects.band_limit(vocals, rate, rng.uniform(120, 300), rng.uniform(5000, 9000))
     vocals = effects.early_reflections(vocals, rate, (7.0, 13.0, 23.0), (0.3, 0.2, 0.12))
@@ -338,10 +346,11 @@ def master(plan: TrackPlan, vocals: np.ndarray, backing: np.ndarray) -> np.ndarr
     rng = np.random.default_rng([plan.mix_seed, 1])
     rate = plan.backing.sample_rate
     mixed = backing + vocals[:, None]
+    world = FAMILIES[plan.family].world
     for channel in range(mixed.shape[1]):
-        if plan.family == "randomised" and rng.random() < 0.5:
+        if world == "randomised" and rng.random() < 0.5:
             mixed[:, channel] = effects.compress(mixed[:, channel], rate, threshold_db=-12, ratio=3)
-        elif plan.family == "foreign":
+        elif world == "foreign":
             mixed[:, channel] = effects.equalise(
                 mixed[:, channel], rate, (("peak", 900, 2.0), ("high_shelf", 6000, -4.0))
             )

@@ -1,8 +1,8 @@
 """Speech engines as singers: speak a line, then bend it along a melody.
 
-Four engines with different synthesis methods: espeak-ng (formant synthesis), flite (CMU
-clustergen statistical voices), Festival (diphone concatenation and HTS) and Kokoro-82M (a neural
-model, ``kokoro``). No engine sings, so
+Five engines with different synthesis methods: espeak-ng (formant synthesis), flite (CMU
+clustergen statistical voices), Festival (diphone concatenation and HTS), Kokoro-82M (a neural
+model, ``kokoro``) and Piper's ``joe`` (a VITS model, ``piper``). No engine sings, so
 the line is spoken at the version's pace and then resampled along a pitch contour that steps
 through the melody's notes with short glides and a delayed vibrato: pitch follows the tune, and
 the formants move with it a little, as in a pitch-shifted recording.
@@ -21,9 +21,9 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from livi_tasks.build.synth import kokoro
+from livi_tasks.build.synth import kokoro, piper
 
-ENGINES = ("espeak-ng", "flite", "festival", "kokoro")
+ENGINES = ("espeak-ng", "flite", "festival", "kokoro", "piper")
 FESTIVAL_VOICES = {"kal": "kal_diphone", "ked": "ked_diphone", "slt": "cmu_us_slt_arctic_hts"}
 
 
@@ -63,6 +63,9 @@ def speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     (the last lines asked for are kept: a chorus, a double or a harmony speaks once)."""
     if voice.engine == "kokoro":
         speech, rate = kokoro.speak(text, voice.name, speed=1.0 / voice.stretch)
+        return _trimmed(speech, voice, text), rate
+    if voice.engine == "piper":
+        speech, rate = piper.speak(text, voice.name, length_scale=voice.stretch)
         return _trimmed(speech, voice, text), rate
     with tempfile.TemporaryDirectory(prefix="livi-voice-") as folder:
         wav = Path(folder) / "line.wav"
@@ -141,6 +144,7 @@ def _package(engine: str) -> str:
         "flite": "flite",
         "festival": "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
         "kokoro": "espeak-ng (phonemes); " + kokoro.INSTALL_HINT,
+        "piper": "espeak-ng (phonemes); " + piper.INSTALL_HINT,
     }[engine]
 
 
