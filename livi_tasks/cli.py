@@ -128,9 +128,9 @@ def song_corpus(
     family: str = typer.Option(
         "randomised",
         help=(
-            "randomised or broad (training families; broad: whole songs, live/acoustic/remix/duet versions, "
-            "neural voices, sampled instruments), foreign or foreign2 (evaluation only: other voices, "
-            "instruments, words, structure)."
+            "randomised, piper or broad (training families; piper: randomised sung by Piper's neural voice; "
+            "broad: whole songs, live/acoustic/remix/duet versions, neural voices, sampled instruments), "
+            "foreign or foreign2 (evaluation only: other voices, instruments, words, structure)."
         ),
     ),
     works: int = typer.Option(24, help="Number of works (songs), each with its own lyrics and melody."),
@@ -163,7 +163,8 @@ def build_default_heads(
         [],
         "--chunk",
         help=(
-            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default) or demo (repeatable); "
+            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default), piper, broad or demo "
+            "(repeatable); "
             "default the shipped recipe."
         ),
     ),

@@ -36,6 +36,7 @@ from livi_tasks.build.chunk_data import ChunkArrays, chunk_dataset, encoder_stat
 from livi_tasks.build.demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION
 from livi_tasks.build.demo import make_demo_catalogue
 from livi_tasks.build.synth.corpus import GENERATOR_VERSION, make_corpus
+from livi_tasks.build.synth.lyrics import EVALUATION_FAMILIES
 from livi_tasks.core.atomic import write_bytes_atomic
 from livi_tasks.core.commit import code_commit
 from livi_tasks.core.config import EncoderConfig, LiviConfig
@@ -53,8 +54,8 @@ TEXT_FILE = "text.npy"  # the teacher: one text embedding per training chunk
 
 @dataclass(frozen=True)
 class Chunk:
-    """One training catalogue: ``family`` randomised (``synth.corpus``) or demo (``demo``, the
-    make-demo generator's sound with other seeds than the demo's own seed 0)."""
+    """One training catalogue: ``family`` a training family of ``synth`` (randomised, piper, broad)
+    or demo (the make-demo generator's sound with other seeds than the demo's own seed 0)."""
 
     seed: int
     works: int
@@ -75,6 +76,8 @@ class Chunk:
 
 def make_chunk_corpus(chunk: Chunk, work_dir: Path) -> Path:
     """The chunk's catalogue folder (made once; refused on a seed the evaluations use)."""
+    if chunk.family in EVALUATION_FAMILIES:
+        raise ValueError(f"chunk: family {chunk.family} is evaluation-only; train on randomised, piper, broad or demo")
     if chunk.family == "demo" and chunk.seed == 0:
         raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
     if chunk.seed == EVALUATION_SEED:

@@ -94,7 +94,10 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]
 
 
-@pytest.mark.parametrize("chunk", [Chunk(0, 4, "demo"), Chunk(EVALUATION_SEED, 4), Chunk(EVALUATION_SEED, 4, "demo")])
+@pytest.mark.parametrize(
+    "chunk",
+    [Chunk(0, 4, "demo"), Chunk(EVALUATION_SEED, 4), Chunk(EVALUATION_SEED, 4, "demo"), Chunk(5, 4, "foreign2")],
+)
 def test_a_chunk_on_an_evaluation_seed_is_refused_before_any_work(cfg, tmp_path, chunk):
     with pytest.raises(ValueError, match="^chunk: "):
         prepare_chunk(cfg, chunk, tmp_path, ("tiny.en",))
