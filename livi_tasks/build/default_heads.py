@@ -44,7 +44,14 @@ from livi_tasks.models.registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, SHIP
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNKS = ((100, 150), (101, 150), (102, 150), (21, 200, "demo"), (22, 300, "demo"))  # (seed, works[, family])
+DEFAULT_CHUNKS = (  # (seed, works[, family])
+    (100, 150),
+    (101, 150),
+    (102, 150),
+    (103, 150, "piper"),
+    (21, 200, "demo"),
+    (22, 300, "demo"),
+)
 DEFAULT_SEEDS = (0, 1)  # training seeds tried; the lowest validation loss ships
 VERSIONS = 2
 # The seed of the benchmarks' evaluation catalogues (every family): the heads never train on it.
