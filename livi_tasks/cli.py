@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from livi_tasks.core.config import LiviConfig, load_config, parse_overrides
 from livi_tasks.core.stage_table import SHARD_STAGES
+from livi_tasks.core.threads import budget_from_environment, limit_threads
 
 app = typer.Typer(
     help="LIVI: lyrics-informed music version (cover) retrieval. Each subcommand runs one idempotent stage.",
@@ -47,9 +48,19 @@ def main_options(
         None, "--data-root", help="Artifact store root (local folder or fsspec URL)."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Threads for torch, OpenMP and BLAS (else $LIVI_TASK_THREADS, else one per core). Give each of two "
+        "heavy jobs sharing a machine half the cores: oversubscribed, both run several times slower.",
+    ),
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs every CPU feature it probes
+    threads = threads or budget_from_environment()
+    if threads:
+        limit_threads(threads)
     tree = parse_overrides(overrides)
     if data_root:
         tree.setdefault("store", {})["root"] = data_root

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,17 +24,14 @@ import numpy as np
 from livi_tasks.core.audio import SAMPLE_RATE, SILENCE_PEAK, AudioError, audio_duration, load_audio
 from livi_tasks.core.config import LiviConfig, ServeConfig
 from livi_tasks.core.store import ArtifactStore
+from livi_tasks.core.threads import budget_from_environment, usable_cores
 
 log = logging.getLogger(__name__)
 
 
 def thread_budget(serve: ServeConfig) -> int:
     """Threads this process may keep busy: serve.threads, else $LIVI_TASK_THREADS, else the usable cores."""
-    if serve.threads:
-        return serve.threads
-    if os.environ.get("LIVI_TASK_THREADS"):
-        return max(1, int(os.environ["LIVI_TASK_THREADS"]))
-    return max(1, len(os.sched_getaffinity(0)))
+    return serve.threads or budget_from_environment() or usable_cores()
 
 
 def pool_size(serve: ServeConfig) -> int:

@@ -24,7 +24,6 @@ import contextlib
 import faulthandler
 import io
 import logging
-import os
 import re
 import signal
 import sys
@@ -32,6 +31,8 @@ import threading
 import time
 import warnings
 from typing import Iterator
+
+from livi_tasks.core.threads import budget_from_environment, limit_threads, usable_cores
 
 PROGRESS_EVERY_S = 30.0
 # Cursor movements tqdm uses to redraw nested bars; meaningless in a log.
@@ -123,19 +124,16 @@ def task_slots() -> int:
 
 def task_threads(cores: int | None = None, slots: int | None = None) -> int:
     """Threads one task's torch and BLAS may use: the worker's cores shared among its task slots."""
-    if os.environ.get("LIVI_TASK_THREADS"):
-        return max(1, int(os.environ["LIVI_TASK_THREADS"]))
-    cores = cores or len(os.sched_getaffinity(0))
-    return max(1, cores // (slots or task_slots()))
+    budget = budget_from_environment()
+    if budget:
+        return budget
+    return max(1, (cores or usable_cores()) // (slots or task_slots()))
 
 
-def limit_threads(logger: logging.Logger) -> None:
-    """Set the thread budget before torch is imported (OpenMP reads it once), or on torch if it is."""
+def apply_task_threads(logger: logging.Logger) -> None:
+    """Set the task's thread budget before the library imports torch."""
     threads = task_threads()
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    limit_threads(threads)
     logger.info("threads for this task: %d (LIVI_TASK_THREADS, else cores / task slots)", threads)
 
 
@@ -152,7 +150,7 @@ def running_library(logger: logging.Logger) -> Iterator[None]:
     """Run library code in a task: its share of the cores, its stderr (progress bars, third-party
     notices) logged at INFO, warnings at WARNING, a native crash failing the task."""
     crash_fails_task()
-    limit_threads(logger)
+    apply_task_threads(logger)
 
     def log_warning(message, category, filename, lineno, file=None, line=None) -> None:
         logger.warning("%s", warnings.formatwarning(message, category, filename, lineno, line).strip())
