@@ -192,6 +192,12 @@ def build_default_heads(
         help="Training seed to try (repeatable; default the shipped recipe's 0 and 1): each trains a head on the "
         "same data and held-out works (split by the config's encoder.seed), and the lowest validation loss ships.",
     ),
+    ensemble: bool = typer.Option(
+        False,
+        "--ensemble",
+        help="Ship every seed's head as one ensemble (the mean of their unit outputs) instead of the lowest "
+        "validation loss: steadier than any one seed, one head pass per seed at query time.",
+    ),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
     from livi_tasks.build.default_heads import DEFAULT_CHUNKS, DEFAULT_SEEDS
@@ -207,7 +213,7 @@ def build_default_heads(
     if precision not in ("fp32", "bf16"):
         raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
     seeds = tuple(seed) or DEFAULT_SEEDS
-    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision, seeds=seeds)
+    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision, seeds=seeds, ensemble=ensemble)
     _print_json(
         {name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()}
     )

@@ -216,13 +216,14 @@ def train_default_head(
     out_root: Path = SHIPPED_DIR,
     precision: str = "fp32",
     seeds: tuple[int, ...] = (),
+    ensemble: bool = False,
 ) -> dict:
     """Train one Whisper model's head per seed in ``seeds`` (default the config's seed) on the
-    prepared chunks and write the one with the lowest validation loss, with its card: the
-    evaluation catalogues never choose between seeds."""
+    prepared chunks and write the one with the lowest validation loss, or with ``ensemble`` all of
+    them as one ``HeadEnsemble``, with its card: the evaluation catalogues never choose between seeds."""
     import torch
 
-    from livi_tasks.models.encoder import head_to_bytes, resolve_device
+    from livi_tasks.models.encoder import HeadEnsemble, head_to_bytes, resolve_device
     from livi_tasks.models.identity import whisper_identity
     from livi_tasks.stages.text_embed import load_text_model, text_model_info
 
@@ -235,7 +236,8 @@ def train_default_head(
     best_loss = {seed: run[0].best_loss for seed, run in trained.items()}
     chosen = min(best_loss, key=best_loss.get)
     result, train_index, val_index, seconds, torch_threads = trained[chosen]
-    weights, head_config = head_to_bytes(result.head)
+    shipped = HeadEnsemble([run[0].head for run in trained.values()]) if ensemble else result.head
+    weights, head_config = head_to_bytes(shipped)
     out_dir = out_root / whisper_name
     out_dir.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out_dir / HEAD_WEIGHTS_FILE, weights)
@@ -269,16 +271,31 @@ def train_default_head(
             "validation_works": int(len(set(pairs.work_ids[val_index]))),
         },
         "training": {
-            "seed": chosen,
+            "seed": sorted(trained) if ensemble else chosen,
             "seed_selection": {
-                "rule": "lowest validation loss; every seed holds out the same works (split seed below)",
+                "rule": (
+                    "every seed's head, as one ensemble (the mean of their unit outputs, renormalised)"
+                    if ensemble
+                    else "lowest validation loss"
+                )
+                + "; every seed holds out the same works (split seed below)",
                 "validation_split_seed": settings.seed,
                 "best_val_loss_by_seed": {str(seed): loss for seed, loss in best_loss.items()},
             },
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "best_val_loss": best_loss[chosen],
-            "seconds": round(seconds, 1),
+            **(
+                {  # every seed ships: each one's run
+                    "epochs_run": {str(seed): len(run[0].history) for seed, run in trained.items()},
+                    "best_epoch": {str(seed): run[0].best_epoch for seed, run in trained.items()},
+                    "seconds": round(sum(run[3] for run in trained.values()), 1),
+                }
+                if ensemble
+                else {
+                    "epochs_run": len(result.history),
+                    "best_epoch": result.best_epoch,
+                    "best_val_loss": best_loss[chosen],
+                    "seconds": round(seconds, 1),
+                }
+            ),
             "seconds_all_seeds": round(sum(run[3] for run in trained.values()), 1),
             "machine": {
                 "cpus": os.cpu_count(),
@@ -292,7 +309,8 @@ def train_default_head(
         "code_commit": code_commit(),
         "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name} --precision {precision} "
         + " ".join(f"--chunk {chunk.seed}:{chunk.works}:{chunk.family}" for chunk in chunks)
-        + "".join(f" --seed {seed}" for seed in seeds),
+        + "".join(f" --seed {seed}" for seed in seeds)
+        + (" --ensemble" if ensemble else ""),
         "evaluation": {},
     }
     write_bytes_atomic(out_dir / "card.json", (json.dumps(card, indent=2) + "\n").encode())
@@ -318,13 +336,17 @@ def build_default_heads(
     out_root: Path = SHIPPED_DIR,
     precision: str = "fp32",
     seeds: tuple[int, ...] = (),
+    ensemble: bool = False,
 ) -> dict[str, dict]:
     """The whole recipe; ``chunks`` are (seed, works[, family]); frame states computed at
     ``precision`` (bf16 is 1.7x faster on CPUs with bf16 arithmetic, cosine 0.9997 to fp32);
-    ``seeds``: training seeds tried, the lowest validation loss ships (default the config's);
-    returns each Whisper model's card."""
+    ``seeds``: training seeds tried, the lowest validation loss ships (default the config's), or
+    with ``ensemble`` all of them as one; returns each Whisper model's card."""
     work_dir = Path(work_dir)
     plan = [Chunk(*spec) for spec in chunks]
     for chunk in plan:
         prepare_chunk(cfg, chunk, work_dir, whisper_models, precision)
-    return {name: train_default_head(cfg, name, plan, work_dir, out_root, precision, seeds) for name in whisper_models}
+    return {
+        name: train_default_head(cfg, name, plan, work_dir, out_root, precision, seeds, ensemble)
+        for name in whisper_models
+    }

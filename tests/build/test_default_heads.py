@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from livi_tasks.build.chunk_data import chunk_dataset, encoder_states_of, evaluation_dataset
 from livi_tasks.build.default_heads import EVALUATION_SEED, Chunk, build_default_heads, chunk_cache, prepare_chunk
 from livi_tasks.build.head_eval import evaluate_head
 from livi_tasks.build.synth.corpus import make_corpus
 from livi_tasks.core.config import LiviConfig
+from livi_tasks.models.encoder import HeadEnsemble, head_from_bytes
 from livi_tasks.models.identity import whisper_identity
 from livi_tasks.models.registry import head_digest, shipped_head
 from livi_tasks.models.vocal_probe import load_probe
@@ -54,7 +56,6 @@ def test_training_chunks_can_keep_every_encoder_block(tiny_corpus, tmp_path):
 
 
 def test_evaluation_chunks_score_a_head_like_the_embed_stage(tiny_corpus, tmp_path):
-    from livi_tasks.models.encoder import head_from_bytes
 
     cfg = LiviConfig()
     probe = load_probe("tiny.en", whisper_identity("tiny.en", cfg.models_dir)["id"])
@@ -92,6 +93,26 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     assert set(losses) == {"0", "1"} and losses["0"] != losses["1"]  # the seed changes the run, not the split
     assert losses[str(card["training"]["seed"])] == card["training"]["best_val_loss"] == min(losses.values())
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]
+
+
+def test_an_ensemble_build_ships_every_seed_as_one_head(cfg, tmp_path):
+    cfg = cfg.model_copy(update={"encoder": cfg.encoder.model_copy(update=FAST)})
+    work, shipped = tmp_path / "work", tmp_path / "shipped"
+    build_default_heads(cfg, work, ("tiny.en",), chunks=((7, 3),), out_root=shipped, seeds=(0, 1))
+    single = head_from_bytes(*shipped_head("tiny.en", shipped)[:2])
+    card = build_default_heads(
+        cfg, work, ("tiny.en",), chunks=((7, 3),), out_root=shipped, seeds=(0, 1), ensemble=True
+    )["tiny.en"]
+    weights, config, _ = shipped_head("tiny.en", shipped)
+    ensemble = head_from_bytes(weights, config)
+    assert isinstance(ensemble, HeadEnsemble) and len(ensemble.members) == 2
+    assert card["training"]["seed"] == [0, 1] and card["command"].endswith("--ensemble")
+    losses = card["training"]["seed_selection"]["best_val_loss_by_seed"]
+    chosen = int(min(losses, key=losses.get))
+    frames = torch.randn(3, 40, 384)
+    # The same seeds retrained on the same data: the lowest-loss head is one of the members.
+    assert torch.allclose(ensemble.members[chosen](frames), single(frames), atol=1e-6)
+    assert not torch.allclose(ensemble(frames), single(frames), atol=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from livi_tasks.models.encoder import LiviEncoder, LiviHead, encode_frames, head_from_bytes, head_to_bytes
+from livi_tasks.models.encoder import (
+    HeadEnsemble,
+    LiviEncoder,
+    LiviHead,
+    encode_frames,
+    head_from_bytes,
+    head_to_bytes,
+)
 from livi_tasks.models.whisper_weights import load_whisper
 
 
@@ -64,6 +71,26 @@ def test_head_round_trips_through_bytes():
     frames = torch.randn(2, 5, 16)
     assert restored.config() == head.config()
     assert torch.equal(restored(frames), head(frames))
+
+
+def test_an_ensemble_answers_the_renormalised_mean_of_its_members_and_round_trips():
+    torch.manual_seed(2)
+    members = [LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=2).eval() for _ in range(3)]
+    ensemble = HeadEnsemble(members).eval()
+    frames = torch.randn(4, 7, 16)
+    hidden = torch.zeros(4, 7, dtype=torch.bool)
+    hidden[:, 5:] = True
+    expected = torch.nn.functional.normalize(sum(member(frames, hidden) for member in members), dim=-1)
+    assert torch.allclose(ensemble(frames, hidden), expected, atol=1e-6)
+    weights, config = head_to_bytes(ensemble)
+    assert json.loads(config)["members"] == 3
+    restored = head_from_bytes(weights, config)
+    assert isinstance(restored, HeadEnsemble) and torch.equal(restored(frames, hidden), ensemble(frames, hidden))
+
+
+def test_an_ensemble_refuses_members_of_different_shapes():
+    with pytest.raises(ValueError, match="one config"):
+        HeadEnsemble([LiviHead(width=16, text_dim=8), LiviHead(width=16, text_dim=8, hidden_dim=32)])
 
 
 def test_encode_frames_matches_whisper_on_one_clip(tiny_whisper):
