@@ -80,7 +80,8 @@ benchmarks: setup  ## run every benchmark, writing benchmarks/results/*.json
 EVAL_FAMILIES := randomised broad foreign foreign2 demo
 
 default-heads: setup  ## rebuild the shipped LIVI heads from nothing (hours on 2 cores; cached, resumable)
-	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads
+	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads --whisper base
+	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads --whisper tiny.en --ensemble
 	$(PY) benchmarks/bench_generalisation.py --work-dir data/default-heads --whisper base
 	for w in base tiny.en; do $(PY) benchmarks/bench_learning_curves.py shipped --work-dir data/default-heads \
 	  --whisper $$w $(EVAL_FAMILIES:%=--eval %) --card --asr-reference benchmarks/results/generalisation.json || exit 1; done
