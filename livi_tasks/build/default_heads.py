@@ -235,8 +235,15 @@ def train_default_head(
     }
     best_loss = {seed: run[0].best_loss for seed, run in trained.items()}
     chosen = min(best_loss, key=best_loss.get)
-    result, train_index, val_index, seconds, torch_threads = trained[chosen]
-    shipped = HeadEnsemble([run[0].head for run in trained.values()]) if ensemble else result.head
+    _, train_index, val_index, _, torch_threads = trained[chosen]  # every seed has the same split
+    shipped_runs = trained if ensemble else {chosen: trained[chosen]}
+    shipped = HeadEnsemble([run[0].head for run in trained.values()]) if ensemble else trained[chosen][0].head
+
+    def of_shipped(value: Callable) -> object:
+        """A run's figure: the shipped seed's, or every seed's by seed for an ensemble."""
+        figures = {str(seed): value(run) for seed, run in shipped_runs.items()}
+        return figures if ensemble else figures[str(chosen)]
+
     weights, head_config = head_to_bytes(shipped)
     out_dir = out_root / whisper_name
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,20 +289,10 @@ def train_default_head(
                 "validation_split_seed": settings.seed,
                 "best_val_loss_by_seed": {str(seed): loss for seed, loss in best_loss.items()},
             },
-            **(
-                {  # every seed ships: each one's run
-                    "epochs_run": {str(seed): len(run[0].history) for seed, run in trained.items()},
-                    "best_epoch": {str(seed): run[0].best_epoch for seed, run in trained.items()},
-                    "seconds": round(sum(run[3] for run in trained.values()), 1),
-                }
-                if ensemble
-                else {
-                    "epochs_run": len(result.history),
-                    "best_epoch": result.best_epoch,
-                    "best_val_loss": best_loss[chosen],
-                    "seconds": round(seconds, 1),
-                }
-            ),
+            "epochs_run": of_shipped(lambda run: len(run[0].history)),
+            "best_epoch": of_shipped(lambda run: run[0].best_epoch),
+            "best_val_loss": of_shipped(lambda run: run[0].best_loss),
+            "seconds": round(sum(run[3] for run in shipped_runs.values()), 1),
             "seconds_all_seeds": round(sum(run[3] for run in trained.values()), 1),
             "machine": {
                 "cpus": os.cpu_count(),
@@ -315,14 +312,14 @@ def train_default_head(
     }
     write_bytes_atomic(out_dir / "card.json", (json.dumps(card, indent=2) + "\n").encode())
     log.info(
-        "default head for %s: %d pairs, seed %d of %s (validation loss %s), best epoch %d, %.0f s -> %s",
+        "default head for %s: %d pairs, seed %s of %s (validation loss %s), best epoch %s, %.0f s -> %s",
         whisper_name,
         len(pairs),
-        chosen,
+        card["training"]["seed"],
         sorted(trained),
         best_loss,
-        result.best_epoch,
-        seconds,
+        card["training"]["best_epoch"],
+        card["training"]["seconds"],
         out_dir,
     )
     return card

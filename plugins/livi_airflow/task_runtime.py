@@ -124,10 +124,7 @@ def task_slots() -> int:
 
 def task_threads(cores: int | None = None, slots: int | None = None) -> int:
     """Threads one task's torch and BLAS may use: the worker's cores shared among its task slots."""
-    budget = budget_from_environment()
-    if budget:
-        return budget
-    return max(1, (cores or usable_cores()) // (slots or task_slots()))
+    return budget_from_environment() or max(1, (cores or usable_cores()) // (slots or task_slots()))
 
 
 def apply_task_threads(logger: logging.Logger) -> None:

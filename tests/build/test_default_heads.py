@@ -56,7 +56,6 @@ def test_training_chunks_can_keep_every_encoder_block(tiny_corpus, tmp_path):
 
 
 def test_evaluation_chunks_score_a_head_like_the_embed_stage(tiny_corpus, tmp_path):
-
     cfg = LiviConfig()
     probe = load_probe("tiny.en", whisper_identity("tiny.en", cfg.models_dir)["id"])
     data = evaluation_dataset(tiny_corpus, tmp_path / "eval", encoder_states_of("tiny.en", cfg.models_dir), probe)
