@@ -167,10 +167,15 @@ class HeadEnsemble(nn.Module):
         return dict(self.settings)
 
 
-def head_to_bytes(head: LiviHead | HeadEnsemble) -> tuple[bytes, bytes]:
-    """(weights, config) as bytes: a tensor-only state dict and its JSON config."""
+def head_to_bytes(head: LiviHead | HeadEnsemble, storage: torch.dtype = torch.float32) -> tuple[bytes, bytes]:
+    """(weights, config) as bytes: a tensor-only state dict, its floating tensors stored as
+    ``storage`` (loading casts them back into the float32 parameters), and its JSON config."""
     buffer = io.BytesIO()
-    torch.save({name: tensor.detach().cpu().clone() for name, tensor in head.state_dict().items()}, buffer)
+    state = {
+        name: (tensor.to(storage) if tensor.is_floating_point() else tensor).detach().cpu().clone()
+        for name, tensor in head.state_dict().items()
+    }
+    torch.save(state, buffer)
     return buffer.getvalue(), json.dumps(head.config(), indent=2, sort_keys=True).encode()
 
 

@@ -3,6 +3,7 @@ cached states, a trained head written with a card that the registry accepts."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -92,6 +93,8 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     assert set(losses) == {"0", "1"} and losses["0"] != losses["1"]  # the seed changes the run, not the split
     assert losses[str(card["training"]["seed"])] == card["training"]["best_val_loss"] == min(losses.values())
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]
+    stored = torch.load(io.BytesIO(weights), weights_only=True)
+    assert card["weights_stored_as"] == "float16" and {tensor.dtype for tensor in stored.values()} == {torch.float16}
 
 
 def test_an_ensemble_build_ships_every_seed_as_one_head(cfg, tmp_path):

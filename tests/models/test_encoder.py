@@ -73,6 +73,18 @@ def test_head_round_trips_through_bytes():
     assert torch.equal(restored(frames), head(frames))
 
 
+def test_half_precision_storage_halves_the_bytes_and_loads_as_float32():
+    torch.manual_seed(3)
+    head = LiviHead(width=64, text_dim=32, hidden_dim=64, attention_heads=2).eval()
+    full, config = head_to_bytes(head)
+    half, _ = head_to_bytes(head, torch.float16)
+    restored = head_from_bytes(half, config)
+    frames = torch.randn(3, 20, 64)
+    assert len(half) < 0.6 * len(full)
+    assert all(parameter.dtype == torch.float32 for parameter in restored.parameters())
+    assert torch.nn.functional.cosine_similarity(restored(frames), head(frames)).min() > 0.9999
+
+
 def test_an_ensemble_answers_the_renormalised_mean_of_its_members_and_round_trips():
     torch.manual_seed(2)
     members = [LiviHead(width=16, text_dim=8, hidden_dim=12, attention_heads=2).eval() for _ in range(3)]
