@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_learning_curves import evaluation_sets  # noqa: E402
+from bench_learning_curves import evaluation_sets, shipped_scores  # noqa: E402
 
 from livi_tasks.build.chunk_data import read_chunk_dataset  # noqa: E402
 from livi_tasks.build.default_heads import (  # noqa: E402
@@ -99,18 +99,18 @@ def main() -> None:
     }
     heads = {f"seed{seed}": run[0].head.eval() for seed, run in runs.items()}
     heads["ensemble"] = HeadEnsemble(list(heads.values())).eval()
-    heads["shipped"] = head_from_bytes(*shipped_head("tiny.en")[:2])
     sets, threshold = evaluation_sets(cfg, args.work_dir, "tiny.en", list(FAMILIES))
+    evaluations = {
+        name: {family: evaluate_head(head, data, cfg, threshold, kinds) for family, (data, kinds) in sets.items()}
+        for name, head in heads.items()
+    }
+    evaluations["shipped"] = shipped_scores(cfg, "tiny.en", sets, threshold)["evaluation"]
     scores = {
         name: {
-            family: {
-                key: value
-                for key, value in evaluate_head(head, data, cfg, threshold, kinds).items()
-                if key.startswith("MAP")
-            }
-            for family, (data, kinds) in sets.items()
+            family: {key: value for key, value in by_key.items() if key.startswith("MAP")}
+            for family, by_key in found.items()
         }
-        for name, head in heads.items()
+        for name, found in evaluations.items()
     }
     result = {
         "teacher": args.teacher,
