@@ -84,7 +84,8 @@ HEAD_PRECISION ?= bf16
 
 default-heads: setup  ## rebuild the shipped LIVI heads from nothing (hours on 2 cores; cached, resumable)
 	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads --whisper base --precision $(HEAD_PRECISION) --ensemble
-	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads --whisper tiny.en --precision $(HEAD_PRECISION) --ensemble
+	$(VENV)/bin/livi build-default-heads --work-dir data/default-heads --whisper tiny.en --precision $(HEAD_PRECISION) --ensemble \
+	  --teacher lyrics+base
 	$(PY) benchmarks/bench_generalisation.py --work-dir data/default-heads --whisper base
 	for w in base tiny.en; do $(PY) benchmarks/bench_learning_curves.py shipped --work-dir data/default-heads \
 	  --whisper $$w $(EVAL_FAMILIES:%=--eval %) --card --asr-reference benchmarks/results/generalisation.json || exit 1; done

@@ -198,10 +198,18 @@ def build_default_heads(
         help="Ship every seed's head as one ensemble (the mean of their unit outputs) instead of the lowest "
         "validation loss: steadier than any one seed, one head pass per seed at query time.",
     ),
+    teacher: str = typer.Option(
+        "lyrics",
+        "--teacher",
+        help="Training targets: lyrics (each chunk's sung text, embedded), or parts joined by '+' such as "
+        "lyrics+base: the normalised mean of the lyrics and the answer of that Whisper model's shipped head for "
+        "the same chunk (that head must be built first; its model's chunks are prepared too).",
+    ),
 ) -> None:
     """Rebuild the shipped default heads (livi_tasks/models/shipped/) and their model cards from nothing."""
-    from livi_tasks.build.default_heads import DEFAULT_CHUNKS, DEFAULT_SEEDS
+    from livi_tasks.build.default_heads import DEFAULT_CHUNKS, DEFAULT_SEEDS, LYRICS
     from livi_tasks.build.default_heads import build_default_heads as build
+    from livi_tasks.models.registry import shipped_head
 
     try:
         chunks = (
@@ -213,7 +221,23 @@ def build_default_heads(
     if precision not in ("fp32", "bf16"):
         raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
     seeds = tuple(seed) or DEFAULT_SEEDS
-    cards = build(_state(ctx), work_dir, tuple(whisper), chunks, precision=precision, seeds=seeds, ensemble=ensemble)
+    parts = tuple(teacher.split("+"))
+    for part in parts:
+        if part != LYRICS and (part in whisper or shipped_head(part) is None):
+            raise UserError(
+                f"--teacher: {part!r} is neither lyrics nor a Whisper model with a shipped head that this build "
+                "does not rebuild"
+            )
+    cards = build(
+        _state(ctx),
+        work_dir,
+        tuple(whisper),
+        chunks,
+        precision=precision,
+        seeds=seeds,
+        ensemble=ensemble,
+        teacher=parts,
+    )
     _print_json(
         {name: {key: card[key] for key in ("model", "head_sha256", "data", "training")} for name, card in cards.items()}
     )

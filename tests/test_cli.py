@@ -38,6 +38,8 @@ def test_every_command_and_option_explains_itself():
         (["ingest", "/no/such/catalogue"], "/no/such/catalogue"),
         (["ingest", ".", "--catalogue", "../escape"], "'../escape': use letters"),
         (["song-corpus", "corpus", "--family", "nope"], "family: expected one of"),
+        (["build-default-heads", "--whisper", "tiny.en", "--teacher", "lyrics+nope"], "--teacher: 'nope'"),
+        (["build-default-heads", "--whisper", "base", "--teacher", "lyrics+base"], "--teacher: 'base'"),
     ],
 )
 def test_a_user_error_is_one_line_and_exit_status_2(args, named, tmp_path):

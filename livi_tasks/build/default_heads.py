@@ -10,7 +10,9 @@
    mostly inside it becomes a training example whose unsung frames are hidden from the head;
 3. embeds each chunk's sung lines with the fixed text model: the teacher is the true lyrics, which
    a synthetic corpus has and a real catalogue does not, so the student does not inherit ASR's
-   mishearings (the pipeline's own retraining still distils from ASR);
+   mishearings (the pipeline's own retraining still distils from ASR); with ``teacher`` parts
+   naming Whisper models, the target is the normalised mean of the lyrics and those models'
+   shipped heads' answers for the same chunk (tiny.en learns from lyrics and the base head);
 4. trains the head (``train_encoder.fit_head``, the config's encoder section, seeded, whole works
    held out for early stopping) and writes ``head.pt``, ``head.json`` and ``card.json`` into
    ``livi_tasks/models/shipped/<whisper>/``.
@@ -40,7 +42,7 @@ from livi_tasks.build.synth.lyrics import EVALUATION_FAMILIES
 from livi_tasks.core.atomic import write_bytes_atomic
 from livi_tasks.core.commit import code_commit
 from livi_tasks.core.config import EncoderConfig, LiviConfig
-from livi_tasks.models.registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, SHIPPED_DIR, head_digest
+from livi_tasks.models.registry import HEAD_CONFIG_FILE, HEAD_WEIGHTS_FILE, SHIPPED_DIR, head_digest, shipped_head
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ VERSIONS = 2
 # The seed of the benchmarks' evaluation catalogues (every family): the heads never train on it.
 EVALUATION_SEED = 1
 TEXT_FILE = "text.npy"  # the teacher: one text embedding per training chunk
+LYRICS = "lyrics"  # the teacher part that is each chunk's sung text
+TEACHER_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,56 @@ def training_pairs(
     return FramePairs(sources, np.concatenate(rows), work_ids), stats
 
 
+def teacher_models(teacher: tuple[str, ...]) -> tuple[str, ...]:
+    """The Whisper models whose heads a teacher reads (every part but the lyrics)."""
+    return tuple(part for part in teacher if part != LYRICS)
+
+
+def head_answers(head, data: ChunkArrays) -> np.ndarray:
+    """The head's unit vector for every training chunk of ``data``, its unsung frames hidden as in training."""
+    import torch
+
+    head = head.eval()
+    answers = []
+    with torch.no_grad():
+        for start in range(0, len(data.table), TEACHER_BATCH):
+            rows = slice(start, start + TEACHER_BATCH)
+            frames = torch.from_numpy(np.asarray(data.states[rows], dtype=np.float32))
+            hidden = torch.from_numpy(np.array(data.extra["hidden"][rows], dtype=bool))
+            answers.append(head(frames, hidden).numpy())
+    return np.concatenate(answers)
+
+
+def teach(pairs, work_dir: Path, chunks: list[Chunk], student: str, teacher: tuple[str, ...], heads_root: Path) -> int:
+    """Replace the targets of ``training_pairs`` (no augmented copies) by ``teacher``'s: the
+    normalised mean of its parts, each the lyrics embedding or the answer of a Whisper model's head
+    in ``heads_root`` for the same chunk (its segment id in that model's cache). A chunk another
+    model's probe did not keep has no answer from it and averages the parts it has (the lyrics
+    when it has none); returns how many such (chunk, model) answers were missing."""
+    from livi_tasks.models.encoder import head_from_bytes
+
+    heads = {name: head_from_bytes(*shipped_head(name, heads_root)[:2]) for name in teacher_models(teacher)}
+    missing = 0
+    for index, chunk in enumerate(chunks):
+        states, lyrics, hidden = pairs.sources[index]
+        segments = read_chunk_dataset(chunk_cache(work_dir, chunk, student), ()).table["segment_id"]
+        total = np.zeros(lyrics.shape, np.float32)
+        if LYRICS in teacher:
+            total += lyrics
+        for name, head in heads.items():
+            data = read_chunk_dataset(chunk_cache(work_dir, chunk, name), ("hidden",))
+            if data.table.empty:
+                missing += len(segments)
+                continue
+            answer = pd.DataFrame(head_answers(head, data), index=data.table["segment_id"]).reindex(segments)
+            missing += int(answer.isna().any(axis=1).sum())
+            total += answer.fillna(0.0).to_numpy(np.float32)
+        unanswered = ~total.any(axis=1)
+        total[unanswered] = lyrics[unanswered]
+        pairs.sources[index] = (states, total / np.linalg.norm(total, axis=1, keepdims=True), hidden)
+    return missing
+
+
 def train_head(cfg: LiviConfig, pairs, out_dir: Path, init_seed: int | None = None):
     """Fit a fresh head on ``pairs`` (whole works held out for early stopping, drawn with the
     config's seed): (FitResult, train pairs, validation pairs, seconds, torch threads).
@@ -217,9 +271,11 @@ def train_default_head(
     precision: str = "fp32",
     seeds: tuple[int, ...] = (),
     ensemble: bool = False,
+    teacher: tuple[str, ...] = (LYRICS,),
 ) -> dict:
     """Train one Whisper model's head per seed in ``seeds`` (default the config's seed) on the
-    prepared chunks and write the one with the lowest validation loss, or with ``ensemble`` all of
+    prepared chunks towards ``teacher``'s targets (``teach``; Whisper models' heads read from
+    ``out_root``) and write the one with the lowest validation loss, or with ``ensemble`` all of
     them as one ``HeadEnsemble``, with its card: the evaluation catalogues never choose between seeds."""
     import torch
 
@@ -228,6 +284,9 @@ def train_default_head(
     from livi_tasks.stages.text_embed import load_text_model, text_model_info
 
     pairs, stats = training_pairs(work_dir, chunks, whisper_name)
+    teachers = teacher_models(teacher)
+    # The teachers' heads are read before anything is written: a model may teach its own successor.
+    missing_answers = teach(pairs, work_dir, chunks, whisper_name, teacher, out_root) if teachers else 0
     settings: EncoderConfig = cfg.encoder
     trained = {
         seed: train_head(cfg, pairs, work_dir / "training" / whisper_name / f"seed{seed}", seed)
@@ -262,6 +321,24 @@ def train_default_head(
         "teacher": (
             "ground-truth sung lyrics of each chunk (the lines mostly inside it), embedded by the text model "
             "(chunked, mean-pooled, L2-normalised)"
+            if not teachers
+            else "the L2-normalised mean of "
+            + " and ".join(
+                "the chunk's ground-truth sung lyrics embedded by the text model"
+                if part == LYRICS
+                else f"the shipped {part} head's answer for the same 30 s chunk"
+                for part in teacher
+            )
+        ),
+        **(
+            {
+                "teacher_heads": {
+                    name: {"head_sha256": shipped_head(name, out_root)[2]["head_sha256"]} for name in teachers
+                },
+                "teacher_answers_missing": missing_answers,
+            }
+            if teachers
+            else {}
         ),
         "data": {
             "generators": {
@@ -310,7 +387,8 @@ def train_default_head(
         "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name} --precision {precision} "
         + " ".join(f"--chunk {chunk.seed}:{chunk.works}:{chunk.family}" for chunk in chunks)
         + "".join(f" --seed {seed}" for seed in seeds)
-        + (" --ensemble" if ensemble else ""),
+        + (" --ensemble" if ensemble else "")
+        + (f" --teacher {'+'.join(teacher)}" if teachers else ""),
         "evaluation": {},
     }
     write_bytes_atomic(out_dir / "card.json", (json.dumps(card, indent=2) + "\n").encode())
@@ -337,16 +415,18 @@ def build_default_heads(
     precision: str = "fp32",
     seeds: tuple[int, ...] = (),
     ensemble: bool = False,
+    teacher: tuple[str, ...] = (LYRICS,),
 ) -> dict[str, dict]:
     """The whole recipe; ``chunks`` are (seed, works[, family]); frame states computed at
     ``precision`` (bf16 is 1.7x faster on CPUs with bf16 arithmetic, cosine 0.9997 to fp32);
     ``seeds``: training seeds tried, the lowest validation loss ships (default the config's), or
-    with ``ensemble`` all of them as one; returns each Whisper model's card."""
+    with ``ensemble`` all of them as one; ``teacher``: the lyrics and/or Whisper models whose heads
+    in ``out_root`` give the targets (their chunks are prepared too); returns each model's card."""
     work_dir = Path(work_dir)
     plan = [Chunk(*spec) for spec in chunks]
     for chunk in plan:
-        prepare_chunk(cfg, chunk, work_dir, whisper_models, precision)
+        prepare_chunk(cfg, chunk, work_dir, tuple(dict.fromkeys(whisper_models + teacher_models(teacher))), precision)
     return {
-        name: train_default_head(cfg, name, plan, work_dir, out_root, precision, seeds, ensemble)
+        name: train_default_head(cfg, name, plan, work_dir, out_root, precision, seeds, ensemble, teacher)
         for name in whisper_models
     }

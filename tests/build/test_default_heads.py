@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,24 @@ import pandas as pd
 import pytest
 import torch
 
-from livi_tasks.build.chunk_data import chunk_dataset, encoder_states_of, evaluation_dataset
-from livi_tasks.build.default_heads import EVALUATION_SEED, Chunk, build_default_heads, chunk_cache, prepare_chunk
+from livi_tasks.build.chunk_data import chunk_dataset, encoder_states_of, evaluation_dataset, read_chunk_dataset
+from livi_tasks.build.default_heads import (
+    EVALUATION_SEED,
+    LYRICS,
+    Chunk,
+    build_default_heads,
+    chunk_cache,
+    head_answers,
+    prepare_chunk,
+    teach,
+    training_pairs,
+)
 from livi_tasks.build.head_eval import evaluate_head
 from livi_tasks.build.synth.corpus import make_corpus
 from livi_tasks.core.config import LiviConfig
 from livi_tasks.models.encoder import HeadEnsemble, head_from_bytes
 from livi_tasks.models.identity import whisper_identity
-from livi_tasks.models.registry import head_digest, shipped_head
+from livi_tasks.models.registry import SHIPPED_DIR, head_digest, shipped_head
 from livi_tasks.models.vocal_probe import load_probe
 
 FAST = {"epochs": 2, "batch_size": 4, "hidden_dim": 32, "attention_heads": 2, "patience": 2, "device": "cpu"}
@@ -115,6 +126,39 @@ def test_an_ensemble_build_ships_every_seed_as_one_head(cfg, tmp_path):
     # The same seeds retrained on the same data: the lowest-loss head is one of the members.
     assert torch.allclose(ensemble.members[chosen](frames), single(frames), atol=1e-6)
     assert not torch.allclose(ensemble(frames), single(frames), atol=1e-3)
+
+
+def test_a_head_taught_by_lyrics_and_the_base_head_learns_their_normalised_mean(cfg, tmp_path):
+    """tiny.en taught by the lyrics and the shipped base head (as `make default-heads` builds it):
+    each chunk's target is the unit mean of its lyrics embedding and base's answer for the same
+    chunk, base's chunks are prepared by the build, and the card names the teacher."""
+    cfg = cfg.model_copy(update={"encoder": cfg.encoder.model_copy(update=FAST)})
+    work, shipped = tmp_path / "work", tmp_path / "shipped"
+    shutil.copytree(SHIPPED_DIR / "base", shipped / "base")
+    card = build_default_heads(
+        cfg, work, ("tiny.en",), chunks=((7, 3),), out_root=shipped, seeds=(0,), teacher=(LYRICS, "base")
+    )["tiny.en"]
+    assert card["teacher"].startswith("the L2-normalised mean of the chunk's ground-truth sung lyrics")
+    assert card["teacher_heads"] == {"base": {"head_sha256": shipped_head("base")[2]["head_sha256"]}}
+    assert card["command"].endswith("--teacher lyrics+base")
+
+    chunks = [Chunk(7, 3)]
+    pairs, _ = training_pairs(work, chunks, "tiny.en")
+    lyrics = np.array(pairs.sources[0][1])
+    assert teach(pairs, work, chunks, "tiny.en", (LYRICS, "base"), shipped) == card["teacher_answers_missing"]
+    base = read_chunk_dataset(chunk_cache(work, chunks[0], "base"), ("hidden",))
+    answers = pd.DataFrame(
+        head_answers(head_from_bytes(*shipped_head("base")[:2]), base), index=base.table["segment_id"]
+    )
+    tiny_segments = read_chunk_dataset(chunk_cache(work, chunks[0], "tiny.en"), ()).table["segment_id"]
+    answered = tiny_segments.isin(answers.index).to_numpy()
+    assert answered.sum() == len(tiny_segments) - card["teacher_answers_missing"] > 0
+    mean = lyrics[answered] + answers.loc[tiny_segments[answered]].to_numpy()
+    np.testing.assert_allclose(
+        pairs.sources[0][1][answered], mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-5
+    )
+    np.testing.assert_allclose(pairs.sources[0][1][~answered], lyrics[~answered])  # no answer: the lyrics alone
+    assert np.abs(np.sum(pairs.sources[0][1] * lyrics, axis=1)).min() < 0.99  # the teacher moved the targets
 
 
 @pytest.mark.parametrize(
