@@ -285,13 +285,11 @@ def train_default_head(
 
     pairs, stats = training_pairs(work_dir, chunks, whisper_name)
     teachers = teacher_models(teacher)
-    # The teachers' heads are read before anything is written: a model may teach its own successor.
+    # Targets are set before any head is written: a teacher is the head shipped before this build.
     missing_answers = teach(pairs, work_dir, chunks, whisper_name, teacher, out_root) if teachers else 0
     settings: EncoderConfig = cfg.encoder
-    trained = {
-        seed: train_head(cfg, pairs, work_dir / "training" / whisper_name / f"seed{seed}", seed)
-        for seed in seeds or (settings.seed,)
-    }
+    runs = work_dir / "training" / (whisper_name + (f"-teacher-{'+'.join(teacher)}" if teachers else ""))
+    trained = {seed: train_head(cfg, pairs, runs / f"seed{seed}", seed) for seed in seeds or (settings.seed,)}
     best_loss = {seed: run[0].best_loss for seed, run in trained.items()}
     chosen = min(best_loss, key=best_loss.get)
     _, train_index, val_index, _, torch_threads = trained[chosen]  # every seed has the same split
