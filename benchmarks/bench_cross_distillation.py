@@ -5,7 +5,8 @@ tiny.en's head towards what the shipped base head answers for each chunk (``--te
 towards the normalised mean of that and the chunk's lyrics (``--teacher lyrics+base``, what
 ``livi build-default-heads --teacher lyrics+base`` ships), on the same chunks, split and seeds as
 the build (``default_heads.teach`` sets the targets), and scores the seeds' ensemble on the
-evaluation catalogues beside the shipped tiny.en head.
+evaluation catalogues beside the shipped tiny.en head (with more than two seeds, the ensembles of
+the first two, three, ... seeds as well).
 
 Needs the shipped recipe's chunk caches of both models under ``--work-dir`` (``livi
 build-default-heads --whisper base`` and ``--whisper tiny.en`` make them). A chunk the base probe
@@ -64,7 +65,9 @@ def main() -> None:
         for seed in seeds
     }
     heads = {f"seed{seed}": run[0].head.eval() for seed, run in runs.items()}
-    heads["ensemble"] = HeadEnsemble(list(heads.values())).eval()
+    members = list(heads.values())
+    for size in range(2, len(members) + 1):  # the ensembles of the first 2, 3, ... seeds
+        heads["ensemble" + "+".join(str(seed) for seed in seeds[:size])] = HeadEnsemble(members[:size]).eval()
     sets, threshold = evaluation_sets(cfg, args.work_dir, "tiny.en", list(FAMILIES))
     evaluations = {
         name: {family: evaluate_head(head, data, cfg, threshold, kinds) for family, (data, kinds) in sets.items()}
