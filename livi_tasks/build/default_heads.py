@@ -286,6 +286,7 @@ def train_default_head(
     pairs, stats = training_pairs(work_dir, chunks, whisper_name)
     teachers = teacher_models(teacher)
     # Targets are set before any head is written: a teacher is the head shipped before this build.
+    teacher_heads = {name: {"head_sha256": shipped_head(name, out_root)[2]["head_sha256"]} for name in teachers}
     missing_answers = teach(pairs, work_dir, chunks, whisper_name, teacher, out_root) if teachers else 0
     settings: EncoderConfig = cfg.encoder
     runs = work_dir / "training" / (whisper_name + (f"-teacher-{'+'.join(teacher)}" if teachers else ""))
@@ -330,9 +331,7 @@ def train_default_head(
         ),
         **(
             {
-                "teacher_heads": {
-                    name: {"head_sha256": shipped_head(name, out_root)[2]["head_sha256"]} for name in teachers
-                },
+                "teacher_heads": teacher_heads,
                 "teacher_answers_missing": missing_answers,
             }
             if teachers
