@@ -32,7 +32,7 @@ from livi_tasks.stages.retrieval import QuerySession, build_catalogue_index
 #   bench_one_pass (fewest 20.9 s of singing), none of the instrumentals.
 # - The first shipped tiny.en head reached MAP 0.78 here on Musicnn's segments (two queries lost
 #   their cover to the filter) and 0.94 in one pass with the probe; the ninth session's (taught by
-#   the lyrics and the base pair) 1.0 both ways; random rankings score about 0.2.
+#   the lyrics and the base pair) 1.0 through the stages and in one pass; random rankings ~0.2.
 # - 5 of 8 demo queries had another version of their work first with Musicnn's segments, 6 of 8 in
 #   one pass with the first tiny.en head, 8 of 8 with the ninth session's (`make demo` with base:
 #   11 of 12); by chance 1 in 9. The bound keeps the first head's margin, not the current one's.
