@@ -57,7 +57,7 @@ def main() -> None:
     chunks = [Chunk(*spec) for spec in DEFAULT_CHUNKS]
     seeds = tuple(args.seed or DEFAULT_SEEDS)
     pairs, _ = training_pairs(args.work_dir, chunks, "tiny.en")
-    missing = teach(pairs, args.work_dir, chunks, "tiny.en", tuple(args.teacher.split("+")), SHIPPED_DIR)
+    missing, _ = teach(pairs, args.work_dir, chunks, "tiny.en", tuple(args.teacher.split("+")), SHIPPED_DIR)
     runs = {
         seed: train_head(
             cfg, pairs, args.work_dir / "training" / f"tiny.en-teacher-{args.teacher}" / f"seed{seed}", seed

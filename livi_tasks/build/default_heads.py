@@ -201,15 +201,19 @@ def head_answers(head, data: ChunkArrays) -> np.ndarray:
     return np.concatenate(answers)
 
 
-def teach(pairs, work_dir: Path, chunks: list[Chunk], student: str, teacher: tuple[str, ...], heads_root: Path) -> int:
+def teach(
+    pairs, work_dir: Path, chunks: list[Chunk], student: str, teacher: tuple[str, ...], heads_root: Path
+) -> tuple[int, dict[str, str]]:
     """Replace the targets of ``training_pairs`` (no augmented copies) by ``teacher``'s: the
     normalised mean of its parts, each the lyrics embedding or the answer of a Whisper model's head
     in ``heads_root`` for the same chunk (its segment id in that model's cache). A chunk another
     model's probe did not keep has no answer from it and averages the parts it has (the lyrics
-    when it has none); returns how many such (chunk, model) answers were missing."""
+    when it has none); returns how many such (chunk, model) answers were missing, and the hash of
+    each teacher head read."""
     from livi_tasks.models.encoder import head_from_bytes
 
-    heads = {name: head_from_bytes(*shipped_head(name, heads_root)[:2]) for name in teacher_models(teacher)}
+    found = {name: shipped_head(name, heads_root) for name in teacher_models(teacher)}
+    heads = {name: head_from_bytes(weights, config) for name, (weights, config, _) in found.items()}
     missing = 0
     for index, chunk in enumerate(chunks):
         states, lyrics, hidden = pairs.sources[index]
@@ -228,7 +232,7 @@ def teach(pairs, work_dir: Path, chunks: list[Chunk], student: str, teacher: tup
         unanswered = ~total.any(axis=1)
         total[unanswered] = lyrics[unanswered]
         pairs.sources[index] = (states, total / np.linalg.norm(total, axis=1, keepdims=True), hidden)
-    return missing
+    return missing, {name: card["head_sha256"] for name, (_, _, card) in found.items()}
 
 
 def train_head(cfg: LiviConfig, pairs, out_dir: Path, init_seed: int | None = None):
@@ -286,8 +290,9 @@ def train_default_head(
     pairs, stats = training_pairs(work_dir, chunks, whisper_name)
     teachers = teacher_models(teacher)
     # Targets are set before any head is written: a teacher is the head shipped before this build.
-    teacher_heads = {name: {"head_sha256": shipped_head(name, out_root)[2]["head_sha256"]} for name in teachers}
-    missing_answers = teach(pairs, work_dir, chunks, whisper_name, teacher, out_root) if teachers else 0
+    missing_answers, teacher_hashes = (
+        teach(pairs, work_dir, chunks, whisper_name, teacher, out_root) if teachers else (0, {})
+    )
     settings: EncoderConfig = cfg.encoder
     runs = work_dir / "training" / (whisper_name + (f"-teacher-{'+'.join(teacher)}" if teachers else ""))
     trained = {seed: train_head(cfg, pairs, runs / f"seed{seed}", seed) for seed in seeds or (settings.seed,)}
@@ -331,7 +336,7 @@ def train_default_head(
         ),
         **(
             {
-                "teacher_heads": teacher_heads,
+                "teacher_heads": {name: {"head_sha256": digest} for name, digest in teacher_hashes.items()},
                 "teacher_answers_missing": missing_answers,
             }
             if teachers

@@ -145,7 +145,10 @@ def test_a_head_taught_by_lyrics_and_the_base_head_learns_their_normalised_mean(
     chunks = [Chunk(7, 3)]
     pairs, _ = training_pairs(work, chunks, "tiny.en")
     lyrics = np.array(pairs.sources[0][1])
-    assert teach(pairs, work, chunks, "tiny.en", (LYRICS, "base"), shipped) == card["teacher_answers_missing"]
+    missing, hashes = teach(pairs, work, chunks, "tiny.en", (LYRICS, "base"), shipped)
+    assert missing == card["teacher_answers_missing"] and hashes == {
+        "base": card["teacher_heads"]["base"]["head_sha256"]
+    }
     base = read_chunk_dataset(chunk_cache(work, chunks[0], "base"), ("hidden",))
     answers = pd.DataFrame(
         head_answers(head_from_bytes(*shipped_head("base")[:2]), base), index=base.table["segment_id"]
