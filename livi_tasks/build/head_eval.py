@@ -45,16 +45,56 @@ def track_vectors(
     return np.stack(vectors), pd.DataFrame(tracks)
 
 
+def rank_catalogue(
+    head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(tracks as ``track_vectors`` gives them, the (n, n) ranking scores the evaluation stage
+    orders each query's candidates by)."""
+    vectors, tracks = track_vectors(head, data, cfg, threshold)
+    ranking, _ = catalogue_similarity(
+        vectors, list(tracks["chunks"]), cfg.index.centre, cfg.index.chunk_weight, cfg.index.rerank_depth
+    )
+    return tracks, ranking
+
+
+def query_outcomes(tracks: pd.DataFrame, ranking: np.ndarray) -> pd.DataFrame:
+    """One row per query (a track with another version in the catalogue): its track_id, work_id,
+    average precision and the rank of its first other version, as the MAP counts them."""
+    metrics = metrics_from_similarity(ranking, tracks["work_id"])
+    queries = tracks.iloc[metrics.query_index]
+    return pd.DataFrame(
+        {
+            "track_id": queries["track_id"].to_numpy(),
+            "work_id": queries["work_id"].to_numpy(),
+            "average_precision": metrics.average_precision,
+            "first_rank": metrics.first_rank,
+        }
+    )
+
+
+def version_pairs(tracks: pd.DataFrame, ranking: np.ndarray) -> pd.DataFrame:
+    """One row per (query, another version of its work): ``found`` when that version scores above
+    every track of other works for the query (a tie counts against it, as the metrics count ties)."""
+    work_ids = tracks["work_id"].to_numpy()
+    same_work = work_ids[:, None] == work_ids[None, :]
+    impostor_best = np.where(same_work, -np.inf, ranking).max(axis=1)
+    query, version = np.nonzero(same_work & ~np.eye(len(work_ids), dtype=bool))
+    return pd.DataFrame(
+        {
+            "query": tracks["track_id"].to_numpy()[query],
+            "version": tracks["track_id"].to_numpy()[version],
+            "found": ranking[query, version] > impostor_best[query],
+        }
+    )
+
+
 def evaluate_head(
     head: LiviHead, data: ChunkArrays, cfg: LiviConfig, threshold: float, kinds: pd.Series | None = None
 ) -> dict:
     """MAP (with its 95% bootstrap interval), MR1, HR@1 and HR@10 of the head on one catalogue;
     with ``kinds`` (track_id -> the generator's kind), the vocal filter's sung tracks kept and
     instrumentals excluded."""
-    vectors, tracks = track_vectors(head, data, cfg, threshold)
-    ranking, _ = catalogue_similarity(
-        vectors, list(tracks["chunks"]), cfg.index.centre, cfg.index.chunk_weight, cfg.index.rerank_depth
-    )
+    tracks, ranking = rank_catalogue(head, data, cfg, threshold)
     metrics = metrics_from_similarity(ranking, tracks["work_id"])
     filter_scores = {}
     if kinds is not None:
