@@ -132,10 +132,11 @@ def main() -> None:
         help="evaluation family (repeatable; default: randomised, foreign, demo)",
     )
     parser.add_argument("--columns", type=int, default=6, help="columns per family in the printed table")
-    parser.add_argument("--out", type=Path, required=True, help="JSON to write")
+    parser.add_argument("--out", type=Path, help="JSON to write (default benchmarks/results/misses_<whisper>.json)")
     args = parser.parse_args()
 
     load_before = os.getloadavg()
+    out = args.out or Path(__file__).resolve().parent / "results" / f"misses_{args.whisper}.json"
     cfg = load_config(environ={})
     families = args.families or ["randomised", "foreign", "demo"]
     sets, threshold = evaluation_sets(cfg, args.work_dir, args.whisper, families)
@@ -157,7 +158,7 @@ def main() -> None:
         }
     results["machine"] = machine_facts(load_before)
     results["measured"] = time.strftime("%Y-%m-%d")
-    write_bytes_atomic(args.out, (json.dumps(results, indent=1) + "\n").encode())
+    write_bytes_atomic(out, (json.dumps(results, indent=1) + "\n").encode())
     print(markdown(results, args.columns))
 
 
