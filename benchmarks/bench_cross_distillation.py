@@ -31,6 +31,7 @@ from livi_tasks.build.default_heads import (  # noqa: E402
     Chunk,
     teach,
     train_head,
+    training_folder,
     training_pairs,
 )
 from livi_tasks.build.head_eval import evaluate_head  # noqa: E402
@@ -57,11 +58,10 @@ def main() -> None:
     chunks = [Chunk(*spec) for spec in DEFAULT_CHUNKS]
     seeds = tuple(args.seed or DEFAULT_SEEDS)
     pairs, _ = training_pairs(args.work_dir, chunks, "tiny.en")
-    missing, _ = teach(pairs, args.work_dir, chunks, "tiny.en", tuple(args.teacher.split("+")), SHIPPED_DIR)
+    teacher = tuple(args.teacher.split("+"))
+    missing, _ = teach(pairs, args.work_dir, chunks, "tiny.en", teacher, SHIPPED_DIR)
     runs = {
-        seed: train_head(
-            cfg, pairs, args.work_dir / "training" / f"tiny.en-teacher-{args.teacher}" / f"seed{seed}", seed
-        )
+        seed: train_head(cfg, pairs, training_folder(args.work_dir, "tiny.en", teacher) / f"seed{seed}", seed)
         for seed in seeds
     }
     heads = {f"seed{seed}": run[0].head.eval() for seed, run in runs.items()}

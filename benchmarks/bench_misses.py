@@ -88,14 +88,14 @@ def found_by_relation(pairs: pd.DataFrame, attributes: pd.DataFrame) -> dict:
     for column in attributes.columns:
         query = attributes.loc[pairs["query"], column].to_numpy()
         version = attributes.loc[pairs["version"], column].to_numpy()
-        same = query == version
-        if same.all() or not same.any() and len(set(query) | set(version)) > PAIR_GROUPS:
+        same, values = query == version, len(set(query) | set(version))
+        if same.all() or (not same.any() and values > PAIR_GROUPS):  # nothing to compare
             continue
         relations = {}
         for name, chosen in (("same", same), ("different", ~same)):
             if chosen.any():
                 relations[name] = {"pairs": int(chosen.sum()), "found": float(pairs["found"][chosen].mean())}
-        if len(set(query) | set(version)) <= PAIR_GROUPS:
+        if values <= PAIR_GROUPS:
             named = np.array([" / ".join(sorted(pair)) for pair in zip(query, version, strict=True)])
             for name in sorted(set(named)):
                 chosen = named == name

@@ -235,6 +235,13 @@ def teach(
     return missing, {name: card["head_sha256"] for name, (_, _, card) in found.items()}
 
 
+def training_folder(work_dir: Path, whisper_name: str, teacher: tuple[str, ...] = (LYRICS,)) -> Path:
+    """Where a build's training runs go, one folder per seed: a taught build's apart from the
+    lyrics-taught runs, so neither overwrites the other."""
+    taught = teacher_models(teacher)
+    return work_dir / "training" / (whisper_name + (f"-teacher-{'+'.join(teacher)}" if taught else ""))
+
+
 def train_head(cfg: LiviConfig, pairs, out_dir: Path, init_seed: int | None = None):
     """Fit a fresh head on ``pairs`` (whole works held out for early stopping, drawn with the
     config's seed): (FitResult, train pairs, validation pairs, seconds, torch threads).
@@ -294,7 +301,7 @@ def train_default_head(
         teach(pairs, work_dir, chunks, whisper_name, teacher, out_root) if teachers else (0, {})
     )
     settings: EncoderConfig = cfg.encoder
-    runs = work_dir / "training" / (whisper_name + (f"-teacher-{'+'.join(teacher)}" if teachers else ""))
+    runs = training_folder(work_dir, whisper_name, teacher)
     trained = {seed: train_head(cfg, pairs, runs / f"seed{seed}", seed) for seed in seeds or (settings.seed,)}
     best_loss = {seed: run[0].best_loss for seed, run in trained.items()}
     chosen = min(best_loss, key=best_loss.get)
