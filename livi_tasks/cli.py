@@ -139,7 +139,8 @@ def song_corpus(
     family: str = typer.Option(
         "randomised",
         help=(
-            "randomised, piper or broad (training families; piper: randomised sung by Piper's neural voice; "
+            "randomised, piper, notes or broad (training families; piper: randomised sung by Piper's neural voice; "
+            "notes: randomised sung word by word, each word held on a note of the tune; "
             "broad: whole songs, live/acoustic/remix/duet versions, neural voices, sampled instruments), "
             "foreign or foreign2 (evaluation only: other voices, instruments, words, structure)."
         ),
@@ -174,7 +175,7 @@ def build_default_heads(
         [],
         "--chunk",
         help=(
-            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default), piper, broad or demo "
+            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default), piper, notes, broad or demo "
             "(repeatable); "
             "default the shipped recipe."
         ),

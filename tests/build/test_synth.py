@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from livi_tasks.build.synth import effects, piper
 from livi_tasks.build.synth.corpus import FAMILIES, make_corpus, plan_corpus
 from livi_tasks.build.synth.instruments import pluck
 from livi_tasks.build.synth.lyrics import TEMPLATES, family_words
-from livi_tasks.build.synth.voices import Voice, melody_contour, sing, speak
+from livi_tasks.build.synth.voices import Voice, melody_contour, sing, sing_on_notes, speak
 from livi_tasks.core.audio import load_audio
 
 TINY = {"works": 2, "versions": 2, "instrumentals": 1, "hard_negatives": 1}
@@ -79,6 +80,29 @@ def test_piper_family_changes_only_the_singer():
     sung = {word.strip(",") for lines in plan.lyrics.values() for line in lines for word in line.split()} - glue
     assert sung and sung <= set(family_words("randomised"))
     assert {track.voice.engine for track in plan.tracks} == {"piper"}
+
+
+def test_notes_family_changes_only_the_way_of_singing():
+    world, notes = FAMILIES["randomised"], FAMILIES["notes"]
+    assert (world.singing, notes.singing) == ("bend", "notes")
+    assert replace(notes, name="randomised", singing="bend") == world
+
+
+def test_words_sung_on_notes_last_their_notes_at_their_pitch():
+    """Each word lasts its note whatever its pitch (the last word twice as long, a short breath
+    after each), and a tune an octave up sings an octave up."""
+    import librosa
+
+    text, rate, note_s = "hold the lantern and carry the river", 16_000, 0.4
+    voice = Voice("espeak-ng", "en-us")
+    low = sing_on_notes(voice, text, (0,), note_s, np.random.default_rng(0), rate)
+    high = sing_on_notes(voice, text, (12,), note_s, np.random.default_rng(0), rate)
+    expected_s = (7 + 1) * note_s * 0.92 + 7 * 0.08 * note_s
+    for line in (low, high):
+        assert abs(len(line) / rate - expected_s) < 0.05 * expected_s
+
+    pitch = [float(np.median(librosa.yin(line.astype(np.float32), fmin=60, fmax=800, sr=rate))) for line in (low, high)]
+    assert abs(pitch[1] / pitch[0] - 2.0) < 0.2
 
 
 def test_piper_speaks_english_at_its_pace():

@@ -28,7 +28,7 @@ from livi_tasks.build.synth.instruments import PROGRESSIONS, SCALES, BackingSpec
 from livi_tasks.build.synth.lyrics import write_lyrics
 from livi_tasks.build.synth.songs import GENERATOR_VERSION as SONGS_GENERATOR_VERSION
 from livi_tasks.build.synth.songs import SONG_FAMILIES, plan_songs, write_song, write_song_tables
-from livi_tasks.build.synth.voices import Voice, melody_contour, sing, speak
+from livi_tasks.build.synth.voices import Voice, melody_contour, sing, sing_on_notes, speak
 
 GENERATOR_VERSION = 1
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "corpus.json")
@@ -63,6 +63,7 @@ class Family:
     sample_rates: tuple[int, ...]
     snr_db: tuple[float, float]
     duration_s: tuple[float, float]
+    singing: str = "bend"  # bend: each line's speech bent along its tune; notes: each word held on a note
 
 
 FAMILIES = {
@@ -99,6 +100,9 @@ FAMILIES = {
 # The training world sung by another synthesis method: Piper's neural voice, which neither
 # evaluation-only family uses (``synth.piper``).
 FAMILIES["piper"] = replace(FAMILIES["randomised"], name="piper", voices=(("piper", "joe"),))
+# The training world sung word by word, each word held on a note of the tune, as the song families'
+# "notes" singers do: the bent lines of the other training families never sound like that.
+FAMILIES["notes"] = replace(FAMILIES["randomised"], name="notes", singing="notes")
 
 
 @dataclass(frozen=True)
@@ -285,18 +289,9 @@ def render_stems(
         latest_end = plan.backing.duration_s - max(1.5, 0.05 * plan.backing.duration_s)
         for position, line in enumerate(plan.lines):
             if line not in rendered:  # a repeated line is sung the same way, as a chorus is
-                speech, speech_rate = speak(plan.voice, texts[line])
-                tune = np.array(tunes[line]) + plan.transpose
-                note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * plan.voice.stretch
-                contour = melody_contour(
-                    np.resize(tune, 64),
-                    np.resize(note_s, 64),
-                    speech_rate,
-                    0.04,
-                    rng.uniform(15, 45),
-                    rng.uniform(4.5, 6.5),
-                )
-                rendered[line] = sing(speech, speech_rate, contour, rate)
+                tune = tuple(note + plan.transpose for note in tunes[line])
+                singing = FAMILIES[plan.family].singing
+                rendered[line] = _sing_line(plan.voice, singing, texts[line], tune, beat, rng, rate)
             audio = rendered[line]
             if cursor + len(audio) / rate > latest_end:
                 break
@@ -311,6 +306,25 @@ def render_stems(
     if sung:
         vocals = effects.level_over(vocals, backing.mean(axis=1), sung, rate, plan.snr_db)
     return vocals, backing, sung
+
+
+def _sing_line(
+    voice: Voice, singing: str, text: str, tune: tuple[int, ...], beat: float, rng: np.random.Generator, rate: int
+) -> np.ndarray:
+    """One line of a version: word by word on the tune's notes, or its speech bent along the tune."""
+    if singing == "notes":
+        return sing_on_notes(voice, text, tune, beat * voice.stretch, rng, rate)
+    speech, speech_rate = speak(voice, text)
+    note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * voice.stretch
+    contour = melody_contour(
+        np.resize(np.array(tune), 64),
+        np.resize(note_s, 64),
+        speech_rate,
+        0.04,
+        rng.uniform(15, 45),
+        rng.uniform(4.5, 6.5),
+    )
+    return sing(speech, speech_rate, contour, rate)
 
 
 def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, world: str) -> np.ndarray:

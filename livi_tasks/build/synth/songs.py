@@ -31,7 +31,7 @@ from livi_tasks.build.synth.folder import write_audio, write_csv
 from livi_tasks.build.synth.instruments import INSTRUMENTS, KITS, PROGRESSIONS, SCALES, add_at, hz, scale_step
 from livi_tasks.build.synth.lyrics import write_lyrics
 from livi_tasks.build.synth.soundfont import DRUM_CHANNEL, Note
-from livi_tasks.build.synth.voices import Voice, melody_contour, sing, speak
+from livi_tasks.build.synth.voices import Voice, melody_contour, sing, sing_on_notes, speak
 
 GENERATOR_VERSION = 1
 SECTION_LINES = {"verse1": 4, "verse2": 4, "chorus": 4, "bridge": 2}
@@ -388,20 +388,10 @@ def _sing_line(sung: Sung, text: str, tune: tuple[int, ...], plan: SongPlan, wor
     beat = 60.0 / plan.tempo_bpm
     shift = plan.transpose
     if sung.style == "notes":
-        words = text.replace(",", "").split()
-        note_s = min(beat, slot_s / max(len(words), 1))
-        pieces = []
-        for index, word in enumerate(words):
-            speech, speech_rate = speak(sung.voice, word)
-            semitones = tune[index % len(tune)] + shift
-            held = note_s * (2.0 if index == len(words) - 1 else 1.0)
-            # sing() reads faster to go higher: stretch the word first so it lasts its note.
-            stretched = _stretch(speech, speech_rate, held * 2 ** (semitones / 12) * 0.92)
-            vibrato = rng.uniform(10, 40)
-            contour = melody_contour(np.array([semitones]), np.array([held]), speech_rate, 0.03, vibrato, 5.5)
-            pieces.append(sing(stretched, speech_rate, contour, rate))
-            pieces.append(np.zeros(int(0.08 * note_s * rate)))
-        return np.concatenate(pieces)[: int(slot_s * rate)]
+        words = len(text.replace(",", "").split())
+        note_s = min(beat, slot_s / max(words, 1))
+        semitones = tuple(note + shift for note in tune)
+        return sing_on_notes(sung.voice, text, semitones, note_s, rng, rate)[: int(slot_s * rate)]
     speech, speech_rate = speak(sung.voice, text)
     note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * sung.voice.stretch
     contour = melody_contour(
@@ -413,16 +403,6 @@ def _sing_line(sung: Sung, text: str, tune: tuple[int, ...], plan: SongPlan, wor
         rng.uniform(4.5, 6.5),
     )
     return sing(speech, speech_rate, contour, rate)[: int(slot_s * rate)]
-
-
-def _stretch(speech: np.ndarray, rate: int, seconds: float) -> np.ndarray:
-    """``speech`` time-stretched to ``seconds`` (phase vocoder; pitch kept)."""
-    import librosa
-
-    target = max(seconds, 0.05)
-    factor = float(np.clip(len(speech) / rate / target, 0.25, 4.0))
-    stretched = librosa.effects.time_stretch(speech.astype(np.float32), rate=factor, n_fft=512, hop_length=128)
-    return stretched.astype(np.float64)
 
 
 def render_vocals(plan: SongPlan, work: Work, lyrics: dict[str, tuple[str, ...]], total: int, rng) -> tuple:

@@ -179,3 +179,33 @@ def sing(speech: np.ndarray, speech_rate: int, contour_cents: np.ndarray, out_ra
     sung = np.interp(positions, np.arange(len(speech)), speech)
     common = gcd(out_rate, speech_rate)
     return signal.resample_poly(sung, out_rate // common, speech_rate // common)
+
+
+def sing_on_notes(
+    voice: Voice, text: str, semitones: tuple[int, ...], note_s: float, rng: np.random.Generator, out_rate: int
+) -> np.ndarray:
+    """``text`` sung word by word, each word held on the next note of ``semitones`` (cycled) for
+    ``note_s`` and the last word twice as long, with a short breath between words."""
+    words = text.replace(",", "").split()
+    pieces = []
+    for index, word in enumerate(words):
+        speech, speech_rate = speak(voice, word)
+        semitone = semitones[index % len(semitones)]
+        held = note_s * (2.0 if index == len(words) - 1 else 1.0)
+        # sing() reads faster to go higher: stretch the word first so it lasts its note.
+        stretched = stretch_speech(speech, speech_rate, held * 2 ** (semitone / 12) * 0.92)
+        vibrato = rng.uniform(10, 40)
+        contour = melody_contour(np.array([semitone]), np.array([held]), speech_rate, 0.03, vibrato, 5.5)
+        pieces.append(sing(stretched, speech_rate, contour, out_rate))
+        pieces.append(np.zeros(int(0.08 * note_s * out_rate)))
+    return np.concatenate(pieces) if pieces else np.zeros(0)
+
+
+def stretch_speech(speech: np.ndarray, rate: int, seconds: float) -> np.ndarray:
+    """``speech`` time-stretched to ``seconds`` (phase vocoder; pitch kept)."""
+    import librosa
+
+    target = max(seconds, 0.05)
+    factor = float(np.clip(len(speech) / rate / target, 0.25, 4.0))
+    stretched = librosa.effects.time_stretch(speech.astype(np.float32), rate=factor, n_fft=512, hop_length=128)
+    return stretched.astype(np.float64)
