@@ -51,6 +51,7 @@ DEFAULT_CHUNKS = (  # (seed, works[, family])
     (101, 150),
     (102, 150),
     (103, 150, "piper"),
+    (104, 150, "notes"),
     (21, 200, "demo"),
     (22, 300, "demo"),
 )
