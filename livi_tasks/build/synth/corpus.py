@@ -28,7 +28,7 @@ from livi_tasks.build.synth.instruments import PROGRESSIONS, SCALES, BackingSpec
 from livi_tasks.build.synth.lyrics import write_lyrics
 from livi_tasks.build.synth.songs import GENERATOR_VERSION as SONGS_GENERATOR_VERSION
 from livi_tasks.build.synth.songs import SONG_FAMILIES, plan_songs, write_song, write_song_tables
-from livi_tasks.build.synth.voices import Voice, melody_contour, sing, sing_on_notes, speak
+from livi_tasks.build.synth.voices import Voice, sing_bent, sing_on_notes
 
 GENERATOR_VERSION = 1
 OUTPUT_FILES = ("audio", "manifest.csv", "lyrics.json", "vocals.csv", "tracks.csv", "corpus.json")
@@ -290,8 +290,10 @@ def render_stems(
         for position, line in enumerate(plan.lines):
             if line not in rendered:  # a repeated line is sung the same way, as a chorus is
                 tune = tuple(note + plan.transpose for note in tunes[line])
-                singing = FAMILIES[plan.family].singing
-                rendered[line] = _sing_line(plan.voice, singing, texts[line], tune, beat, rng, rate)
+                if FAMILIES[plan.family].singing == "notes":
+                    rendered[line] = sing_on_notes(plan.voice, texts[line], tune, beat * plan.voice.stretch, rng, rate)
+                else:
+                    rendered[line] = sing_bent(plan.voice, texts[line], tune, beat, rng, rate)
             audio = rendered[line]
             if cursor + len(audio) / rate > latest_end:
                 break
@@ -306,25 +308,6 @@ def render_stems(
     if sung:
         vocals = effects.level_over(vocals, backing.mean(axis=1), sung, rate, plan.snr_db)
     return vocals, backing, sung
-
-
-def _sing_line(
-    voice: Voice, singing: str, text: str, tune: tuple[int, ...], beat: float, rng: np.random.Generator, rate: int
-) -> np.ndarray:
-    """One line of a version: word by word on the tune's notes, or its speech bent along the tune."""
-    if singing == "notes":
-        return sing_on_notes(voice, text, tune, beat * voice.stretch, rng, rate)
-    speech, speech_rate = speak(voice, text)
-    note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * voice.stretch
-    contour = melody_contour(
-        np.resize(np.array(tune), 64),
-        np.resize(note_s, 64),
-        speech_rate,
-        0.04,
-        rng.uniform(15, 45),
-        rng.uniform(4.5, 6.5),
-    )
-    return sing(speech, speech_rate, contour, rate)
 
 
 def _vocal_chain(vocals: np.ndarray, rate: int, rng: np.random.Generator, world: str) -> np.ndarray:

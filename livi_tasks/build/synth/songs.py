@@ -31,7 +31,7 @@ from livi_tasks.build.synth.folder import write_audio, write_csv
 from livi_tasks.build.synth.instruments import INSTRUMENTS, KITS, PROGRESSIONS, SCALES, add_at, hz, scale_step
 from livi_tasks.build.synth.lyrics import write_lyrics
 from livi_tasks.build.synth.soundfont import DRUM_CHANNEL, Note
-from livi_tasks.build.synth.voices import Voice, melody_contour, sing, sing_on_notes, speak
+from livi_tasks.build.synth.voices import Voice, sing_bent, sing_on_notes
 
 GENERATOR_VERSION = 1
 SECTION_LINES = {"verse1": 4, "verse2": 4, "chorus": 4, "bridge": 2}
@@ -386,23 +386,13 @@ def _synthesised_stem(notes: list[Note], plan: SongPlan, rate: int, seconds: flo
 def _sing_line(sung: Sung, text: str, tune: tuple[int, ...], plan: SongPlan, work: Work, slot_s: float, rng, rate):
     """A line sung by one singer, at most ``slot_s`` long."""
     beat = 60.0 / plan.tempo_bpm
-    shift = plan.transpose
+    semitones = tuple(note + plan.transpose for note in tune)
     if sung.style == "notes":
         words = len(text.replace(",", "").split())
-        note_s = min(beat, slot_s / max(words, 1))
-        semitones = tuple(note + shift for note in tune)
-        return sing_on_notes(sung.voice, text, semitones, note_s, rng, rate)[: int(slot_s * rate)]
-    speech, speech_rate = speak(sung.voice, text)
-    note_s = rng.choice([0.5, 1.0], size=len(tune)) * beat * sung.voice.stretch
-    contour = melody_contour(
-        np.resize(np.array(tune) + shift, 64),
-        np.resize(note_s, 64),
-        speech_rate,
-        0.04,
-        rng.uniform(15, 45),
-        rng.uniform(4.5, 6.5),
-    )
-    return sing(speech, speech_rate, contour, rate)[: int(slot_s * rate)]
+        line = sing_on_notes(sung.voice, text, semitones, min(beat, slot_s / max(words, 1)), rng, rate)
+    else:
+        line = sing_bent(sung.voice, text, semitones, beat, rng, rate)
+    return line[: int(slot_s * rate)]
 
 
 def render_vocals(plan: SongPlan, work: Work, lyrics: dict[str, tuple[str, ...]], total: int, rng) -> tuple:

@@ -181,6 +181,24 @@ def sing(speech: np.ndarray, speech_rate: int, contour_cents: np.ndarray, out_ra
     return signal.resample_poly(sung, out_rate // common, speech_rate // common)
 
 
+def sing_bent(
+    voice: Voice, text: str, semitones: tuple[int, ...], beat: float, rng: np.random.Generator, out_rate: int
+) -> np.ndarray:
+    """``text`` spoken as one line and bent along ``semitones``, each note a half or a whole beat
+    at the singer's pace, with glides and vibrato."""
+    speech, speech_rate = speak(voice, text)
+    note_s = rng.choice([0.5, 1.0], size=len(semitones)) * beat * voice.stretch
+    contour = melody_contour(
+        np.resize(np.array(semitones), 64),
+        np.resize(note_s, 64),
+        speech_rate,
+        0.04,
+        rng.uniform(15, 45),
+        rng.uniform(4.5, 6.5),
+    )
+    return sing(speech, speech_rate, contour, out_rate)
+
+
 def sing_on_notes(
     voice: Voice, text: str, semitones: tuple[int, ...], note_s: float, rng: np.random.Generator, out_rate: int
 ) -> np.ndarray:
@@ -193,7 +211,7 @@ def sing_on_notes(
         semitone = semitones[index % len(semitones)]
         held = note_s * (2.0 if index == len(words) - 1 else 1.0)
         # sing() reads faster to go higher: stretch the word first so it lasts its note.
-        stretched = stretch_speech(speech, speech_rate, held * 2 ** (semitone / 12) * 0.92)
+        stretched = _stretch_speech(speech, speech_rate, held * 2 ** (semitone / 12) * 0.92)
         vibrato = rng.uniform(10, 40)
         contour = melody_contour(np.array([semitone]), np.array([held]), speech_rate, 0.03, vibrato, 5.5)
         pieces.append(sing(stretched, speech_rate, contour, out_rate))
@@ -201,7 +219,7 @@ def sing_on_notes(
     return np.concatenate(pieces) if pieces else np.zeros(0)
 
 
-def stretch_speech(speech: np.ndarray, rate: int, seconds: float) -> np.ndarray:
+def _stretch_speech(speech: np.ndarray, rate: int, seconds: float) -> np.ndarray:
     """``speech`` time-stretched to ``seconds`` (phase vocoder; pitch kept)."""
     import librosa
 
