@@ -44,7 +44,9 @@ FAMILIES = ("randomised", "foreign", "foreign2", "broad", "demo")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", type=Path, required=True, help="build-default-heads' cache folder")
+    parser.add_argument(
+        "--work-dir", type=Path, default=REPO / "data" / "default-heads", help="build-default-heads' cache folder"
+    )
     parser.add_argument(
         "--teacher",
         choices=("base", "lyrics+base"),

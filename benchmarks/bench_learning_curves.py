@@ -327,8 +327,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "mode",
+        nargs="?",
+        default="shipped",
         choices=["sizes", "voices", "ablation", "prepare", "reevaluate", "shipped", "table"],
-        help="What to measure (table: print the results as markdown).",
+        help="What to measure (default shipped: the shipped heads; table: print the results as markdown).",
     )
     parser.add_argument("--work-dir", default=str(REPO / "data" / "default-heads"), help="Corpora and caches (reused).")
     parser.add_argument("--whisper", default="base", help="Whisper model whose frozen encoder the heads read.")

@@ -163,7 +163,7 @@ def training_pairs(
     split holds every copy of a work on one side."""
     from livi_tasks.stages.train_encoder import FramePairs
 
-    sources, rows, work_ids, stats = [], [], [], []
+    sources, rows, work_ids, track_ids, stats = [], [], [], [], []
     for chunk, copy in ((chunk, copy) for chunk in chunks for copy in range(augmented_copies + 1)):
         folder = chunk_cache(work_dir, chunk, whisper_name, copy, all_layers)
         data = read_chunk_dataset(folder, ("hidden",))
@@ -172,6 +172,7 @@ def training_pairs(
         sources.append((data.states, np.load(folder / TEXT_FILE, mmap_mode="r"), data.extra["hidden"]))
         rows.append(np.stack([np.full(len(selected), len(sources) - 1), selected, selected], axis=1))
         work_ids += names.tolist()
+        track_ids += (chunk.name + "/" + data.table["track_id"].astype(str)).to_numpy()[selected].tolist()
         stats.append(
             {
                 **asdict(chunk),
@@ -181,7 +182,7 @@ def training_pairs(
                 "works_used": int(len(set(names))),
             }
         )
-    return FramePairs(sources, np.concatenate(rows), work_ids), stats
+    return FramePairs(sources, np.concatenate(rows), work_ids, track_ids), stats
 
 
 def teacher_models(teacher: tuple[str, ...]) -> tuple[str, ...]:
@@ -276,6 +277,17 @@ def train_head(cfg: LiviConfig, pairs, out_dir: Path, init_seed: int | None = No
     return result, train_index, val_index, time.perf_counter() - started, torch.get_num_threads()
 
 
+def encoder_overrides(settings: EncoderConfig) -> str:
+    """``--set encoder.FIELD=VALUE `` for each training setting off its default, so a card's command
+    rebuilds its head whatever the defaults become (where the model runs is left out)."""
+    defaults = EncoderConfig().model_dump(mode="json")
+    return "".join(
+        f"--set encoder.{field}={json.dumps(value)} "
+        for field, value in settings.model_dump(mode="json", exclude={"device", "inference_precision"}).items()
+        if value != defaults[field]
+    )
+
+
 def train_default_head(
     cfg: LiviConfig,
     whisper_name: str,
@@ -286,17 +298,21 @@ def train_default_head(
     seeds: tuple[int, ...] = (),
     ensemble: bool = False,
     teacher: tuple[str, ...] = (LYRICS,),
+    commit: str | None = None,
 ) -> dict:
     """Train one Whisper model's head per seed in ``seeds`` (default the config's seed) on the
     prepared chunks towards ``teacher``'s targets (``teach``; Whisper models' heads read from
     ``out_root``) and write the one with the lowest validation loss, or with ``ensemble`` all of
-    them as one ``HeadEnsemble``, with its card: the evaluation catalogues never choose between seeds."""
+    them as one ``HeadEnsemble``, with its card: the evaluation catalogues never choose between seeds.
+    ``commit``: the code version for the card (default: the checkout's, read before any file is written)."""
     import torch
 
     from livi_tasks.models.encoder import HeadEnsemble, head_to_bytes, resolve_device
     from livi_tasks.models.identity import whisper_identity
     from livi_tasks.stages.text_embed import load_text_model, text_model_info
 
+    # Read before the head is written: the shipped files are tracked, so afterwards the checkout is dirty.
+    commit = commit or code_commit()
     pairs, stats = training_pairs(work_dir, chunks, whisper_name)
     teachers = teacher_models(teacher)
     # Targets are set before any head is written: a teacher is the head shipped before this build.
@@ -395,8 +411,9 @@ def train_default_head(
             },
             "torch": torch.__version__,
         },
-        "code_commit": code_commit(),
-        "command": f"livi build-default-heads --work-dir {work_dir} --whisper {whisper_name} --precision {precision} "
+        "code_commit": commit,
+        "command": f"livi {encoder_overrides(settings)}build-default-heads --work-dir {work_dir} "
+        f"--whisper {whisper_name} --precision {precision} "
         + " ".join(f"--chunk {chunk.seed}:{chunk.works}:{chunk.family}" for chunk in chunks)
         + "".join(f" --seed {seed}" for seed in seeds)
         + (" --ensemble" if ensemble else "")
@@ -435,10 +452,11 @@ def build_default_heads(
     with ``ensemble`` all of them as one; ``teacher``: the lyrics and/or Whisper models whose heads
     in ``out_root`` give the targets (their chunks are prepared too); returns each model's card."""
     work_dir = Path(work_dir)
+    commit = code_commit()  # before the first head is written (see train_default_head)
     plan = [Chunk(*spec) for spec in chunks]
     for chunk in plan:
         prepare_chunk(cfg, chunk, work_dir, tuple(dict.fromkeys(whisper_models + teacher_models(teacher))), precision)
     return {
-        name: train_default_head(cfg, name, plan, work_dir, out_root, precision, seeds, ensemble, teacher)
+        name: train_default_head(cfg, name, plan, work_dir, out_root, precision, seeds, ensemble, teacher, commit)
         for name in whisper_models
     }

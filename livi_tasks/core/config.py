@@ -149,6 +149,11 @@ class EncoderConfig(Section):
     batch_size: int = Field(32, ge=2)
     val_fraction: float = Field(0.2, ge=0, lt=1, description="Share of works held out for validation.")
     patience: int = Field(5, ge=1, description="Epochs without validation improvement before stopping.")
+    pair_versions: bool = Field(
+        False,
+        description="Batch each training chunk beside the chunk of another version of its work (another singer) "
+        "with the closest lyrics, so the similarity-matrix term compares two voices singing the same words.",
+    )
     seed: int = 0
     device: str = Field(
         "auto",

@@ -67,13 +67,21 @@ class FramePairs(torch.utils.data.Dataset):
     ``sources`` are (states, text_embeddings) or (states, text_embeddings, hidden) arrays (states
     may be memory-mapped float16; ``hidden`` (n, frames) marks frames the head must not pool, e.g.
     the frames a one-pass chunk holds no singing in; without it every frame is pooled). ``rows``
-    maps a pair to (source, states row, text row). Works come along for the split.
+    maps a pair to (source, states row, text row). Works come along for the split, and tracks, when
+    given, for batches of version pairs (``version_pairs``).
     """
 
-    def __init__(self, sources: Sequence[tuple[np.ndarray, ...]], rows: np.ndarray, work_ids: Sequence[str]):
+    def __init__(
+        self,
+        sources: Sequence[tuple[np.ndarray, ...]],
+        rows: np.ndarray,
+        work_ids: Sequence[str],
+        track_ids: Sequence[str] | None = None,
+    ):
         self.sources = list(sources)
         self.rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
         self.work_ids = np.asarray(work_ids, dtype=object)
+        self.track_ids = None if track_ids is None else np.asarray(track_ids, dtype=object)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -97,24 +105,72 @@ class FramePairs(torch.utils.data.Dataset):
         rows = self.rows[np.asarray(indices, dtype=np.int64)]
         dtype = np.result_type(*(source[0].dtype for source in self.sources))
         states = np.empty((len(rows), *self.sources[0][0].shape[1:]), dtype=dtype)
-        texts = np.empty((len(rows), self.sources[0][1].shape[-1]), dtype=np.float32)
         hidden = np.zeros(states.shape[:2], dtype=bool)
-        for number, (source_states, source_texts, *source_hidden) in enumerate(self.sources):
+        for number, (source_states, _, *source_hidden) in enumerate(self.sources):
             at = np.flatnonzero(rows[:, 0] == number)
             if not len(at):
                 continue
             states[at] = source_states[rows[at, 1]]
-            texts[at] = source_texts[rows[at, 2]]
             if source_hidden:
                 hidden[at] = source_hidden[0][rows[at, 1]]
+        texts = self._texts(rows)
         return (
             torch.from_numpy(states).to(device).float(),
             torch.from_numpy(texts).to(device),
             torch.from_numpy(hidden).to(device),
         )
 
+    def targets(self) -> np.ndarray:
+        """Every pair's text embedding, in order (float32)."""
+        return self._texts(self.rows)
+
+    def _texts(self, rows: np.ndarray) -> np.ndarray:
+        texts = np.empty((len(rows), self.sources[0][1].shape[-1]), dtype=np.float32)
+        for number, (_, source_texts, *_) in enumerate(self.sources):
+            at = np.flatnonzero(rows[:, 0] == number)
+            texts[at] = source_texts[rows[at, 2]]
+        return texts
+
     def subset(self, indices: np.ndarray) -> "FramePairs":
-        return FramePairs(self.sources, self.rows[indices], self.work_ids[indices])
+        tracks = None if self.track_ids is None else self.track_ids[indices]
+        return FramePairs(self.sources, self.rows[indices], self.work_ids[indices], tracks)
+
+
+def version_pairs(pairs: FramePairs) -> list[np.ndarray]:
+    """The pairs' indices in units: each chunk beside the chunk of another version (track) of its work
+    whose target is closest, the closest matched first; a chunk left over (a work with one version,
+    a longer version's extra chunks, no work) stands alone."""
+    if pairs.track_ids is None:
+        raise ValueError("encoder.pair_versions: these training pairs carry no track ids")
+    targets = pairs.targets()
+    units: list[np.ndarray] = []
+    for work, members in pd.Series(np.arange(len(pairs))).groupby(pairs.work_ids.astype(str)):
+        members = members.to_numpy()
+        similarity = targets[members] @ targets[members].T
+        tracks = pairs.track_ids[members]
+        similarity[tracks[:, None] == tracks[None, :]] = -np.inf
+        if not work:
+            similarity[:] = -np.inf
+        alone = np.ones(len(members), dtype=bool)
+        while np.isfinite(similarity).any():
+            i, j = np.unravel_index(np.argmax(similarity), similarity.shape)
+            units.append(members[[i, j]])
+            alone[[i, j]] = False
+            similarity[[i, j], :] = -np.inf
+            similarity[:, [i, j]] = -np.inf
+        units += [members[[k]] for k in np.flatnonzero(alone)]
+    return units
+
+
+def paired_order(units: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """An epoch's order over ``version_pairs`` units: the lone chunks paired at random among
+    themselves, every pair in random order, an odd one out last; so with an even batch size no
+    pair is split between two batches."""
+    pairs = [unit for unit in units if len(unit) == 2]
+    alone = rng.permutation(np.concatenate([unit for unit in units if len(unit) == 1] or [np.zeros(0, np.int64)]))
+    pairs += [alone[start : start + 2] for start in range(0, len(alone) - 1, 2)]
+    odd_one_out = alone[len(alone) - len(alone) % 2 :]
+    return np.concatenate([*(pairs[k] for k in rng.permutation(len(pairs))), odd_one_out]).astype(np.int64)
 
 
 def split_by_work(work_ids: Sequence[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,6 +286,7 @@ def fit_head(
     optimiser = torch.optim.AdamW(
         head.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, betas=settings.betas
     )
+    units = version_pairs(train_set) if settings.pair_versions else None
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
     warmup_steps = int(settings.warmup_fraction * total_steps)
@@ -265,7 +322,8 @@ def fit_head(
         if stopped_early:
             break
         head.train()
-        order = np.random.default_rng([settings.seed, epoch]).permutation(len(train_set))
+        rng = np.random.default_rng([settings.seed, epoch])
+        order = paired_order(units, rng) if units is not None else rng.permutation(len(train_set))
         train_total = 0.0
         for batch_number, indices in enumerate(
             tqdm(_batches(len(train_set), settings.batch_size, order), desc=f"epoch {epoch}", unit="batch", leave=False)
@@ -347,7 +405,7 @@ class TrainingData:
 
 def _shard_pairs(
     text: Artifact, features: Artifact
-) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str], np.ndarray, np.ndarray]:
     text_segments = text.read_table("segments")
     feature_segments = features.read_table("segments")
     state_rows = pd.Series(np.arange(len(feature_segments)), index=feature_segments["segment_id"].to_numpy())
@@ -359,6 +417,7 @@ def _shard_pairs(
         state_rows.loc[kept["segment_id"].to_numpy()].to_numpy(),
         np.flatnonzero(present),
         kept["work_id"].fillna("").astype(str).tolist(),
+        kept["track_id"].astype(str).tolist(),
         features.read_array("states", mmap=True),
         text.read_array("segment_embeddings"),
     )
@@ -367,7 +426,7 @@ def _shard_pairs(
 def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: ArtifactStore) -> TrainingData:
     """Join every shard's text embeddings with its cached frame states (computing missing states)."""
     whisper = whisper_identity(cfg.transcribe.whisper_model, cfg.models_dir)
-    sources, rows, work_ids, inputs = [], [], [], []
+    sources, rows, work_ids, track_ids, inputs = [], [], [], [], []
     text_model: dict | None = None
     for catalogue in catalogues:
         for shard in shard_ids(store, catalogue):
@@ -388,10 +447,11 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
             if not features.is_complete():
                 log.info("features %s/%s missing: computing them", catalogue, shard)
                 cache_encoder_features(cfg, catalogue, shard, store)
-            state_rows, text_rows, works, states, texts = _shard_pairs(text, features.require())
+            state_rows, text_rows, works, tracks, states, texts = _shard_pairs(text, features.require())
             sources.append((states, texts))
             rows.append(np.stack([np.full(len(state_rows), len(sources) - 1), state_rows, text_rows], axis=1))
             work_ids.extend(works)
+            track_ids.extend(f"{catalogue}/{track}" for track in tracks)
             inputs.append(
                 {
                     "catalogue": catalogue,
@@ -402,7 +462,7 @@ def collect_training_data(cfg: LiviConfig, catalogues: Sequence[str], store: Art
             )
     if text_model is None:
         raise ValueError("no catalogues given")
-    pairs = FramePairs(sources, np.concatenate(rows) if rows else np.zeros((0, 3), np.int64), work_ids)
+    pairs = FramePairs(sources, np.concatenate(rows) if rows else np.zeros((0, 3), np.int64), work_ids, track_ids)
     return TrainingData(pairs=without_shared_targets(pairs), text_model=text_model, whisper=whisper, inputs=inputs)
 
 

@@ -104,6 +104,11 @@ def test_build_writes_a_head_the_registry_accepts(cfg, tmp_path):
     assert set(losses) == {"0", "1"} and losses["0"] != losses["1"]  # the seed changes the run, not the split
     assert losses[str(card["training"]["seed"])] == card["training"]["best_val_loss"] == min(losses.values())
     assert card["whisper"]["name"] == "tiny.en" and card["code_commit"]
+    # The command carries the settings off their defaults (FAST's, where the model runs left out).
+    assert card["command"].startswith(
+        "livi --set encoder.hidden_dim=32 --set encoder.attention_heads=2 --set encoder.epochs=2 "
+        "--set encoder.batch_size=4 --set encoder.patience=2 build-default-heads "
+    )
     stored = torch.load(io.BytesIO(weights), weights_only=True)
     assert card["weights_stored_as"] == "float16" and {tensor.dtype for tensor in stored.values()} == {torch.float16}
 

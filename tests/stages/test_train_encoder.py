@@ -17,7 +17,9 @@ from livi_tasks.stages.train_encoder import (
     TrainingInterrupted,
     distillation_loss,
     fit_head,
+    paired_order,
     split_by_work,
+    version_pairs,
     without_shared_targets,
 )
 
@@ -85,6 +87,50 @@ def test_a_teacher_text_shared_across_unrelated_works_is_dropped():
     kept = without_shared_targets(shared, max_works=3)
     assert sorted(kept.rows[:, 1].tolist()) == [1, 3, 5, 7, 9, 10, 11]
     assert len(without_shared_targets(shared, max_works=5)) == 12
+
+
+def _versions(texts: np.ndarray, works: list[str], tracks: list[str]) -> FramePairs:
+    states = np.zeros((len(texts), FRAMES, WIDTH), np.float16)
+    rows = np.stack([np.zeros(len(texts), np.int64), np.arange(len(texts)), np.arange(len(texts))], axis=1)
+    return FramePairs([(states, texts.astype(np.float32))], rows, works, tracks)
+
+
+def test_version_pairs_put_each_chunk_beside_the_closest_chunk_of_another_version():
+    angles = np.radians([0, 40, 80, 5, 75, 0, 0, 10])
+    texts = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    works = ["w", "w", "w", "w", "w", "solo", "", ""]
+    tracks = ["a", "a", "a", "b", "b", "s", "u1", "u2"]
+    units = version_pairs(_versions(texts, works, tracks))
+    assert sorted(sorted(unit.tolist()) for unit in units) == [[0, 3], [1], [2, 4], [5], [6], [7]]
+    # Two chunks of one version are never a pair, however close their lyrics (rows 0 and 1 of track a).
+    same_track = version_pairs(_versions(texts[:2], ["w", "w"], ["a", "a"]))
+    assert sorted(unit.tolist() for unit in same_track) == [[0], [1]]
+
+
+def test_version_pairs_need_track_ids():
+    with pytest.raises(ValueError, match="encoder.pair_versions"):
+        version_pairs(_pairs(8))
+
+
+def test_paired_order_keeps_each_pair_in_one_batch_and_covers_every_chunk():
+    units = [np.array([2 * k, 2 * k + 1]) for k in range(10)] + [np.array([k]) for k in range(20, 25)]
+    order = paired_order(units, np.random.default_rng(7))
+    assert sorted(order.tolist()) == list(range(20)) + list(range(20, 25))
+    batch_of = {int(index): position // 8 for position, index in enumerate(order)}
+    assert all(batch_of[2 * k] == batch_of[2 * k + 1] for k in range(10))
+    assert order.tolist() == paired_order(units, np.random.default_rng(7)).tolist()  # seeded
+    assert order.tolist() != paired_order(units, np.random.default_rng(8)).tolist()
+
+
+def test_training_on_version_pairs_lowers_the_loss(tmp_path):
+    pairs = _pairs()
+    pairs.track_ids = np.array([f"t{i % 4}" for i in range(len(pairs))], dtype=object)  # two versions per work
+    settings = _settings(epochs=6, pair_versions=True)
+    train_set, val_set = _split(pairs)
+    result = fit_head(_fresh_head(settings), train_set, val_set, settings, tmp_path)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    with pytest.raises(ValueError, match="encoder.pair_versions"):
+        fit_head(_fresh_head(settings), _split(_pairs())[0], None, settings, tmp_path / "no-tracks")
 
 
 def _settings(**changes) -> EncoderConfig:
