@@ -12,6 +12,10 @@ Stages, each through the library's own functions, each timed after a warm-up:
 5. queries: ``livi query``'s path per file: decode, one encoder pass per 30 s, probe, head, then a
    search of a Faiss index holding every track of the catalogue.
 
+The model is the store's default: in a fresh store the head shipped for ``--whisper``. With
+``--cpu-check`` every query file is embedded once more on the CPU in fp32 with the same model (the
+reference), and the cosine of each track's embedding to this run's is reported.
+
 The catalogue is made with the demo generator (espeak-ng) unless ``--catalogue-dir`` already holds
 one, so a machine without espeak-ng can time a catalogue made elsewhere.
 
@@ -149,8 +153,11 @@ def time_training(
     }
 
 
-def time_queries(cfg, device: str, files: pd.DataFrame, store: ArtifactStore, model: str) -> dict:
-    """Stage 5: each file embedded as ``livi query`` embeds it, then searched in an index of them all."""
+def time_queries(
+    cfg, device: str, files: pd.DataFrame, store: ArtifactStore, model: str
+) -> tuple[dict, list[np.ndarray]]:
+    """Stage 5: each file embedded as ``livi query`` embeds it, then searched in an index of them all;
+    returns the timings and the track embeddings."""
     embed_file(cfg, files["uri"].iloc[0], store, model)  # warm-up
     embeddings, embed_s = [], []
     for uri in files["uri"]:
@@ -171,6 +178,25 @@ def time_queries(cfg, device: str, files: pd.DataFrame, store: ArtifactStore, mo
         "search_ms_median": float(np.median(search_ms)),
         "query_s_median": float(np.median(totals)),
         "query_s_max": float(totals.max()),
+    }, embeddings
+
+
+def compare_with_cpu(cpu_cfg, files: pd.DataFrame, store: ArtifactStore, model: str, embeddings) -> dict:
+    """Each file embedded again with the same model on the CPU in fp32 (``cpu_cfg``): per track the
+    cosine of the two embeddings and their largest coordinate difference, in float64 (in float32 a
+    cosine within 3e-8 of 1 rounds to 1)."""
+    cosines, differences = [], []
+    for uri, embedding in zip(files["uri"], embeddings):
+        reference = embed_file(cpu_cfg, uri, store, model).embedding.astype(np.float64)
+        vector = np.asarray(embedding, np.float64)
+        cosines.append(float(reference @ vector / (np.linalg.norm(reference) * np.linalg.norm(vector))))
+        differences.append(float(np.abs(reference - vector).max()))
+    return {
+        "reference": "cpu fp32",
+        "cosine_min": min(cosines),
+        "cosine_mean": float(np.mean(cosines)),
+        "max_abs_difference": max(differences),
+        "cosines": cosines,
     }
 
 
@@ -200,6 +226,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="Training epochs to time.")
     parser.add_argument("--set", action="append", default=[], help="Config override section.field=value (repeatable).")
     parser.add_argument(
+        "--cpu-check",
+        action="store_true",
+        help="Also embed each query file on the CPU in fp32 with the same model and report the cosine "
+        "of each track's embedding to this run's.",
+    )
+    parser.add_argument(
         "--out", type=Path, default=None, help="default benchmarks/results/device_path_DEVICE_WHISPER.json"
     )
     args = parser.parse_args()
@@ -208,15 +240,13 @@ def main() -> None:
         parser.error("--device cuda: torch sees no CUDA device here")
 
     work_dir = Path(tempfile.mkdtemp(prefix="bench-device-"))
-    overrides = parse_overrides(
-        [
-            *args.set,
-            f"encoder.device={args.device}",
-            f"transcribe.whisper_model={args.whisper}",
-            f"store.root={work_dir / 'store'}",
-        ]
-    )
-    cfg = load_config(overrides=overrides)
+    settings = [
+        *args.set,
+        f"encoder.device={args.device}",
+        f"transcribe.whisper_model={args.whisper}",
+        f"store.root={work_dir / 'store'}",
+    ]
+    cfg = load_config(overrides=parse_overrides(settings))
     files = catalogue_files(args.catalogue_dir or work_dir / "demo", args.tracks)
     store = ArtifactStore(cfg.store.root)
     load_before = os.getloadavg()
@@ -231,18 +261,32 @@ def main() -> None:
     text_dim = loaded.info["text_model"]["dim"]
     training = time_training(cfg, args.device, states, text_dim, args.train_examples, args.epochs, work_dir)
     print("stage 5: queries", file=sys.stderr)
-    queries = time_queries(cfg, args.device, files, store, loaded.info["fingerprint"])
+    queries, embeddings = time_queries(cfg, args.device, files, store, loaded.info["fingerprint"])
+    cpu_check = None
+    if args.cpu_check:
+        print("CPU check: the same model's embeddings on the CPU in fp32", file=sys.stderr)
+        cpu_cfg = load_config(
+            overrides=parse_overrides([*settings, "encoder.device=cpu", "encoder.inference_precision=fp32"])
+        )
+        cpu_check = compare_with_cpu(cpu_cfg, files, store, loaded.info["fingerprint"], embeddings)
     result = {
         **machine_facts(load_before, **device_facts(args.device)),
         "whisper_model": args.whisper,
         "vocal_method": cfg.vocal.method,
         "transcribe_temperatures": list(cfg.transcribe.temperatures),
+        "model": {
+            "fingerprint": loaded.info["fingerprint"],
+            "shipped": bool(loaded.info.get("shipped")),
+            "head": loaded.encoder.head.config(),
+        },
         "encoder_load_s": load_s,
         "vocal_and_transcription": vocal,
         "features": features,
         "training": training,
         "queries": queries,
     }
+    if cpu_check is not None:
+        result["cpu_check"] = cpu_check
     out = (
         args.out
         or REPO
