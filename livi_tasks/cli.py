@@ -139,8 +139,9 @@ def song_corpus(
     family: str = typer.Option(
         "randomised",
         help=(
-            "randomised, piper, notes or broad (training families; piper: randomised sung by Piper's neural voice; "
-            "notes: randomised sung word by word, each word held on a note of the tune; "
+            "randomised, piper, notes, piper_notes or broad (training families; piper: randomised sung by Piper's "
+            "neural voice; notes: randomised sung word by word, each word held on a note of the tune; piper_notes: "
+            "both; "
             "broad: whole songs, live/acoustic/remix/duet versions, neural voices, sampled instruments), "
             "foreign or foreign2 (evaluation only: other voices, instruments, words, structure)."
         ),
@@ -175,7 +176,8 @@ def build_default_heads(
         [],
         "--chunk",
         help=(
-            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default), piper, notes, broad or demo "
+            "SEED:WORKS[:FAMILY] of a training catalogue, family randomised (default), piper, notes, piper_notes, "
+            "broad or demo "
             "(repeatable); "
             "default the shipped recipe."
         ),

@@ -66,7 +66,7 @@ TEACHER_BATCH = 32
 
 @dataclass(frozen=True)
 class Chunk:
-    """One training catalogue: ``family`` a training family of ``synth`` (randomised, piper, notes, broad)
+    """One training catalogue: ``family`` a training family of ``synth`` (randomised, piper, notes, piper_notes, broad)
     or demo (the make-demo generator's sound with other seeds than the demo's own seed 0)."""
 
     seed: int
@@ -90,7 +90,8 @@ def make_chunk_corpus(chunk: Chunk, work_dir: Path) -> Path:
     """The chunk's catalogue folder (made once; refused on a seed the evaluations use)."""
     if chunk.family in EVALUATION_FAMILIES:
         raise ValueError(
-            f"chunk: family {chunk.family} is evaluation-only; train on randomised, piper, notes, broad or demo"
+            f"chunk: family {chunk.family} is evaluation-only; "
+            "train on randomised, piper, notes, piper_notes, broad or demo"
         )
     if chunk.family == "demo" and chunk.seed == 0:
         raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")

@@ -86,6 +86,7 @@ def test_notes_family_changes_only_the_way_of_singing():
     world, notes = FAMILIES["randomised"], FAMILIES["notes"]
     assert (world.singing, notes.singing) == ("bend", "notes")
     assert replace(notes, name="randomised", singing="bend") == world
+    assert replace(FAMILIES["piper_notes"], name="piper", singing="bend") == FAMILIES["piper"]
 
 
 def test_words_sung_on_notes_last_their_notes_at_their_pitch():

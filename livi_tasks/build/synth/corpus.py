@@ -103,6 +103,8 @@ FAMILIES["piper"] = replace(FAMILIES["randomised"], name="piper", voices=(("pipe
 # The training world sung word by word, each word held on a note of the tune, as the song families'
 # "notes" singers do: the bent lines of the other training families never sound like that.
 FAMILIES["notes"] = replace(FAMILIES["randomised"], name="notes", singing="notes")
+# Both at once: Piper's neural voice sung word by word on notes.
+FAMILIES["piper_notes"] = replace(FAMILIES["piper"], name="piper_notes", singing="notes")
 
 
 @dataclass(frozen=True)
