@@ -52,6 +52,7 @@ DEFAULT_CHUNKS = (  # (seed, works[, family])
     (102, 150),
     (103, 150, "piper"),
     (104, 150, "notes"),
+    (105, 150, "piper_notes"),
     (21, 200, "demo"),
     (22, 300, "demo"),
 )
