@@ -37,8 +37,9 @@ import pandas as pd
 from livi_tasks.build.chunk_data import ChunkArrays, chunk_dataset, encoder_states_of, read_chunk_dataset, save_npy
 from livi_tasks.build.demo import GENERATOR_VERSION as DEMO_GENERATOR_VERSION
 from livi_tasks.build.demo import make_demo_catalogue
-from livi_tasks.build.synth.corpus import GENERATOR_VERSION, make_corpus
+from livi_tasks.build.synth.corpus import FAMILIES, GENERATOR_VERSION, make_corpus
 from livi_tasks.build.synth.lyrics import EVALUATION_FAMILIES
+from livi_tasks.build.synth.songs import SONG_FAMILIES
 from livi_tasks.core.atomic import write_bytes_atomic
 from livi_tasks.core.commit import code_commit
 from livi_tasks.core.config import EncoderConfig, LiviConfig
@@ -56,6 +57,8 @@ DEFAULT_CHUNKS = (  # (seed, works[, family])
     (21, 200, "demo"),
     (22, 300, "demo"),
 )
+# Every family a chunk may be: the synthetic families no evaluation uses, and the demo's sound.
+TRAINING_FAMILIES = tuple(name for name in (*FAMILIES, *SONG_FAMILIES) if name not in EVALUATION_FAMILIES) + ("demo",)
 DEFAULT_SEEDS = (0, 1)  # training seeds tried; the lowest validation loss ships
 VERSIONS = 2
 # The seed of the benchmarks' evaluation catalogues (every family): the heads never train on it.
@@ -67,8 +70,8 @@ TEACHER_BATCH = 32
 
 @dataclass(frozen=True)
 class Chunk:
-    """One training catalogue: ``family`` a training family of ``synth`` (randomised, piper, notes, piper_notes, broad)
-    or demo (the make-demo generator's sound with other seeds than the demo's own seed 0)."""
+    """One training catalogue: ``family`` one of ``TRAINING_FAMILIES`` (demo: the make-demo generator's
+    sound with other seeds than the demo's own seed 0)."""
 
     seed: int
     works: int
@@ -89,11 +92,9 @@ class Chunk:
 
 def make_chunk_corpus(chunk: Chunk, work_dir: Path) -> Path:
     """The chunk's catalogue folder (made once; refused on a seed the evaluations use)."""
-    if chunk.family in EVALUATION_FAMILIES:
-        raise ValueError(
-            f"chunk: family {chunk.family} is evaluation-only; "
-            "train on randomised, piper, notes, piper_notes, broad or demo"
-        )
+    if chunk.family not in TRAINING_FAMILIES:
+        kind = "evaluation-only" if chunk.family in EVALUATION_FAMILIES else "unknown"
+        raise ValueError(f"chunk: family {chunk.family} is {kind}; train on {', '.join(TRAINING_FAMILIES)}")
     if chunk.family == "demo" and chunk.seed == 0:
         raise ValueError("chunk: demo seed 0 is the catalogue `make demo` evaluates on; train on other seeds")
     if chunk.seed == EVALUATION_SEED:

@@ -171,7 +171,13 @@ def test_a_head_taught_by_lyrics_and_the_base_head_learns_their_normalised_mean(
 
 @pytest.mark.parametrize(
     "chunk",
-    [Chunk(0, 4, "demo"), Chunk(EVALUATION_SEED, 4), Chunk(EVALUATION_SEED, 4, "demo"), Chunk(5, 4, "foreign2")],
+    [
+        Chunk(0, 4, "demo"),
+        Chunk(EVALUATION_SEED, 4),
+        Chunk(EVALUATION_SEED, 4, "demo"),
+        Chunk(5, 4, "foreign2"),
+        Chunk(5, 4, "no-such-family"),
+    ],
 )
 def test_a_chunk_on_an_evaluation_seed_is_refused_before_any_work(cfg, tmp_path, chunk):
     with pytest.raises(ValueError, match="^chunk: "):
